@@ -1,0 +1,287 @@
+"""The local Docker engine: the only module that imports ``docker``.
+
+Every docker-py failure is turned into a ReplayError here, so a user never sees "Error while fetching server
+API version". The client is made on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from replay.adapters.runner import ImageRecord, RunResult, RunSpec
+from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem
+
+_STEP = re.compile(r"^Step (\d+)/(\d+)")
+OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
+
+
+class BuildFailed(EnvironmentProblem):
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(f"the image build failed: {message}", "see the build log above (rerun with --verbose)")
+        self.log_tail = log_tail
+
+
+class DockerEngine:
+    """The ContainerRunner backed by the Docker engine that DOCKER_HOST (or the default socket) names."""
+
+    def __init__(self, timeout: int = 600) -> None:
+        self._timeout = timeout
+        self._client: Any = None
+
+    # --- connection --------------------------------------------------------------------------------
+
+    @property
+    def api(self) -> Any:
+        if self._client is None:
+            import docker
+            from docker.errors import DockerException
+
+            try:
+                client = docker.from_env(timeout=self._timeout)
+                client.ping()
+            except DockerException as exc:
+                raise EngineUnavailable(_short(exc)) from None
+            except Exception as exc:  # requests/urllib3 errors leak through from_env on a dead socket
+                raise EngineUnavailable(_short(exc)) from None
+            self._client = client
+        return self._client.api
+
+    def version(self) -> str:
+        with self._errors():
+            return str(self.api.version().get("Version", ""))
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        from docker.errors import DockerException
+
+        try:
+            yield
+        except DockerException as exc:
+            raise EnvironmentProblem(f"the Docker engine refused: {_short(exc)}", "see `docker info`") from None
+        except ConnectionError as exc:
+            raise EngineUnavailable(_short(exc)) from None
+
+    # --- images ------------------------------------------------------------------------------------
+
+    def image(self, ref: str) -> ImageRecord | None:
+        from docker.errors import ImageNotFound, NotFound
+
+        with self._errors():
+            try:
+                raw = self.api.inspect_image(ref)
+            except (ImageNotFound, NotFound):
+                return None
+        return ImageRecord(
+            id=raw["Id"],
+            tags=list(raw.get("RepoTags") or []),
+            repo_digests=list(raw.get("RepoDigests") or []),
+            size=int(raw.get("Size") or 0),
+            labels=dict((raw.get("Config") or {}).get("Labels") or {}),
+        )
+
+    def pull(self, ref: str) -> ImageRecord:
+        from docker.errors import DockerException
+
+        repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+        try:
+            self.api.pull(repo, tag=tag)
+        except DockerException as exc:
+            raise ImageProblem(f"cannot pull {ref} ({_short(exc)})", "") from None
+        record = self.image(ref)
+        if record is None:  # pragma: no cover - the engine said it pulled
+            raise ImageProblem(f"pulled {ref} but the engine does not list it", "")
+        return record
+
+    def tag(self, image_id: str, repository: str, tag: str) -> None:
+        with self._errors():
+            self.api.tag(image_id, repository, tag=tag, force=True)
+
+    def remove_image(self, ref: str) -> None:
+        from docker.errors import ImageNotFound, NotFound
+
+        with self._errors(), contextlib.suppress(ImageNotFound, NotFound):
+            self.api.remove_image(ref, force=True, noprune=False)
+
+    def build(
+        self,
+        context: IO[bytes],
+        tag: str | None,
+        on_line: Callable[[str], None],
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> str:
+        """Build from a tar build context with the classic builder, offline; return the image ID."""
+        image_id = ""
+        tail: deque[str] = deque(maxlen=40)
+        with self._errors():
+            stream = self.api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                pull=False,
+                network_mode="none",  # the build must need no network: packages come from the wheelhouse
+                use_config_proxy=False,
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    raise BuildFailed(str(chunk["error"]).strip(), "\n".join(tail))
+                text = chunk.get("stream")
+                if text:
+                    for line in text.rstrip("\n").splitlines():
+                        tail.append(line)
+                        on_line(line)
+                        match = _STEP.match(line)
+                        if match and on_step:
+                            on_step(int(match.group(1)), int(match.group(2)))
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = str(aux["ID"])
+        if not image_id:
+            record = self.image(tag)
+            if record is None:
+                raise BuildFailed("the engine returned no image", "\n".join(tail))
+            image_id = record.id
+        return image_id
+
+    def import_rootfs(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> str:
+        with self._errors():
+            self.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+        record = self.image(f"{repository}:{tag}")
+        if record is None:
+            raise EnvironmentProblem(f"docker import of {repository}:{tag} produced no image", "see `docker images`")
+        return record.id
+
+    def save(self, ref: str) -> Iterable[bytes]:
+        with self._errors():
+            return self.api.get_image(ref)  # type: ignore[no-any-return]
+
+    # --- containers --------------------------------------------------------------------------------
+
+    def probe(self, image: str, argv: list[str]) -> str:
+        """Run a short command in ``image`` (no network) and return its stdout."""
+        from docker.errors import DockerException
+
+        try:
+            container = self.api.create_container(
+                image, command=argv, host_config=self.api.create_host_config(network_mode="none"),
+                use_config_proxy=False, labels={OWNER_LABEL: "probe"},
+            )
+        except DockerException as exc:
+            raise ImageProblem(f"cannot start {image}: {_short(exc)}", "") from None
+        try:
+            self.api.start(container)
+            status = self.api.wait(container, timeout=120)
+            out = self.api.logs(container, stdout=True, stderr=False).decode("utf-8", "replace")
+            if status.get("StatusCode") != 0:
+                err = self.api.logs(container, stdout=False, stderr=True).decode("utf-8", "replace")
+                raise ImageProblem(f"`{' '.join(argv)}` failed in {image}: {err.strip()[-300:]}", "")
+            return out
+        finally:
+            with contextlib.suppress(DockerException):
+                self.api.remove_container(container, force=True)
+
+    def run(self, spec: RunSpec, on_line: Callable[[str], None]) -> RunResult:
+        """Run ``spec`` to completion. Ctrl-C, a timeout or any error kills and removes the container."""
+        from docker.errors import DockerException
+        from docker.types import Mount
+
+        mounts = [Mount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]
+        with self._errors():
+            host_config = self.api.create_host_config(
+                mounts=mounts,
+                network_mode="none" if not spec.network else "bridge",
+                read_only=spec.read_only_root,
+                tmpfs=spec.tmpfs,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                init=True,  # PID 1 forwards signals, so Ctrl-C and timeouts stop the command at once
+                nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+                mem_limit=spec.memory,
+                memswap_limit=spec.memory,  # no swap beyond the limit: an OOM kill is reported, not hidden
+            )
+            t0 = time.monotonic()
+            container = self.api.create_container(
+                spec.image, command=spec.argv, working_dir=spec.workdir, environment=spec.env,
+                user=spec.user, host_config=host_config, labels={OWNER_LABEL: "verify", **spec.labels},
+                network_disabled=not spec.network, use_config_proxy=False, entrypoint=[],
+            )
+        tail: deque[str] = deque(maxlen=60)
+        try:
+            with self._errors():
+                self.api.start(container)
+            started = time.monotonic()
+            timed_out = threading.Event()
+            timer = None
+            if spec.timeout_s:
+                timer = threading.Timer(spec.timeout_s, self._kill_on_timeout, (container, timed_out))
+                timer.daemon = True
+                timer.start()
+            try:
+                for line in _lines(self.api.logs(container, stream=True, follow=True)):
+                    tail.append(line)
+                    on_line(line)
+                status = self.api.wait(container)
+            finally:
+                if timer:
+                    timer.cancel()
+            state = self.api.inspect_container(container)["State"]
+            return RunResult(
+                exit_code=int(status.get("StatusCode", -1)),
+                duration_s=time.monotonic() - started,
+                start_s=started - t0,
+                timed_out=timed_out.is_set(),
+                oom_killed=bool(state.get("OOMKilled")),
+                log_tail="\n".join(tail),
+            )
+        finally:
+            # Runs on KeyboardInterrupt too: nothing is left behind.
+            with contextlib.suppress(DockerException):
+                self.api.remove_container(container, force=True)
+
+    def _kill_on_timeout(self, container: Any, flag: threading.Event) -> None:
+        from docker.errors import DockerException
+
+        flag.set()
+        with contextlib.suppress(DockerException):
+            self.api.kill(container)
+
+    def leftover_containers(self) -> list[str]:
+        with self._errors():
+            found = self.api.containers(all=True, filters={"label": OWNER_LABEL})
+        return [c["Id"] for c in found]
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            yield raw.decode("utf-8", "replace").rstrip("\r")
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
+def _short(exc: BaseException) -> str:
+    """One line from a docker-py error, without the URL noise."""
+    text = str(exc)
+    explanation = getattr(exc, "explanation", None)
+    if explanation:
+        text = explanation.decode() if isinstance(explanation, bytes) else str(explanation)
+    if "Connection aborted" in text or "FileNotFoundError" in text or "No such file" in text:
+        return "cannot reach the engine's socket"
+    if "Connection refused" in text:
+        return "the engine's address refuses connections"
+    with contextlib.suppress(ValueError):
+        text = json.loads(text).get("message", text)
+    return text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__

@@ -1,0 +1,75 @@
+"""The code version through the git CLI: commit, branch, remote, dirty flag, uncommitted patch, file list."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The empty tree's ID: the base to diff against in a repository that has no commit yet.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+@dataclass
+class GitInfo:
+    toplevel: Path
+    commit: str | None
+    branch: str | None
+    remote: str | None
+    dirty: bool
+    patch: bytes = b""
+    files: list[str] = field(default_factory=list)  # what the snapshot holds, relative to toplevel
+
+
+def _git(cwd: Path, *args: str, ok: tuple[int, ...] = (0,)) -> bytes | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError:
+        return None
+    if proc.returncode not in ok:
+        return None
+    return proc.stdout
+
+
+def toplevel(path: Path) -> Path | None:
+    out = _git(path, "rev-parse", "--show-toplevel")
+    return Path(out.decode().strip()) if out else None
+
+
+def inspect(path: Path) -> GitInfo | None:
+    """Everything capture records about the code, or None when ``path`` is not in a git work tree."""
+    top = toplevel(path)
+    if top is None:
+        return None
+    head = _git(top, "rev-parse", "--verify", "-q", "HEAD")
+    commit = head.decode().strip() if head else None
+    branch_out = _git(top, "symbolic-ref", "--short", "-q", "HEAD")
+    remote_out = _git(top, "remote", "get-url", "origin")
+
+    listed = _git(top, "ls-files", "-z", "--cached", "--others", "--exclude-standard") or b""
+    # A tracked file deleted on disk is listed by --cached but is not part of the snapshot.
+    files = sorted({f for f in listed.decode().split("\0") if f and (top / f).is_file()})
+
+    untracked = _git(top, "ls-files", "-z", "--others", "--exclude-standard") or b""
+    new_files = [f for f in untracked.decode().split("\0") if f]
+    patch = _git(top, "diff", "--binary", "--no-color", commit or EMPTY_TREE) or b""
+    for name in new_files:
+        # Untracked files are not in `git diff`; --no-index adds them without touching the user's index.
+        patch += _git(top, "diff", "--binary", "--no-color", "--no-index", "/dev/null", name, ok=(0, 1)) or b""
+    return GitInfo(
+        toplevel=top,
+        commit=commit,
+        branch=branch_out.decode().strip() if branch_out else None,
+        remote=_scrub(remote_out.decode().strip()) if remote_out else None,
+        dirty=bool(patch) or commit is None,
+        patch=patch,
+        files=files,
+    )
+
+
+def _scrub(url: str) -> str:
+    """Drop credentials from a remote URL (https://user:token@host/...) before recording it."""
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return url

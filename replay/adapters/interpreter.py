@@ -1,0 +1,96 @@
+"""Ask the training interpreter (not replay's own) what it is and which packages it has."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replay.errors import BadInput
+
+# Runs inside the captured interpreter: stdlib only, Python 3.8+.
+_PROBE = r"""
+import json, platform, sys
+from importlib import metadata
+seen, pkgs = set(), []
+for dist in metadata.distributions():
+    name = dist.metadata["Name"]
+    if not name:
+        continue
+    key = name.lower().replace("_", "-").replace(".", "-")
+    if key in seen:
+        continue  # shadowed by an earlier sys.path entry, as import would be
+    seen.add(key)
+    direct = dist.read_text("direct_url.json")
+    pkgs.append({"name": name, "version": dist.version, "direct_url": json.loads(direct) if direct else None})
+print(json.dumps({
+    "executable": sys.executable,
+    "version": platform.python_version(),
+    "implementation": platform.python_implementation(),
+    "abi": "cp%d%d" % sys.version_info[:2],
+    "machine": platform.machine(),
+    "packages": pkgs,
+}))
+"""
+
+# pip's own tools come with the image's virtualenv (pip freeze leaves them out too); replay itself is the
+# capturing tool, not a dependency of the training.
+_EXCLUDED = {"pip", "setuptools", "wheel", "distribute", "replay-capsule"}
+
+
+@dataclass
+class InstalledPackage:
+    name: str
+    version: str
+    direct_url: dict[str, object] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name.lower().replace("_", "-").replace(".", "-")
+
+    @property
+    def editable(self) -> bool:
+        info = (self.direct_url or {}).get("dir_info")
+        return bool(isinstance(info, dict) and info.get("editable"))
+
+    @property
+    def vcs(self) -> bool:
+        return bool(self.direct_url and "vcs_info" in self.direct_url)
+
+    @property
+    def local_path(self) -> Path | None:
+        url = str((self.direct_url or {}).get("url", ""))
+        return Path(url[len("file://"):]) if url.startswith("file://") else None
+
+
+@dataclass
+class Interpreter:
+    executable: str
+    version: str
+    implementation: str
+    abi: str
+    machine: str
+    packages: list[InstalledPackage] = field(default_factory=list)
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+def inspect(python: str) -> Interpreter:
+    exe = shutil.which(python) if "/" not in python else python
+    if not exe or not Path(exe).exists():
+        raise BadInput(f"interpreter {python} does not exist", "pass --python PATH to the Python that ran training")
+    try:
+        proc = subprocess.run([exe, "-c", _PROBE], capture_output=True, text=True, timeout=120, check=False)
+    except OSError as exc:
+        raise BadInput(f"cannot run interpreter {python} ({exc.strerror})", "pass --python PATH to a Python 3") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BadInput(f"interpreter {python} failed to report its packages ({last})", "pass --python PATH to a Python 3.8+")
+    raw = json.loads(proc.stdout)
+    packages = [InstalledPackage(**p) for p in raw.pop("packages")]
+    packages = sorted((p for p in packages if p.key not in _EXCLUDED), key=lambda p: p.key)
+    return Interpreter(packages=packages, **raw)

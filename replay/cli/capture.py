@@ -1,0 +1,122 @@
+"""`replay capture`: parse options, merge [tool.replay] defaults, call core.capture, render the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EPILOG = """Example:
+
+  replay capture --data data --output out/model.pkl --metrics out/metrics.json --seed 7 -- python train.py --seed 7
+
+The capsule lands in .replay/NAME (replay.json, requirements.lock, Dockerfile, code.patch, reference/),
+and the image is tagged replay/NAME:SHORT-ID. Defaults for every option can live in pyproject.toml under
+[tool.replay]."""
+
+CAPTURE_SUMMARY_SCHEMA = "replay.capture-summary"
+CAPTURE_SUMMARY_VERSION = 1
+
+
+def capture_cmd(
+    command: Annotated[list[str] | None, typer.Argument(help="The training command, after --.", show_default=False)] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Input file or folder (repeatable).")] = None,
+    output: Annotated[list[str] | None, typer.Option("--output", help="Output file or folder (repeatable).")] = None,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", help="JSON file of metrics (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: replay sets REPLAY_SEED and PYTHONHASHSEED.")] = None,
+    python: Annotated[str | None, typer.Option(help="Interpreter that ran training [default: python3 on PATH].")] = None,
+    requirements: Annotated[Path | None, typer.Option(help="Lock from this requirements file instead.")] = None,
+    base: Annotated[str | None, typer.Option(help="Base image [default: python:X.Y.Z-slim].")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="Environment variable to carry (repeatable).")] = None,
+    allow_secret_env: Annotated[bool, typer.Option(help="Allow --env names that look secret.")] = False,
+    tolerance: Annotated[list[str] | None, typer.Option("--tolerance", help="NAME=SPEC: 1e-3 or rel:1e-6.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Glob of outputs not byte-compared.")] = None,
+    name: Annotated[str | None, typer.Option(help="Capsule name [default: the project folder's].")] = None,
+    into: Annotated[Path | None, typer.Option(help="Capsule folder [default: .replay/NAME].")] = None,
+    run: Annotated[bool, typer.Option("--run", help="Run the command here first, then capture.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing capsule folder.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Snapshot a finished training run into a capsule and a pinned image."""
+    from replay import ui
+    from replay.adapters.docker_engine import DockerEngine
+    from replay.cli import State
+    from replay.config import load_defaults
+    from replay.core.capture import CaptureRequest, capture
+    from replay.core.compare import parse_assignment
+    from replay.core.layout import project_root
+
+    cwd = Path.cwd()
+    defaults = load_defaults(project_root(cwd))
+    tolerances = dict(defaults.tolerances)
+    for item in tolerance or []:
+        key, spec = parse_assignment(item, "--tolerance")
+        tolerances[key] = spec
+    req = CaptureRequest(
+        command=list(command or []),
+        cwd=cwd,
+        data=data or defaults.data,
+        outputs=output or defaults.outputs,
+        metrics=metrics or defaults.metrics,
+        seed=seed if seed is not None else defaults.seed,
+        python=python or defaults.python or "python3",
+        requirements=requirements,
+        base=base or defaults.base,
+        env=env or defaults.env,
+        allow_secret_env=allow_secret_env,
+        tolerances=tolerances,
+        ignore=ignore or defaults.ignore,
+        name=name,
+        into=into,
+        force=force,
+        run=run,
+    )
+    with ui.RichReporter(verbose=State.verbose) as reporter:
+        result = capture(req, DockerEngine(), reporter)
+    m = result.manifest
+    counts = {
+        "data_files": len(m.data.files),
+        "data_bytes": m.data.total_bytes,
+        "outputs": len(m.outputs.files),
+        "metrics": len(m.outputs.metrics),
+        "packages": len(m.python.packages),
+        "code_files": m.code.files,
+    }
+    if as_json:
+        ui.print_json({
+            "schema": CAPTURE_SUMMARY_SCHEMA,
+            "schema_version": CAPTURE_SUMMARY_VERSION,
+            "capsule": str(result.capsule),
+            "name": m.name,
+            "image_id": m.image.id,
+            "image_tag": m.image.tag,
+            "image_size": m.image.size,
+            "counts": counts,
+            "timings": result.timings,
+            "warnings": reporter.warnings,
+        })
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("capsule", str(result.capsule))
+    table.add_row("image", f"{m.image.tag}  ({ui.short(m.image.id)}, {ui.human_bytes(m.image.size)})")
+    table.add_row("base", f"{m.image.base.ref}  pinned {ui.short(m.image.base.digest or m.image.base.id, 19)}")
+    code = m.code
+    version = f"{(code.commit or '')[:12]}{' + uncommitted changes' if code.dirty else ''}" if code.kind == "git" \
+        else f"tree {ui.short(code.snapshot_digest)} (not a git repository)"
+    table.add_row("code", f"{version}  ({code.files} files)")
+    table.add_row("data", f"{counts['data_files']} files, {ui.human_bytes(counts['data_bytes'])}")
+    table.add_row("outputs", f"{counts['outputs']} files, {counts['metrics']} metrics")
+    table.add_row("packages", f"{counts['packages']} pinned with hashes")
+    ui.out.print("[green]captured[/] " + m.name)
+    ui.out.print(table)
+    ui.out.print(f"verify with: replay verify {_shown(result.capsule, cwd)}")
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,85 @@
+"""`replay manifest`: hash data on its own, or check it against a capsule's data manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EPILOG = """Examples:
+
+  replay manifest data                       (print every file's size and sha256, and the tree digest)
+  replay manifest data --check .replay/run   (list missing, changed and extra files; exit 2 if any)"""
+
+
+def manifest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to hash.")],
+    check: Annotated[Path | None, typer.Option(help="Compare with this capsule's data manifest.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Hash files and folders into a data manifest, or check them against a capsule."""
+    from rich.table import Table
+
+    from replay import ui
+    from replay.cli import State
+    from replay.core.hashing import diff_manifests, hash_paths
+    from replay.core.layout import project_root
+    from replay.core.statcache import StatCache
+    from replay.errors import DataMismatch
+    from replay.manifest import DataManifest, load
+
+    root = project_root(Path.cwd())
+    expected = load(check).data if check is not None else None
+    with ui.RichReporter(verbose=State.verbose, quiet=as_json) as reporter, StatCache() as cache:
+        actual = hash_paths(paths, root, cache=cache, reporter=reporter)
+    if expected is None:
+        if as_json:
+            ui.print_json({"schema": "replay.data-manifest", "schema_version": 1, **_manifest_dict(actual)})
+            return
+        table = Table()
+        table.add_column("path")
+        table.add_column("size", justify="right")
+        table.add_column("sha256")
+        for f in actual.files:
+            table.add_row(f.path, str(f.size), f.sha256)
+        ui.out.print(table)
+        ui.out.print(f"{len(actual.files)} files, {ui.human_bytes(actual.total_bytes)}, digest {actual.digest}")
+        return
+    # Only the recorded roots that were asked for take part: `--check` of one folder says nothing of others.
+    asked = set(actual.roots)
+    scoped = DataManifest(roots=[r for r in expected.roots if r in asked],
+                          files=[f for f in expected.files if any(_under(f.path, r) for r in asked)])
+    diff = diff_manifests(scoped, actual)
+    if as_json:
+        ui.print_json({"schema": "replay.data-check", "schema_version": 1, "ok": diff.ok, **diff.to_dict()})
+    else:
+        table = Table(title=f"data against {check}", title_justify="left")
+        table.add_column("status")
+        table.add_column("path")
+        table.add_column("detail")
+        for f in diff.missing:
+            table.add_row("[red]missing[/]", f.path, f"{f.size} bytes expected")
+        for want, got in diff.changed:
+            table.add_row("[red]changed[/]", want.path, f"size {want.size} -> {got.size}, sha256 "
+                          f"{ui.short(want.sha256)} -> {ui.short(got.sha256)}")
+        for f in diff.extra:
+            table.add_row("[yellow]extra[/]", f.path, f"{f.size} bytes")
+        if not diff.ok:
+            ui.out.print(table)
+        else:
+            ui.out.print(f"[green]data matches[/] {len(actual.files)} files, digest {actual.digest}")
+    if not diff.ok:
+        raise DataMismatch(
+            f"data differs from the capsule: {len(diff.missing)} missing, {len(diff.changed)} changed, "
+            f"{len(diff.extra)} extra", "restore the captured data (see the table above)", [])
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _manifest_dict(m: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(m)  # type: ignore[call-overload, no-any-return]

@@ -1,0 +1,305 @@
+"""Pure comparisons behind `replay verify`: bytes per output file, metrics with tolerances, one verdict.
+
+Nothing here runs a container or prints. Paths are the manifest's POSIX paths, relative to the project
+root; globs (``--ignore``, tolerance keys) are matched with ``fnmatchcase``, where ``*`` also crosses ``/``,
+so ``*.log`` matches ``out/logs/train.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from replay.errors import BadInput
+from replay.manifest import FileEntry
+
+TOLERANCE_HINT = "use an absolute value like 1e-3 or a relative one like rel:1e-6"
+METRICS_HINT = 'write metrics as {"accuracy": 0.85, ...}'
+
+# Output statuses that never make a replay diverge.
+_SETTLED = ("identical", "within_tolerance", "ignored")
+
+
+# --- tolerances ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a replayed number may stray from the reference: ``|new - ref| <= atol + rtol * |ref|``."""
+
+    atol: float = 0.0
+    rtol: float = 0.0
+
+    def allows(self, ref: float, new: float) -> bool:
+        ref_nan, new_nan = math.isnan(ref), math.isnan(new)
+        if ref_nan or new_nan:
+            return ref_nan and new_nan
+        if math.isinf(ref) or math.isinf(new):
+            return ref == new
+        return abs(new - ref) <= self.atol + self.rtol * abs(ref)
+
+    @property
+    def exact(self) -> bool:
+        return self.atol == 0.0 and self.rtol == 0.0
+
+    def describe(self) -> str:
+        if self.exact:
+            return "exact"
+        parts = [f"abs {self.atol!r}" if self.atol else "", f"rel {self.rtol!r}" if self.rtol else ""]
+        return " + ".join(p for p in parts if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_tolerance(spec: str) -> Tolerance:
+    """``1e-3`` (absolute), ``abs:1e-3``, ``rel:1e-6``, ``0`` (exact), or ``abs:1e-3,rel:1e-6``."""
+    values: dict[str, float] = {}
+    for part in spec.split(","):
+        kind, sep, number = part.strip().partition(":")
+        if not sep:
+            kind, number = "abs", kind
+        kind = kind.strip().lower()
+        try:
+            value = float(number.strip())
+        except ValueError:
+            value = math.nan
+        if kind not in ("abs", "rel") or kind in values or not math.isfinite(value) or value < 0:
+            raise BadInput(f"tolerance '{spec}' is not valid", TOLERANCE_HINT)
+        values[kind] = value
+    return Tolerance(atol=values.get("abs", 0.0), rtol=values.get("rel", 0.0))
+
+
+def parse_assignment(text: str, what: str) -> tuple[str, str]:
+    """Split a ``NAME=SPEC`` option value; ``what`` names the option in the error."""
+    name, sep, spec = text.partition("=")
+    name, spec = name.strip(), spec.strip()
+    if not sep or not name or not spec:
+        raise BadInput(f"{what} '{text}' is not NAME=VALUE", f"write {what} as NAME=VALUE, e.g. accuracy=1e-3")
+    return name, spec
+
+
+def tolerance_for(name: str, tolerances: dict[str, str]) -> tuple[str, Tolerance] | None:
+    """The tolerance that applies to a metric or output path: an exact key first, then the longest glob."""
+    if name in tolerances:
+        return name, parse_tolerance(tolerances[name])
+    # Longest pattern first: the most specific glob wins, and ties break by name, not by dict order.
+    for key in sorted(tolerances, key=lambda k: (-len(k), k)):
+        if fnmatchcase(name, key):
+            return key, parse_tolerance(tolerances[key])
+    return None
+
+
+# --- metrics -------------------------------------------------------------------------------------------
+
+
+def load_metrics(path: Path) -> dict[str, float]:
+    """A JSON object of numbers, nested objects flattened to dotted names (``{"eval": {"acc": 1}}`` -> eval.acc)."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise BadInput(f"cannot read metrics file {path} ({exc.strerror or exc})", METRICS_HINT) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad_metrics(path, f"invalid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise _bad_metrics(path, f"top level is {_json_type(raw)}")
+    out: dict[str, float] = {}
+    _flatten(raw, "", out, path)
+    return out
+
+
+def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, float], path: Path) -> None:
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten(value, f"{name}.", out, path)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if name in out:
+                raise _bad_metrics(path, f"'{name}' appears twice")
+            out[name] = float(value)
+        else:
+            raise _bad_metrics(path, f"'{name}' is {_json_type(value)}")
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", list: "a list", str: "a string", type(None): "null", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _bad_metrics(path: Path, detail: str) -> BadInput:
+    return BadInput(f"metrics file {path} is not a JSON object of numbers ({detail})", METRICS_HINT)
+
+
+@dataclass
+class MetricResult:
+    name: str
+    reference: float | None
+    replayed: float | None
+    abs_diff: float | None
+    rel_diff: float | None
+    tolerance: str
+    status: str  # identical | within_tolerance | diverged | missing | unexpected
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def compare_metrics(
+    reference: dict[str, float], replayed: dict[str, float], tolerances: dict[str, str]
+) -> list[MetricResult]:
+    results = []
+    for name in sorted(reference.keys() | replayed.keys()):
+        ref, new = reference.get(name), replayed.get(name)
+        match = tolerance_for(name, tolerances)
+        tol = match[1] if match else Tolerance()
+        abs_diff = rel_diff = None
+        if ref is None:
+            status = "unexpected"
+        elif new is None:
+            status = "missing"
+        else:
+            if _same(ref, new):
+                status, abs_diff, rel_diff = "identical", 0.0, 0.0
+            else:
+                status = "within_tolerance" if tol.allows(ref, new) else "diverged"
+                abs_diff = abs(new - ref)
+                # Relative to the reference; undefined (None) where the reference is 0, inf or NaN.
+                rel_diff = abs_diff / abs(ref) if ref != 0 and math.isfinite(ref) else None
+        results.append(MetricResult(name, ref, new, abs_diff, rel_diff, tol.describe(), status))
+    return results
+
+
+# --- output files --------------------------------------------------------------------------------------
+
+
+def first_difference(a: Path, b: Path, chunk: int = 4 << 20) -> int | None:
+    """Offset of the first byte where two files differ (the shorter size if one is a prefix), or None.
+
+    Whole chunks are compared with ``==`` on bytearrays, a single memcmp, so the loop runs at memory speed
+    and the file reads dominate; only a mismatching chunk is searched byte by byte.
+    """
+    buf_a, buf_b = bytearray(chunk), bytearray(chunk)
+    offset = 0
+    with open(a, "rb", buffering=0) as fa, open(b, "rb", buffering=0) as fb:
+        while True:
+            n_a, n_b = _fill(fa, buf_a), _fill(fb, buf_b)
+            if n_a == n_b == chunk:
+                if buf_a == buf_b:
+                    offset += chunk
+                    continue
+                return offset + _mismatch(buf_a, buf_b, chunk)
+            n = min(n_a, n_b)
+            # The last, partial chunk: slices copy at most one chunk, once per file.
+            if buf_a[:n] != buf_b[:n]:
+                return offset + _mismatch(buf_a, buf_b, n)
+            return None if n_a == n_b else offset + n
+
+
+def _fill(handle: Any, buf: bytearray) -> int:
+    """Read until ``buf`` is full or the file ends: raw reads may return short, which would misalign chunks."""
+    view = memoryview(buf)
+    got = 0
+    while got < len(buf):
+        n = handle.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _mismatch(a: bytearray, b: bytearray, n: int, step: int = 4096) -> int:
+    """Index of the first differing byte among the first ``n``, known to exist."""
+    start = 0
+    while a[start : start + step] == b[start : start + step]:
+        start += step
+    end = min(start + step, n)
+    return next(i for i in range(start, end) if a[i] != b[i])
+
+
+@dataclass
+class OutputResult:
+    path: str
+    reference_sha256: str | None
+    replayed_sha256: str | None
+    reference_size: int | None
+    replayed_size: int | None
+    # identical | differs | within_tolerance | ignored | missing | unexpected. A missing or unexpected file
+    # that matches an --ignore glob keeps its status with ``ignored`` set, and does not diverge.
+    status: str
+    ignored: bool = False
+    explanation: dict[str, Any] | None = None
+    tolerance: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_outputs(
+    reference: list[FileEntry],
+    replayed: list[FileEntry],
+    replayed_root: Path,
+    reference_root: Path | None,
+    ignore: list[str],
+    tolerances: dict[str, str],
+) -> list[OutputResult]:
+    """Match output files by path and say, for each, how the replay's copy relates to the reference.
+
+    A file whose hashes differ gets an explanation when its reference copy exists under ``reference_root``;
+    with a tolerance key matching its path, a numeric file whose values all fall within is settled.
+    """
+    # Imported here: explain pulls in csv/difflib, and numpy lazily, which a byte-identical replay never needs.
+    from replay.core.explain import explain
+
+    refs = {f.path: f for f in reference}
+    news = {f.path: f for f in replayed}
+    results = []
+    for path in sorted(refs.keys() | news.keys()):
+        ref, new = refs.get(path), news.get(path)
+        ignored = any(fnmatchcase(path, pattern) for pattern in ignore)
+        result = OutputResult(
+            path=path,
+            reference_sha256=ref.sha256 if ref else None,
+            replayed_sha256=new.sha256 if new else None,
+            reference_size=ref.size if ref else None,
+            replayed_size=new.size if new else None,
+            status="missing" if new is None else "unexpected",
+            ignored=ignored,
+        )
+        results.append(result)
+        if ref is None or new is None:
+            continue
+        if ref.sha256 == new.sha256 and ref.size == new.size:
+            result.status = "identical"
+            continue
+        match = tolerance_for(path, tolerances)
+        tol = match[1] if match else None
+        result.tolerance = tol.describe() if tol else None
+        ref_copy = reference_root / path if reference_root is not None else None
+        if ref_copy is not None and ref_copy.is_file():
+            result.explanation = explain(ref_copy, replayed_root / path, tol)
+        if tol is not None and result.explanation and result.explanation.get("within_tolerance") is True:
+            result.status = "within_tolerance"
+        else:
+            result.status = "ignored" if ignored else "differs"
+    return results
+
+
+# --- verdict -------------------------------------------------------------------------------------------
+
+
+def verdict(outputs: list[OutputResult], metrics: list[MetricResult]) -> str:
+    """identical: everything identical; equivalent: the rest ignored or within tolerance; else diverged."""
+    statuses = [o.status for o in outputs] + [m.status for m in metrics]
+    if all(s == "identical" for s in statuses):
+        return "identical"
+    settled_outputs = all(o.ignored or o.status in _SETTLED for o in outputs)
+    settled_metrics = all(m.status in _SETTLED for m in metrics)
+    return "equivalent" if settled_outputs and settled_metrics else "diverged"

@@ -1,0 +1,106 @@
+"""The Python environment of a capture: which packages, locked with hashes, and their wheels."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replay.adapters import piptools
+from replay.adapters.interpreter import Interpreter
+from replay.errors import BadInput
+from replay.manifest import LOCK_NAME, Package
+
+_NESTED = ("-r", "-c", "-e", "--requirement", "--constraint", "--editable")
+
+
+@dataclass
+class LockedEnvironment:
+    lock_text: str
+    packages: list[Package]
+    wheels: list[Path]
+    project_paths: list[str] = field(default_factory=list)
+    scratch: tempfile.TemporaryDirectory[str] | None = None  # holds locally built wheels until the build
+
+    def cleanup(self) -> None:
+        if self.scratch is not None:
+            self.scratch.cleanup()
+
+
+def lock_environment(
+    interp: Interpreter,
+    project_root: Path,
+    stage: Path,
+    target: piptools.Target,
+    requirements: Path | None = None,
+) -> LockedEnvironment:
+    """Lock the environment into ``stage``/requirements.lock and gather one wheel per locked package."""
+    project_paths: list[str] = []
+    local_sources: list[Path] = []
+    if requirements is not None:
+        requirements_in = _read_requirements(requirements)
+    else:
+        pins = []
+        for pkg in interp.packages:
+            path = pkg.local_path
+            if pkg.vcs:
+                raise BadInput(
+                    f"package {pkg.name} was installed from a VCS URL ({(pkg.direct_url or {}).get('url')})",
+                    "replay cannot fetch it offline: install it from an index or a local wheel, "
+                    "or pass --requirements FILE",
+                )
+            if path is not None and _inside(path, project_root):
+                # The project's own code, installed editable: it comes from the code snapshot.
+                rel = path.resolve().relative_to(project_root.resolve()).as_posix()
+                project_paths.append(rel)
+            elif path is not None:
+                local_sources.append(path)
+            else:
+                pins.append(f"{pkg.name}=={pkg.version}")
+        requirements_in = "".join(f"{p}\n" for p in pins)
+
+    lock_text = ""
+    if requirements_in.strip():
+        lock_text = piptools.compile_lock(stage, requirements_in, LOCK_NAME)
+    else:
+        (stage / "requirements.in").write_text(requirements_in)
+    reqs = piptools.parse_lock(lock_text)
+    wheels = piptools.fetch_wheels(reqs, target) if reqs else []
+    packages = [Package(r.name, r.version, "index") for r in reqs]
+
+    scratch = None
+    if local_sources:
+        scratch = tempfile.TemporaryDirectory(prefix="replay-wheels-")
+        local_reqs = []
+        for index, source in enumerate(local_sources):
+            out = Path(scratch.name) / str(index)
+            out.mkdir()
+            wheel = piptools.build_local_wheel(source, interp.executable, out)
+            wheels.append(wheel)
+            local_reqs.append(piptools.pin_local_wheel(wheel))
+            packages.append(Package(local_reqs[-1].name, local_reqs[-1].version, "local-wheel"))
+        lock_text += piptools.render_local_pins(local_reqs)
+    (stage / LOCK_NAME).write_text(lock_text or "# no packages beyond the standard library\n")
+    packages.sort(key=lambda p: p.name.lower())
+    return LockedEnvironment(lock_text, packages, wheels, sorted(project_paths), scratch)
+
+
+def _read_requirements(path: Path) -> str:
+    if not path.is_file():
+        raise BadInput(f"requirements file {path} does not exist", "pass --requirements with an existing file")
+    text = path.read_text()
+    for line in text.splitlines():
+        if line.strip().split(" ")[0] in _NESTED:
+            raise BadInput(
+                f"requirements file {path} refers to other files ({line.strip()})",
+                "pass one flattened file (pip-compile or `pip freeze` output)",
+            )
+    return text
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False

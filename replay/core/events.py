@@ -1,0 +1,55 @@
+"""How the core tells its caller what it is doing, without printing anything itself.
+
+The CLI passes a Reporter that draws rich progress bars and streams logs; tests and library callers pass
+``NullReporter`` or their own.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    def stage(self, name: str) -> None:
+        """A new step begins (e.g. "hashing data", "building image")."""
+
+    def progress(self, task: str, completed: float, total: float | None = None) -> None:
+        """``completed`` of ``total`` units of ``task`` are done (bytes, files, build steps)."""
+
+    def log(self, line: str, source: str = "tool") -> None:
+        """One line of output: ``source`` is "command" for the training's own, "tool" for builds and pip."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know that does not stop the job."""
+
+
+class NullReporter:
+    def stage(self, name: str) -> None:
+        pass
+
+    def progress(self, task: str, completed: float, total: float | None = None) -> None:
+        pass
+
+    def log(self, line: str, source: str = "tool") -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
+
+class RecordingReporter(NullReporter):
+    """Keeps warnings and stages, for tests and for the --json summary."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.warnings: list[str] = []
+        self.lines: list[str] = []
+
+    def stage(self, name: str) -> None:
+        self.stages.append(name)
+
+    def log(self, line: str, source: str = "tool") -> None:
+        self.lines.append(line)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)

@@ -1,0 +1,393 @@
+"""Streaming sha256 of files and trees into a ``DataManifest``, and checking local data against one.
+
+How a tree is walked (capture and verify walk alike, so this is part of the manifest's contract):
+
+- Each given path is a file or a folder. Folders are walked recursively and every regular file in them
+  becomes one ``FileEntry``; nothing is skipped by name (hidden files and ``.git`` are data too).
+- A symlinked file is hashed by its content and recorded under the link's own path.
+- A symlinked folder is followed, so a ``data -> /mnt/datasets/x`` link is hashed like the folder it
+  names, except a link back to a folder it sits in (a loop): that one is skipped with a warning, since its
+  files are already recorded under their own path.
+- Broken links, sockets, FIFOs and devices inside a folder are skipped with a warning.
+
+Paths are recorded POSIX-style, relative to ``base`` when inside it, else absolute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replay.core.events import NullReporter, Reporter
+from replay.core.statcache import StatCache
+from replay.errors import BadInput
+from replay.manifest import DataManifest, FileEntry
+
+# Big enough that hashlib drops the GIL for the whole update and the read syscall count stays low.
+CHUNK_SIZE = 1 << 20
+# At most this often a progress update reaches the reporter (20 per second).
+PROGRESS_INTERVAL_S = 0.05
+# Small files go to the pool in batches: one task per 30 KiB file would cost more than the hashing.
+BATCH_BYTES = 16 << 20
+BATCH_FILES = 256
+
+_READ_HINT = "check that it is readable and that nothing is changing it"
+
+_local = threading.local()
+
+
+def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None) -> tuple[int, str]:
+    """Return ``(size, sha256 hex)`` of a file, read in chunks; ``on_bytes(n)`` after every chunk."""
+    buf, view = _buffer()
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as handle:
+        if hasattr(os, "posix_fadvise"):
+            # Ask for aggressive read-ahead: it is what makes a cold read keep up with the hash.
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        while n := handle.readinto(buf):
+            digest.update(view[:n])
+            size += n
+            if on_bytes is not None:
+                on_bytes(n)
+    return size, digest.hexdigest()
+
+
+def tree_digest(files: Iterable[FileEntry]) -> str:
+    """One digest over a set of files. The format is a contract: manifests on disk carry it.
+
+    ``"sha256:" + sha256(b"".join(lines)).hexdigest()`` with one line per file::
+
+        <path> NUL <size in decimal ASCII> NUL <sha256, 64 lowercase hex> LF
+
+    each line UTF-8 encoded (undecodable bytes of a file name kept as they were, as ``os.fsencode`` does)
+    and the lines sorted bytewise. Renaming, resizing or changing any file, or adding or removing one,
+    changes the digest; the order the files are given in does not.
+    """
+    digest = hashlib.sha256()
+    for line in sorted(_encode(f"{f.path}\0{f.size}\0{f.sha256}\n") for f in files):
+        digest.update(line)
+    return "sha256:" + digest.hexdigest()
+
+
+def hash_paths(
+    paths: Sequence[Path],
+    base: Path,
+    cache: StatCache | None = None,
+    reporter: Reporter | None = None,
+    workers: int | None = None,
+    what: str = "data",
+) -> DataManifest:
+    """Hash every file under ``paths`` into a manifest whose roots are ``paths`` in recorded form.
+
+    Relative ``paths`` are taken from the current folder; ``what`` names them in errors ("data path x does
+    not exist"). A file reached through two roots is recorded once.
+    """
+    rep = reporter if reporter is not None else NullReporter()
+    roots: set[str] = set()
+    items: dict[str, _Item] = {}
+    for path in paths:
+        local, record = _locate(path, base)
+        try:
+            st = os.stat(local)
+        except (FileNotFoundError, NotADirectoryError):
+            raise BadInput(
+                f"{what} path {path} does not exist", "check the path; a relative one starts from the current folder"
+            ) from None
+        except OSError as exc:
+            raise BadInput(f"cannot read {what} path {path} ({exc.strerror})", _READ_HINT) from None
+        roots.add(record)
+        for item in _walk(local, record, st, what, rep.warn):
+            items.setdefault(item.path, item)
+    files = _hash_items(list(items.values()), cache, rep, workers, what)
+    return DataManifest(roots=sorted(roots, key=_encode), files=files, digest=tree_digest(files))
+
+
+@dataclass
+class ManifestDiff:
+    missing: list[FileEntry] = field(default_factory=list)
+    changed: list[tuple[FileEntry, FileEntry]] = field(default_factory=list)  # (expected, actual)
+    extra: list[FileEntry] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.changed or self.extra)
+
+    def summary(self) -> str:
+        """E.g. "2 missing, 1 changed, 0 extra"."""
+        return f"{len(self.missing)} missing, {len(self.changed)} changed, {len(self.extra)} extra"
+
+    def problems(self) -> list[dict[str, object]]:
+        """One flat record per file that differs, tagged with ``problem`` (for ``DataMismatch``)."""
+        out = self.to_dict()
+        return [{"problem": kind, **record} for kind in ("missing", "changed", "extra") for record in out[kind]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "missing": [{"path": e.path, "expected_size": e.size, "expected_sha256": e.sha256} for e in self.missing],
+            "changed": [
+                {
+                    "path": e.path,
+                    "expected_size": e.size,
+                    "actual_size": a.size,
+                    "expected_sha256": e.sha256,
+                    "actual_sha256": a.sha256,
+                }
+                for e, a in self.changed
+            ],
+            "extra": [{"path": a.path, "actual_size": a.size, "actual_sha256": a.sha256} for a in self.extra],
+        }
+
+
+def diff_manifests(expected: DataManifest, actual: DataManifest) -> ManifestDiff:
+    """Compare file by file, by recorded path; every list comes out sorted by path."""
+    want = {f.path: f for f in expected.files}
+    have = {f.path: f for f in actual.files}
+    diff = ManifestDiff()
+    for path in sorted(want.keys() | have.keys(), key=_encode):
+        e, a = want.get(path), have.get(path)
+        if a is None:
+            diff.missing.append(e)  # type: ignore[arg-type]  # one of the two is always there
+        elif e is None:
+            diff.extra.append(a)
+        elif (e.size, e.sha256) != (a.size, a.sha256):
+            diff.changed.append((e, a))
+    return diff
+
+
+def check_data(
+    expected: DataManifest,
+    base: Path,
+    mapping: dict[str, Path] | None = None,
+    cache: StatCache | None = None,
+    reporter: Reporter | None = None,
+    workers: int | None = None,
+) -> ManifestDiff:
+    """Hash the local copy of each recorded root and diff it against ``expected``.
+
+    A root is looked for under ``base`` (or at its absolute path), or at ``mapping[root]`` when given: the
+    files recorded under that root are then looked up under the mapped file or folder. A root that is not
+    there makes all its files missing; local files under a root that the manifest lacks are extra. Where
+    roots overlap, a mapped root wins over an unmapped one.
+    """
+    rep = reporter if reporter is not None else NullReporter()
+    given = {_normalise(k): Path(v) for k, v in (mapping or {}).items()}
+    unknown = sorted(set(given) - set(expected.roots))
+    if unknown:
+        raise BadInput(
+            f"{unknown[0]} is not a data root of this capsule",
+            f"its data roots are: {', '.join(expected.roots) or '(none)'}",
+        )
+    items: dict[str, _Item] = {}
+    for root in sorted(expected.roots, key=lambda r: (r in given, _encode(r))):
+        local = os.path.abspath(given[root] if root in given else base / root)
+        try:
+            st = os.stat(local)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # every file recorded under it comes out missing
+        except OSError as exc:
+            raise BadInput(f"cannot read data path {local} ({exc.strerror})", _READ_HINT) from None
+        for item in _walk(local, root, st, "data", rep.warn):
+            items[item.path] = item
+    files = _hash_items(list(items.values()), cache, rep, workers, "data")
+    return diff_manifests(expected, DataManifest(roots=list(expected.roots), files=files, digest=tree_digest(files)))
+
+
+# --- walking -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Item:
+    local: str  # where to read it on this machine
+    path: str  # how the manifest records it
+    st: os.stat_result
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _normalise(record: str) -> str:
+    return Path(os.path.normpath(record)).as_posix()
+
+
+def _join(root: str, name: str) -> str:
+    if root == ".":
+        return name
+    return root + name if root.endswith("/") else f"{root}/{name}"
+
+
+def _relative(path: str, base: str) -> str | None:
+    if path == base:
+        return "."
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    return path[len(prefix) :] if path.startswith(prefix) else None
+
+
+def _locate(path: Path, base: Path) -> tuple[str, str]:
+    """The absolute local path, and the recorded form: relative to ``base`` when inside it, else absolute."""
+    local = os.path.abspath(path)
+    base_abs = os.path.abspath(base)
+    rel = _relative(local, base_abs)
+    if rel is None:  # maybe inside after all, reached through a symlinked parent of one or the other
+        rel = _relative(os.path.realpath(local), os.path.realpath(base_abs))
+    return local, Path(rel if rel is not None else local).as_posix()
+
+
+def _walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[[str], None]) -> list[_Item]:
+    if stat.S_ISREG(st.st_mode):
+        return [_Item(local, record, st)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{what} path {local} is neither a file nor a folder", "pass a file or a folder")
+    out: list[_Item] = []
+    # Each folder carries the (device, inode) of the folders above it, to tell a loop from a shortcut.
+    stack: list[tuple[str, str, tuple[tuple[int, int], ...]]] = [(local, record, ((st.st_dev, st.st_ino),))]
+    while stack:
+        folder, folder_record, above = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise BadInput(f"cannot read {what} folder {folder} ({exc.strerror})", _READ_HINT) from None
+        for entry in entries:
+            child = _join(folder_record, entry.name)
+            try:
+                child_st = entry.stat()  # follows symlinks
+            except OSError:
+                warn(f"skipped {child}: a broken symlink, or it vanished while being listed")
+                continue
+            if stat.S_ISREG(child_st.st_mode):
+                out.append(_Item(entry.path, child, child_st))
+            elif stat.S_ISDIR(child_st.st_mode):
+                key = (child_st.st_dev, child_st.st_ino)
+                if key in above:
+                    warn(f"skipped {child}: a symlink back to a folder that contains it")
+                else:
+                    stack.append((entry.path, child, (*above, key)))
+            else:
+                warn(f"skipped {child}: not a regular file or folder")
+    return out
+
+
+# --- hashing in a pool ---------------------------------------------------------------------------------
+
+
+class _Stopped(Exception):
+    """Raised inside workers once the caller has given up (an error elsewhere, or Ctrl-C)."""
+
+
+class _Counter:
+    def __init__(self, start: int) -> None:
+        self.value = start
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        if self.stop.is_set():
+            raise _Stopped
+        with self._lock:
+            self.value += n
+
+
+def _buffer() -> tuple[bytearray, memoryview]:
+    # One buffer per thread, reused: allocating 1 MiB per small file would cost more than hashing it.
+    cached: tuple[bytearray, memoryview] | None = getattr(_local, "buffer", None)
+    if cached is None:
+        buf = bytearray(CHUNK_SIZE)
+        cached = _local.buffer = (buf, memoryview(buf))
+    return cached
+
+
+def _workers(requested: int | None) -> int:
+    if requested:
+        return max(1, requested)
+    # The CPUs this process may run on, which in a container or under taskset is fewer than cpu_count.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _batches(items: list[_Item]) -> list[list[_Item]]:
+    # Largest first, so that a big file starts at once and the small ones fill the other cores around it.
+    items = sorted(items, key=lambda i: i.st.st_size, reverse=True)
+    out: list[list[_Item]] = []
+    batch: list[_Item] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += item.st.st_size
+        if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+            out.append(batch)
+            batch, size = [], 0
+    if batch:
+        out.append(batch)
+    return out
+
+
+def _hash_batch(batch: list[_Item], counter: _Counter) -> list[tuple[_Item, int, str, bool]]:
+    out = []
+    for item in batch:
+        try:
+            size, sha = hash_file(item.local, counter.add)
+            after = os.stat(item.local)
+        except OSError as exc:
+            raise BadInput(f"cannot read {item.local} ({exc.strerror or exc})", _READ_HINT) from None
+        before = item.st
+        stable = (size, before.st_mtime_ns, before.st_ino) == (after.st_size, after.st_mtime_ns, after.st_ino)
+        out.append((item, size, sha, stable and size == before.st_size))
+    return out
+
+
+def _hash_items(
+    items: list[_Item], cache: StatCache | None, reporter: Reporter, workers: int | None, what: str
+) -> list[FileEntry]:
+    total = sum(i.st.st_size for i in items)
+    entries: list[FileEntry] = []
+    todo: list[_Item] = []
+    done = 0
+    for item in items:
+        sha = cache.get(item.st) if cache is not None else None
+        if sha is None:
+            todo.append(item)
+        else:
+            entries.append(FileEntry(item.path, item.st.st_size, sha))
+            done += item.st.st_size
+    # Only this (the calling) thread talks to the reporter; workers just count bytes.
+    reporter.progress("hashing", done, total)
+    counter = _Counter(done)
+    batches = _batches(todo)
+    if batches:
+        pool = ThreadPoolExecutor(max_workers=min(_workers(workers), len(batches)), thread_name_prefix="hash")
+        try:
+            pending: set[Future[list[tuple[_Item, int, str, bool]]]] = {
+                pool.submit(_hash_batch, batch, counter) for batch in batches
+            }
+            last = done
+            while pending:
+                finished, pending = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    for item, size, sha, stable in future.result():
+                        entries.append(FileEntry(item.path, size, sha))
+                        if not stable:
+                            reporter.warn(f"{what} file {item.path} changed while it was being hashed")
+                        elif cache is not None:
+                            cache.put(item.st, sha)
+                if counter.value != last and pending:
+                    last = counter.value
+                    reporter.progress("hashing", last, total)
+        finally:
+            counter.stop.set()  # a no-op once all is done; on an error it ends the running batches early
+            pool.shutdown(wait=True, cancel_futures=True)
+        reporter.progress("hashing", total, total)
+    if cache is not None:
+        cache.flush()
+    entries.sort(key=lambda f: _encode(f.path))
+    return entries

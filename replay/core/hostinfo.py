@@ -1,0 +1,232 @@
+"""The facts about a machine that can change a run's numbers, recorded at capture and again at verify.
+
+Every probe is a few small file reads (plus ``nvidia-smi`` when it is installed) and degrades to an empty
+value instead of raising, so that collecting host facts can never fail a capture or a verify. Off Linux
+most fields stay empty: there is no /proc to read.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from replay.manifest import GpuInfo, HostInfo
+
+# CPU features that make numeric libraries take another code path. Where two machines differ in one of
+# these, numpy's SIMD dispatch, OpenBLAS/MKL/oneDNN kernels or PyTorch's CPU backend pick other kernels,
+# which sum in another order (wider vectors) or round differently (FMA rounds once, not twice; bf16/fp16
+# and int8 paths change precision). Features that cannot change a result (aes, sha_ni, rdrand, ...) are
+# left out so that they never show up as a likely cause. x86 names first, then arm64 names.
+NUMERIC_CPU_FLAGS: tuple[str, ...] = (
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx_vnni",
+    "avx512f",
+    "avx512cd",
+    "avx512dq",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "amx_fp16",
+    # arm64 (/proc/cpuinfo "Features"): NEON, half-precision arithmetic, SVE vectors, bf16, int8 matmul.
+    "asimd",
+    "asimdhp",
+    "fphp",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
+)
+
+# nvidia-smi can take seconds to answer when the driver is not kept loaded (no persistence mode); a
+# GPU missed because of a timeout would later read as "GPU present on one side only".
+NVIDIA_SMI_TIMEOUT_S = 10.0
+NVIDIA_SMI_QUERY = ("--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits")
+
+# cgroup v1 writes "no limit" as a huge page-rounded number instead of v2's "max".
+_NO_LIMIT = 1 << 60
+
+
+def collect_host(docker_version: str = "") -> HostInfo:
+    cpu_model, cpu_flags = parse_cpuinfo(_read_first_cpu_block())
+    return HostInfo(
+        os=_os_name(),
+        kernel=platform.release(),
+        arch=platform.machine(),
+        cpu_model=cpu_model or platform.processor(),
+        cpu_flags=cpu_flags,
+        cores=_usable_cores(),
+        memory_bytes=_memory_bytes(),
+        gpus=collect_gpus(),
+        docker_version=docker_version,
+    )
+
+
+def parse_cpuinfo(text: str) -> tuple[str, list[str]]:
+    """The CPU model and numeric flags from the first /proc/cpuinfo block (x86 "flags", arm64 "Features").
+
+    The kernel reports the same flags for every core, so one block is enough.
+    """
+    model, present, seen = "", set(), False
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if seen and not line.strip():
+                break  # end of the first processor's block
+            continue
+        seen = True
+        key = key.strip()
+        if key == "model name":
+            model = value.strip()
+        elif key in ("flags", "Features"):
+            present.update(value.split())
+    return model, [flag for flag in NUMERIC_CPU_FLAGS if flag in present]
+
+
+def parse_meminfo(text: str) -> int:
+    """MemTotal from /proc/meminfo, in bytes; 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) * 1024  # the kernel writes "kB" and means KiB
+    return 0
+
+
+def parse_cgroup_limit(text: str) -> int | None:
+    """A memory.max / memory.limit_in_bytes value in bytes, or None for "no limit"."""
+    text = text.strip()
+    if not text.isdigit():  # "max" (v2), empty or garbage
+        return None
+    value = int(text)
+    return value if value < _NO_LIMIT else None
+
+
+def parse_nvidia_smi(text: str) -> list[GpuInfo]:
+    """Lines of ``name, driver, memory MiB`` as written by NVIDIA_SMI_QUERY."""
+    gpus = []
+    for line in text.splitlines():
+        # Split from the right: the last two fields are numbers, a name could in principle hold a comma.
+        parts = [p.strip() for p in line.rsplit(",", 2)]
+        if len(parts) != 3 or not parts[0]:
+            continue
+        name, driver, memory = parts
+        gpus.append(GpuInfo(name=name, driver=driver, memory_mb=int(memory) if memory.isdigit() else 0))
+    return gpus
+
+
+def collect_gpus() -> list[GpuInfo]:
+    """NVIDIA GPUs seen by nvidia-smi; none when it is missing, fails or hangs."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        result = subprocess.run(
+            [exe, *NVIDIA_SMI_QUERY],
+            capture_output=True,
+            text=True,
+            timeout=NVIDIA_SMI_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    return parse_nvidia_smi(result.stdout) if result.returncode == 0 else []
+
+
+def cgroup_memory_limit(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """The tightest memory limit on this process's cgroup or any of its parents, v1 or v2."""
+    try:
+        lines = proc_cgroup.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            base, name = root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        # Walk up to the mount: a limit set on a parent binds too, and inside a container without a cgroup
+        # namespace the recorded path does not exist below the mount but the mount's own file is the limit.
+        folder = base / path.strip("/")
+        for candidate in (folder, *folder.parents):
+            limits.append(_read_limit(candidate / name))
+            if candidate == base:
+                break
+    found = [limit for limit in limits if limit is not None]
+    return min(found) if found else None
+
+
+def _read_limit(path: Path) -> int | None:
+    try:
+        return parse_cgroup_limit(path.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+def _read_first_cpu_block(path: Path = Path("/proc/cpuinfo")) -> str:
+    # Stop at the first blank line: cpuinfo repeats one block per core, hundreds of KiB on big machines.
+    lines: list[str] = []
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip() and lines:
+                    break
+                lines.append(line)
+    except OSError:
+        return ""
+    return "".join(lines)
+
+
+def _os_name() -> str:
+    try:
+        name = platform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except OSError:
+        name = ""
+    if name:
+        return name
+    mac = platform.mac_ver()[0]
+    return f"macOS {mac}" if mac else platform.platform(terse=True)
+
+
+def _usable_cores() -> int:
+    # The affinity mask honours taskset and `docker run --cpuset-cpus`; os.cpu_count() counts every core
+    # of the machine whatever this process may use. macOS and Windows have no affinity call.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 0
+
+
+def _memory_bytes() -> int:
+    try:
+        total = parse_meminfo(Path("/proc/meminfo").read_text(encoding="utf-8"))
+    except OSError:
+        total = _sysconf_memory()
+    limit = cgroup_memory_limit()
+    if limit is None:
+        return total
+    return min(total, limit) if total else limit
+
+
+def _sysconf_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0

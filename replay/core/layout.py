@@ -1,0 +1,85 @@
+"""Where things live: the project root, recorded paths, and their places inside the capsule image."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from pathlib import Path, PurePosixPath
+
+from replay.adapters import git
+from replay.errors import BadInput
+from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, Outputs
+
+# Names whose values look like credentials: never carried without --allow-secret-env, never stored.
+SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
+
+# Variables that change numerical results, recorded with their values at capture and set at replay.
+THREAD_VARS = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+)
+NUMERICS_VARS = THREAD_VARS + (
+    "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE",
+    "CUBLAS_WORKSPACE_CONFIG", "NVIDIA_TF32_OVERRIDE", "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC",
+    "TZ", "LC_ALL", "LANG",
+)
+
+
+def project_root(cwd: Path) -> Path:
+    """The git top level when ``cwd`` is in a work tree, else ``cwd`` itself."""
+    return git.toplevel(cwd) or cwd.resolve()
+
+
+def record_path(path: Path, root: Path) -> str:
+    """POSIX path relative to ``root`` when inside it, else absolute."""
+    resolved = path.resolve() if path.is_absolute() else (Path.cwd() / path).resolve()
+    try:
+        return resolved.relative_to(root.resolve()).as_posix() or "."
+    except ValueError:
+        return resolved.as_posix()
+
+
+def local_path(recorded: str, root: Path) -> Path:
+    return Path(recorded) if recorded.startswith("/") else root / recorded
+
+
+def container_path(recorded: str) -> str:
+    """Where a recorded path lives in the container: under the workspace, or at its absolute path."""
+    return recorded if recorded.startswith("/") else posixpath.normpath(f"{IMAGE_WORKSPACE}/{recorded}")
+
+
+def reference_copy(recorded: str) -> str:
+    """The capsule-relative path of an output's reference copy."""
+    rel = f"_abs{recorded}" if recorded.startswith("/") else recorded
+    return f"{REFERENCE_DIR}/{rel}"
+
+
+def output_mount_dirs(outputs: Outputs) -> list[str]:
+    """The folders that get a fresh, writable mount at replay: each output's folder, outermost only."""
+    files = {f.path for f in outputs.files}
+    dirs = set()
+    for root in outputs.roots:
+        dirs.add(posixpath.dirname(root) if root in files else root)
+    for d in dirs:
+        if d in ("", ".", "/"):
+            raise BadInput(
+                "an output sits in the project's top folder",
+                "replay gives outputs a fresh folder at verify: write them into a folder such as out/",
+            )
+    ordered = sorted(dirs, key=lambda d: (d.count("/"), d))
+    kept: list[str] = []
+    for d in ordered:
+        if not any(PurePosixPath(d).is_relative_to(k) for k in kept):
+            kept.append(d)
+    return sorted(kept)
+
+
+def capsule_name(text: str) -> str:
+    """A name that is valid as a Docker repository component."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("._-")
+    return re.sub(r"[._-]{2,}", "-", name) or "capsule"
+
+
+def looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(marker in upper for marker in SECRET_MARKERS)

@@ -1,0 +1,113 @@
+"""templates/*.j2 -> Dockerfile, and the build context as a deterministic tar stream.
+
+Deterministic means: sorted entries, one fixed mtime, uid/gid 0 with no owner names, modes reduced to
+0644/0755. Two captures of the same tree send the same bytes, so the engine's layer cache hits.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+FIXED_MTIME = 315532800  # 1980-01-01: what zip-based tools (and wheels) accept as the earliest date
+
+
+def templates_dir() -> Path:
+    """``replay/templates`` in an installed wheel; the checkout's top-level ``templates/`` in development."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "Dockerfile.j2").exists():
+            return candidate
+    raise FileNotFoundError("replay's templates folder is missing from this installation")  # pragma: no cover
+
+
+@dataclass
+class DockerfileContext:
+    base_ref: str
+    replay_version: str
+    venv: str
+    workspace: str
+    manifest_path: str
+    workdir: str
+    argv: list[str]
+    uid: int = 10001
+    has_packages: bool = True
+    run_env: list[tuple[str, str]] = field(default_factory=list)
+    labels: list[tuple[str, str]] = field(default_factory=list)
+
+
+def render_dockerfile(context: DockerfileContext, template: str = "Dockerfile.j2") -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,  # a missing value is an error, never an empty string
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.get_template(template).render(**vars(context))
+
+
+class ContextWriter:
+    """Adds files to a build-context tar with normalized metadata, parents before children."""
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self._tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.GNU_FORMAT)
+        self._dirs: set[str] = set()
+
+    def _info(self, name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.size, info.mtime = kind, mode, size, FIXED_MTIME
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    def add_dir(self, name: str) -> None:
+        parts = name.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            path = "/".join(parts[:depth])
+            if path and path not in self._dirs:
+                self._dirs.add(path)
+                self._tar.addfile(self._info(path, tarfile.DIRTYPE, 0o755))
+
+    def add_bytes(self, name: str, data: bytes, executable: bool = False) -> None:
+        self.add_dir(name.rpartition("/")[0])
+        info = self._info(name, tarfile.REGTYPE, 0o755 if executable else 0o644, len(data))
+        self._tar.addfile(info, io.BytesIO(data))
+
+    def add_file(self, name: str, source: Path) -> None:
+        self.add_dir(name.rpartition("/")[0])
+        stat = source.stat()
+        info = self._info(name, tarfile.REGTYPE, 0o755 if stat.st_mode & 0o111 else 0o644, stat.st_size)
+        with source.open("rb") as handle:
+            self._tar.addfile(info, handle)
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def write_build_context(
+    out: IO[bytes],
+    dockerfile: str,
+    lock: bytes,
+    wheels: Iterable[Path],
+    code_root: Path,
+    code_files: Iterable[str],
+    manifest_json: bytes,
+) -> None:
+    """The whole build context: Dockerfile, lock, wheels/, code/ (the snapshot) and replay.json."""
+    writer = ContextWriter(out)
+    writer.add_bytes("Dockerfile", dockerfile.encode())
+    writer.add_bytes("requirements.lock", lock)
+    writer.add_dir("wheels")
+    for wheel in sorted(wheels, key=lambda p: p.name):
+        writer.add_file(f"wheels/{wheel.name}", wheel)
+    writer.add_dir("code")
+    for rel in sorted(code_files):
+        writer.add_file(f"code/{rel}", code_root / rel)
+    writer.add_bytes("replay.json", manifest_json)
+    writer.close()

@@ -1,0 +1,305 @@
+"""The verify report: a versioned JSON contract, plus JUnit XML and Markdown renderings of it.
+
+Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
+
+``schema``          "replay.verify-report": what this document is.
+``schema_version``  1. Bumped on any change a reader could notice; new optional keys inside the nested
+                    objects do not bump it, renamed or removed keys do.
+``capsule``         the capsule's name.
+``capsule_path``    the capsule folder as given to ``replay verify``.
+``image_id``        the image that was replayed (``sha256:...``), "" if none was reached.
+``verdict``         "identical" (every output and metric the same), "equivalent" (the rest ignored or
+                    within tolerance), "diverged", or "error" (no verdict: see ``error``).
+``exit_code``       what ``replay verify`` exits with (0 identical/equivalent, 1 diverged, else the error's).
+``outputs``         one object per output path, sorted: path, reference_sha256, replayed_sha256,
+                    reference_size, replayed_size, status (identical | differs | within_tolerance | ignored |
+                    missing | unexpected), ignored, explanation (see ``replay.core.explain``, or null),
+                    tolerance (its description, or null).
+``metrics``         one object per metric name, sorted: name, reference, replayed, abs_diff, rel_diff,
+                    tolerance ("exact" or e.g. "abs 0.001"), status (identical | within_tolerance |
+                    diverged | missing | unexpected).
+``data``            the input data check: files, bytes, status.
+``run``             the replayed command: exit_code, duration_s, timed_out, oom_killed, log_tail.
+``diagnosis``       likely causes of a divergence, each {"kind": data | image | environment | hardware |
+                    seed | command, "message", "likely"}; empty unless diverged.
+``hosts``           {"capture": HostInfo, "verify": HostInfo} as in replay.json's ``host``.
+``timings``         seconds per stage, e.g. {"build": 0.0, "run": 41.2, "compare": 0.8, "total": 43.1}.
+``replay_version``  the replay that wrote the report.
+``error``           one line when verdict is "error", else null.
+
+Numbers that JSON cannot hold (NaN, Infinity, -Infinity: a diverged loss) are written as those strings, so
+that the output is strict JSON that jq and every parser accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from replay import __version__
+from replay.core.compare import MetricResult, OutputResult
+from replay.core.explain import summary
+from replay.errors import ManifestError
+
+SCHEMA = "replay.verify-report"
+SCHEMA_VERSION = 1
+
+# Outputs tables longer than this list only what is not identical (a PR comment holds 65,536 characters).
+MARKDOWN_MAX_ROWS = 50
+
+
+@dataclass(kw_only=True)
+class VerifyReport:
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+    capsule: str
+    capsule_path: str
+    image_id: str = ""
+    verdict: str
+    exit_code: int
+    outputs: list[OutputResult] = field(default_factory=list)
+    metrics: list[MetricResult] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    diagnosis: list[dict[str, Any]] = field(default_factory=list)
+    hosts: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    replay_version: str = __version__
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "report") -> VerifyReport:
+        """Read back a report written by ``to_json`` (to render it again as JUnit or Markdown)."""
+        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+            raise ManifestError(f"{source} is not a replay verify report", "pass a file written by --json")
+        if raw.get("schema_version") != SCHEMA_VERSION:
+            raise ManifestError(
+                f"{source} has report schema version {raw.get('schema_version')}; this replay reads "
+                f"{SCHEMA_VERSION}",
+                "use the replay version that wrote it",
+            )
+        names = {f.name for f in fields(cls)}
+        try:
+            kwargs = {k: v for k, v in raw.items() if k in names}
+            kwargs["outputs"] = [OutputResult(**o) for o in raw.get("outputs", [])]
+            # Only metric values are known to be numbers; "NaN" in an explanation may be a CSV cell's text.
+            kwargs["metrics"] = [
+                MetricResult(**{k: _float(v) if k in _FLOAT_KEYS else v for k, v in m.items()})
+                for m in raw.get("metrics", [])
+            ]
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ManifestError(f"{source} is not a valid verify report ({exc})", "regenerate it") from None
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(value.to_dict() if hasattr(value, "to_dict") else vars(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+_FLOAT_KEYS = {"reference", "replayed", "abs_diff", "rel_diff"}
+
+
+def _float(value: Any) -> Any:
+    """The inverse of ``_finite`` for a metric field."""
+    return float(value) if value in ("NaN", "Infinity", "-Infinity") else value
+
+
+# --- JUnit ---------------------------------------------------------------------------------------------
+
+
+def to_junit(report: VerifyReport) -> str:
+    """One testsuite; a testcase per output, per metric, and one for the run itself."""
+    suite = ET.Element("testsuite", name=f"replay verify {report.capsule}")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("verdict", report.verdict),
+        ("image_id", report.image_id),
+        ("capsule_path", report.capsule_path),
+        ("replay_version", report.replay_version),
+    ):
+        ET.SubElement(props, "property", name=name, value=str(value))
+    failures = errors = 0
+
+    run = ET.SubElement(suite, "testcase", classname="replay", name="run")
+    run.set("time", _seconds(report.run.get("duration_s")))
+    if report.error:
+        errors += 1
+        ET.SubElement(run, "error", message=report.error, type=report.verdict).text = report.run.get("log_tail")
+
+    for out in report.outputs:
+        case = ET.SubElement(suite, "testcase", classname="outputs", name=out.path)
+        detail = summary(out.explanation) if out.explanation else ""
+        if out.ignored or out.status in ("identical", "within_tolerance", "ignored"):
+            note = _output_note(out, detail)
+            if note:
+                ET.SubElement(case, "system-out").text = note
+        else:
+            failures += 1
+            message = f"{out.status}: {detail}" if detail else out.status
+            ET.SubElement(case, "failure", message=message, type=out.status).text = _hashes(out)
+
+    for met in report.metrics:
+        case = ET.SubElement(suite, "testcase", classname="metrics", name=met.name)
+        text = f"reference {met.reference}, replayed {met.replayed}, tolerance {met.tolerance}"
+        if met.status in ("identical", "within_tolerance"):
+            if met.status == "within_tolerance":
+                ET.SubElement(case, "system-out").text = f"within tolerance: {text}"
+        else:
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{met.status}: {text}", type=met.status)
+
+    suite.set("tests", str(1 + len(report.outputs) + len(report.metrics)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", "0")
+    suite.set("time", _seconds(report.timings.get("total")))
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _seconds(value: Any) -> str:
+    return f"{float(value):.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "0"
+
+
+def _output_note(out: OutputResult, detail: str) -> str:
+    if out.status == "within_tolerance":
+        return f"within tolerance {out.tolerance}: {detail}"
+    if out.status == "identical":
+        return ""
+    return f"ignored (matches --ignore), {out.status}" + (f": {detail}" if detail else "")
+
+
+def _hashes(out: OutputResult) -> str:
+    return (
+        f"reference sha256 {out.reference_sha256} ({out.reference_size} bytes)\n"
+        f"replayed sha256 {out.replayed_sha256} ({out.replayed_size} bytes)"
+    )
+
+
+# --- Markdown ------------------------------------------------------------------------------------------
+
+
+def to_markdown(report: VerifyReport) -> str:
+    """A summary for a pull-request comment or a CI job page."""
+    lines = [f"### replay verify `{report.capsule}`", "", f"**Verdict: {report.verdict}** (exit {report.exit_code})"]
+    if report.image_id:
+        lines.append(f"Image `{report.image_id}`, replay {report.replay_version}")
+    if report.error:
+        lines += ["", f"Error: {_cell(report.error)}"]
+
+    if report.outputs:
+        shown = report.outputs
+        if len(shown) > MARKDOWN_MAX_ROWS:
+            shown = [o for o in shown if o.status != "identical"]
+        lines += ["", "#### Outputs", "", "| Path | Reference | Replayed | Status |", "|---|---|---|---|"]
+        for out in shown:
+            status = out.status + (" (ignored)" if out.ignored and out.status != "ignored" else "")
+            lines.append(f"| `{_cell(out.path)}` | {_hash(out.reference_sha256)} | {_hash(out.replayed_sha256)} "
+                         f"| {status} |")
+        if len(shown) < len(report.outputs):
+            lines.append(f"\n{len(report.outputs) - len(shown)} identical outputs not listed.")
+
+    if report.metrics:
+        lines += ["", "#### Metrics", "", "| Name | Reference | Replayed | Abs diff | Tolerance | Status |",
+                  "|---|---|---|---|---|---|"]
+        for met in report.metrics:
+            lines.append(f"| `{_cell(met.name)}` | {_num(met.reference)} | {_num(met.replayed)} | "
+                         f"{_num(met.abs_diff)} | {met.tolerance} | {met.status} |")
+
+    explained = [o for o in report.outputs if o.explanation and o.status != "identical"]
+    if explained:
+        lines += ["", "#### Differences", ""]
+        lines += [f"- `{_cell(o.path)}`: {_cell(summary(o.explanation or {}))}" for o in explained]
+
+    if report.diagnosis:
+        lines += ["", "#### Diagnosis", ""]
+        for item in report.diagnosis:
+            mark = "**likely** " if item.get("likely") else ""
+            lines.append(f"- {mark}{item.get('kind')}: {_cell(str(item.get('message', '')))}")
+        lines += _hosts_table(report.hosts)
+    return "\n".join(lines) + "\n"
+
+
+_HOST_ROWS = (
+    ("os", "OS"),
+    ("kernel", "Kernel"),
+    ("arch", "Architecture"),
+    ("cpu_model", "CPU"),
+    ("cores", "Cores"),
+    ("memory_bytes", "Memory"),
+    ("gpus", "GPUs"),
+    ("docker_version", "Docker"),
+    ("cpu_flags", "CPU flags"),
+)
+
+
+def _hosts_table(hosts: dict[str, Any]) -> list[str]:
+    capture, verify = _plain(hosts.get("capture") or {}), _plain(hosts.get("verify") or {})
+    if not capture and not verify:
+        return []
+    lines = ["", "#### Hosts", "", "| | Capture | Verify |", "|---|---|---|"]
+    for key, label in _HOST_ROWS:
+        a, b = _host_value(key, capture.get(key)), _host_value(key, verify.get(key))
+        if key == "cpu_flags":
+            lacks = sorted(set(capture.get(key) or []) - set(verify.get(key) or []))
+            adds = sorted(set(verify.get(key) or []) - set(capture.get(key) or []))
+            b += "".join(f"; {word} {_few(names)}" for word, names in (("lacks", lacks), ("adds", adds)) if names)
+        # Bold marks the rows that differ, the ones a reader should look at.
+        fmt = "**{}**" if a != b else "{}"
+        lines.append(f"| {label} | {fmt.format(_cell(a))} | {fmt.format(_cell(b))} |")
+    return lines
+
+
+def _host_value(key: str, value: Any) -> str:
+    if value in (None, "", [], 0):
+        return "-"
+    if key == "memory_bytes":
+        return f"{value / (1 << 30):.1f} GiB"
+    if key == "gpus":
+        return ", ".join(f"{g.get('name')} (driver {g.get('driver') or '?'})" for g in value)
+    if key == "cpu_flags":
+        return f"{len(value)} flags"
+    return str(value)
+
+
+def _few(names: list[str], limit: int = 10) -> str:
+    return " ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _hash(sha: str | None) -> str:
+    return f"`{sha.removeprefix('sha256:')[:12]}`" if sha else "-"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, (int, float)) else "-" if value is None else str(value)

@@ -1,0 +1,54 @@
+"""The code that goes into the image: what git would commit now, never .git or ignored files.
+
+In a git work tree that is ``git ls-files --cached --others --exclude-standard`` as the files are on disk
+(uncommitted edits included). Outside git, a walk that still skips the usual secret and bulk folders.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from replay.adapters import git
+from replay.core.events import Reporter
+from replay.core.hashing import hash_paths
+from replay.core.statcache import StatCache
+
+# Outside git there is no .gitignore to trust: skip what is never code and may hold secrets.
+_SKIP_DIRS = {".git", ".hg", ".svn", ".replay", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+              "node_modules", ".ipynb_checkpoints", ".tox", ".nox"}
+_SKIP_FILES = {".env", ".netrc", ".pypirc", ".git-credentials", "id_rsa", "id_ed25519"}
+
+
+@dataclass
+class Snapshot:
+    root: Path
+    files: list[str]
+    digest: str
+    git: git.GitInfo | None = None
+    excluded: list[str] = field(default_factory=list)
+
+
+def take_snapshot(root: Path, exclude: list[str], cache: StatCache | None, reporter: Reporter) -> Snapshot:
+    info = git.inspect(root)
+    files = info.files if info is not None else _walk(root)
+    skip = [PurePosixPath(e) for e in exclude if e and not e.startswith("/")]
+    kept = [f for f in files if not any(PurePosixPath(f).is_relative_to(s) for s in skip)]
+    manifest = hash_paths([root / f for f in kept], root, cache=cache, reporter=reporter, what="code")
+    return Snapshot(root=root, files=kept, digest=manifest.digest, git=info, excluded=sorted(set(files) - set(kept)))
+
+
+def _walk(root: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        # Virtualenvs are environments, not code: they are rebuilt from the lock.
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not (here / d / "pyvenv.cfg").exists())
+        for name in sorted(filenames):
+            if name in _SKIP_FILES or name.startswith(".env.") or name.endswith(".pyc"):
+                continue
+            path = here / name
+            if path.is_file():
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)

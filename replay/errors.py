@@ -1,0 +1,84 @@
+"""Every failure replay reports on purpose, each with its documented exit code and a hint.
+
+The CLI catches ``ReplayError`` at one boundary, prints ``message`` and ``hint`` on one line to stderr and
+exits with ``exit_code``. Nothing here imports the rest of the package.
+"""
+
+from __future__ import annotations
+
+# Documented exit codes (README "Exit codes"; `replay --help`).
+EXIT_OK = 0
+EXIT_DIVERGED = 1
+EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 3
+EXIT_COMMAND_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+
+class ReplayError(Exception):
+    """Base of every deliberate failure: a message, what to do about it, and an exit code."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message.rstrip(".")
+        return f"{text}: {self.hint}" if self.hint else text
+
+
+class BadInput(ReplayError):
+    """The user asked for something that cannot be done as asked (exit 2)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ManifestError(BadInput):
+    """A replay.json that is missing, corrupt, or of an unknown schema version (exit 2)."""
+
+
+class DataMismatch(BadInput):
+    """The data on this machine is not the data that was captured (exit 2)."""
+
+    def __init__(self, message: str, hint: str, problems: list[dict[str, object]]) -> None:
+        super().__init__(message, hint)
+        self.problems = problems
+
+
+class EnvironmentProblem(ReplayError):
+    """This machine cannot do the job: no engine, no image, no base, no tool (exit 3)."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class EngineUnavailable(EnvironmentProblem):
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "no Docker engine answers" + (f" ({detail})" if detail else ""),
+            "start one (`sudo dockerd &`, or `make engine` in a replay checkout) or set DOCKER_HOST",
+        )
+
+
+class ImageProblem(EnvironmentProblem):
+    """The capsule's image is missing, or another image sits under its tag (exit 3)."""
+
+
+class CommandFailed(ReplayError):
+    """The training command itself failed: non-zero exit, killed for memory, or timed out (exit 4)."""
+
+    exit_code = EXIT_COMMAND_FAILED
+
+    def __init__(self, message: str, hint: str = "", log_tail: str = "", status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.log_tail = log_tail
+        self.status = status
+
+
+class Interrupted(ReplayError):
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self) -> None:
+        super().__init__("interrupted", "nothing was kept; run the command again to start over")

@@ -1,0 +1,96 @@
+"""The only rich Consoles: stdout for results and --json, stderr for progress, warnings and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+def print_json(document: dict[str, Any]) -> None:
+    """Machine output: plain JSON on stdout, nothing else there."""
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def error(line: str) -> None:
+    err.print(f"[bold red]error:[/] {line}", markup=True, highlight=False, soft_wrap=True)
+
+
+def warn(line: str) -> None:
+    err.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
+
+
+def short(digest: str | None, n: int = 12) -> str:
+    if not digest:
+        return "-"
+    return digest.split(":")[-1][:n]
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+class RichReporter:
+    """Draws the core's progress on stderr: a bar per task, streamed logs dimmed, warnings in yellow.
+
+    Tool output (image builds, debootstrap) is kept out of sight unless --verbose; the training command's
+    own output is always streamed.
+    """
+
+    def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
+        self.verbose = verbose
+        self.quiet = quiet
+        self.warnings: list[str] = []
+        self._progress: Progress | None = None
+        self._tasks: dict[str, Any] = {}
+        self._last_stage = time.perf_counter()
+
+    def __enter__(self) -> RichReporter:
+        if not self.quiet:
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                TimeElapsedColumn(), console=err, transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def stage(self, name: str) -> None:
+        self._tasks.clear()
+        if self._progress is not None:
+            for task in list(self._progress.tasks):
+                self._progress.remove_task(task.id)
+            self._progress.console.print(f"[cyan]→[/] {name}")
+
+    def progress(self, task: str, completed: float, total: float | None = None) -> None:
+        if self._progress is None:
+            return
+        if task not in self._tasks:
+            self._tasks[task] = self._progress.add_task(task, total=total)
+        self._progress.update(self._tasks[task], completed=completed, total=total)
+
+    def log(self, line: str, source: str = "tool") -> None:
+        if (source == "command" or self.verbose) and self._progress is not None:
+            self._progress.console.print(f"[dim]{line}[/]", markup=True, highlight=False, soft_wrap=True)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if self._progress is not None:
+            self._progress.console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+        elif not self.quiet:
+            warn(message)
