@@ -51,10 +51,10 @@ def _root(
 
 
 def _register() -> None:
-    from replay.cli import base, capture, manifest, show
+    from replay.cli import base, capture, manifest, show, verify
 
     app.command("capture", epilog=capture.EPILOG)(capture.capture_cmd)
-    # verify: registered below once written
+    app.command("verify", epilog=verify.EPILOG)(verify.verify_cmd)
     app.command("show", epilog=show.EPILOG)(show.show_cmd)
     app.command("manifest", epilog=manifest.EPILOG)(manifest.manifest_cmd)
     app.add_typer(base.app, name="base")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from replay.core.events import NullReporter, Reporter
 from replay.core.statcache import StatCache
@@ -204,8 +204,7 @@ def check_data(
 # --- walking -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Item:
+class _Item(NamedTuple):  # a tuple: tens of thousands are made, and a dataclass is slower to build
     local: str  # where to read it on this machine
     path: str  # how the manifest records it
     st: os.stat_result
@@ -353,8 +352,8 @@ def _hash_items(
     entries: list[FileEntry] = []
     todo: list[_Item] = []
     done = 0
-    for item in items:
-        sha = cache.get(item.st) if cache is not None else None
+    known = cache.get_many([i.st for i in items]) if cache is not None else [None] * len(items)
+    for item, sha in zip(items, known):
         if sha is None:
             todo.append(item)
         else:

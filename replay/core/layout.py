@@ -61,6 +61,9 @@ def output_mount_dirs(outputs: Outputs) -> list[str]:
     for root in outputs.roots:
         dirs.add(posixpath.dirname(root) if root in files else root)
     for d in dirs:
+        if d.startswith("/"):
+            raise BadInput(f"output {d} is outside the project",
+                           "replay replays outputs inside the project folder: write them under it, e.g. out/")
         if d in ("", ".", "/"):
             raise BadInput(
                 "an output sits in the project's top folder",

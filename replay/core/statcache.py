@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -31,6 +32,8 @@ RACY_WINDOW_NS = 2_000_000_000
 MAX_PENDING = 20_000
 # How long to wait on another process's write lock before giving up on caching.
 BUSY_TIMEOUT_S = 2.0
+# Inodes per lookup query in get_many; SQLite before 3.32 allows at most 999 parameters.
+QUERY_BATCH = 900
 
 _SQLITE_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
@@ -91,6 +94,37 @@ class StatCache:
         if row is None or row[0] != st.st_size or row[1] != st.st_mtime_ns:
             return None
         return row[2]
+
+    def get_many(self, stats: Sequence[os.stat_result]) -> list[str | None]:
+        """``get`` for many files at once: one query per few hundred files instead of one each."""
+        found: dict[tuple[int, int], tuple[int, int, str]] = {}
+        by_dev: dict[int, list[int]] = {}
+        for st in stats:
+            by_dev.setdefault(_signed64(st.st_dev), []).append(_signed64(st.st_ino))
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    for dev, inodes in by_dev.items():
+                        for i in range(0, len(inodes), QUERY_BATCH):
+                            chunk = inodes[i : i + QUERY_BATCH]
+                            query = (
+                                "SELECT ino, size, mtime_ns, sha256 FROM hashes"
+                                f" WHERE dev = ? AND ino IN ({','.join('?' * len(chunk))})"
+                            )
+                            for ino, size, mtime_ns, sha in self._conn.execute(query, (dev, *chunk)):
+                                found[(dev, ino)] = (size, mtime_ns, sha)
+                except sqlite3.Error as exc:
+                    self._failed(exc)
+                    found.clear()
+            found.update(self._pending)
+        out: list[str | None] = []
+        for st in stats:
+            row = found.get((_signed64(st.st_dev), _signed64(st.st_ino)))
+            if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+                out.append(row[2])
+            else:
+                out.append(None)
+        return out
 
     def put(self, st: os.stat_result, sha256: str) -> None:
         """Remember ``sha256`` for this stat, unless the file changed too recently to be trusted."""

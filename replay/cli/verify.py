@@ -1,0 +1,169 @@
+"""`replay verify`: replay a capsule, render the verdict, write the report files, exit with its code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from replay.core.report import VerifyReport
+
+EPILOG = """Example:
+
+  replay verify .replay/digits --junit verify.xml --markdown verify.md
+
+Verdicts and exit codes: identical (0): every output byte-identical; equivalent (0): the differences are all
+in ignored outputs or within tolerances; diverged (1); could not verify (2): bad manifest, arguments, or
+missing/changed data (the command is not run); environment problem (3): no engine, image missing or another
+image under its tag; the replayed command failed (4): non-zero exit, killed for memory, timed out."""
+
+
+def verify_cmd(
+    target: Annotated[Path, typer.Argument(help="A capsule folder (made by `replay capture`).")],
+    data: Annotated[list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")] = None,
+    tolerance: Annotated[list[str] | None, typer.Option("--tolerance", help="NAME=SPEC, added to the capsule's.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Glob of outputs not byte-compared.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON on stdout.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report (one case per output and metric).")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary (PR comment, job summary).")] = None,
+    keep: Annotated[Path | None, typer.Option(help="Keep the replayed outputs in this folder.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop the replayed command after SECONDS.")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU limit for the replayed command.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
+) -> None:
+    """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
+    from replay import ui
+    from replay.adapters.docker_engine import DockerEngine
+    from replay.cli import State
+    from replay.core.compare import parse_assignment
+    from replay.core.verify import VerifyRequest, verify
+    from replay.errors import BadInput, ReplayError
+
+    cwd = Path.cwd()
+    data_map = {}
+    for item in data or []:
+        recorded, local = parse_assignment(item, "--data")
+        data_map[recorded.rstrip("/")] = (cwd / local).resolve()
+    tolerances = dict(parse_assignment(t, "--tolerance") for t in tolerance or [])
+    if timeout is not None and timeout <= 0:
+        raise BadInput(f"--timeout {timeout:g} is not positive", "pass a number of seconds, e.g. --timeout 600")
+    req = VerifyRequest(target=target, cwd=cwd, data_map=data_map, tolerances=tolerances, ignore=list(ignore or []),
+                        keep=keep, timeout_s=timeout, cpus=cpus, memory=memory)
+    with ui.RichReporter(verbose=State.verbose) as reporter:
+        try:
+            result = verify(req, DockerEngine(), reporter)
+        except ReplayError as exc:
+            if as_json or report or junit or markdown:
+                _write_reports(_error_report(req, exc), as_json, report, junit, markdown)
+            raise
+    _write_reports(result, as_json, report, junit, markdown)
+    if not as_json:
+        render(result)
+    raise typer.Exit(result.exit_code)
+
+
+def _error_report(req: object, exc: Exception) -> VerifyReport:
+    from replay.core.report import VerifyReport
+    from replay.core.verify import VerifyRequest, open_capsule
+    from replay.errors import CommandFailed, DataMismatch, ReplayError
+
+    assert isinstance(req, VerifyRequest) and isinstance(exc, ReplayError)
+    name, image = req.target.name, ""
+    try:
+        capsule = open_capsule(req.target)
+        name, image = capsule.manifest.name, capsule.manifest.image.id
+    except ReplayError:
+        pass
+    report = VerifyReport(capsule=name, capsule_path=str(req.target), image_id=image, verdict="error",
+                          exit_code=exc.exit_code, error=exc.one_line())
+    if isinstance(exc, DataMismatch):
+        report.data = {"status": "mismatch", "problems": exc.problems}
+    if isinstance(exc, CommandFailed):
+        report.run = {"exit_code": exc.status, "log_tail": exc.log_tail}
+    return report
+
+
+def _write_reports(result: VerifyReport, as_json: bool, report: Path | None, junit: Path | None,
+                   markdown: Path | None) -> None:
+    from replay import ui
+    from replay.core.report import to_junit, to_markdown
+    from replay.fsutil import atomic_write_text
+
+    if as_json:
+        ui.print_json(result.to_dict())
+    if report:
+        atomic_write_text(report, result.to_json() + "\n")
+    if junit:
+        atomic_write_text(junit, to_junit(result))
+    if markdown:
+        atomic_write_text(markdown, to_markdown(result))
+
+
+def render(result: VerifyReport) -> None:
+    """The human report: banner, outputs, metrics, explanations, diagnosis and hosts."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from replay import ui
+    from replay.core.diagnose import host_table
+    from replay.core.explain import summary
+
+    style = {"identical": "green", "equivalent": "cyan", "diverged": "red"}.get(result.verdict, "yellow")
+    out = ui.out
+    out.print(Panel(f"[bold {style}]{result.verdict.upper()}[/]  {result.capsule}  "
+                    f"(image {ui.short(result.image_id)}, exit {result.exit_code})", expand=False))
+    status_style = {"identical": "green", "within_tolerance": "cyan", "ignored": "dim", "differs": "red",
+                    "missing": "red", "unexpected": "yellow", "diverged": "red"}
+    table = Table(title="outputs", title_justify="left")
+    for col in ("path", "reference", "replayed", "status"):
+        table.add_column(col)
+    for o in result.outputs:
+        st = status_style.get(o.status, "white")
+        label = o.status + (" (ignored)" if o.ignored and o.status != "ignored" else "")
+        table.add_row(o.path, ui.short(o.reference_sha256), ui.short(o.replayed_sha256), f"[{st}]{label}[/]")
+    out.print(table)
+    if result.metrics:
+        mt = Table(title="metrics", title_justify="left")
+        for col in ("metric", "reference", "replayed", "abs diff", "rel diff", "tolerance", "status"):
+            mt.add_column(col, justify="right" if col not in ("metric", "tolerance", "status") else "left")
+        for r in result.metrics:
+            st = status_style.get(r.status, "white")
+            mt.add_row(r.name, _num(r.reference), _num(r.replayed), _num(r.abs_diff), _num(r.rel_diff), r.tolerance,
+                       f"[{st}]{r.status}[/]")
+        out.print(mt)
+    explained = [o for o in result.outputs if o.explanation]
+    for o in explained:
+        out.print(f"[bold]{o.path}[/]: {summary(o.explanation or {})}", soft_wrap=True)
+    if result.diagnosis:
+        out.print("[bold]what changed underneath[/]")
+        for f in result.diagnosis:
+            mark = "[red]likely[/]" if f.get("likely") else "[dim]ruled out / unlikely[/]"
+            out.print(f"  {mark} [{f.get('kind')}] {f.get('message')}", soft_wrap=True)
+        hosts = result.hosts
+        if hosts.get("capture") and hosts.get("verify"):
+            cap = _host(hosts["capture"])
+            ver = _host(hosts["verify"])
+            ht = Table(title="capture host vs this host", title_justify="left")
+            for col in ("", "capture", "verify"):
+                ht.add_column(col)
+            for label, a, b, differs in host_table(cap, ver):
+                ht.add_row(label, a, f"[red]{b}[/]" if differs else b)
+            out.print(ht)
+    t = result.timings
+    if t:
+        out.print("[dim]" + "  ".join(f"{k} {v:.2f}s" for k, v in t.items()) + "[/]")
+
+
+def _host(raw: dict[str, object]) -> object:
+    from replay.manifest import HostInfo, _build
+
+    return _build(HostInfo, raw, "host")
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6g}"

@@ -1,0 +1,241 @@
+"""Replay a capsule in a fresh, isolated container and turn the result into a verdict.
+
+Fails fast, in this order: manifest, image, data (before anything runs), the run itself, then the byte and
+metric comparison and, when anything differs, a diagnosis of what changed underneath.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replay.adapters.runner import ContainerRunner, Mount, RunResult, RunSpec
+from replay.core import layout
+from replay.core.compare import compare_metrics, compare_outputs, load_metrics, parse_tolerance, verdict
+from replay.core.diagnose import diagnose
+from replay.core.events import NullReporter, Reporter
+from replay.core.hashing import check_data, hash_paths
+from replay.core.hostinfo import collect_host
+from replay.core.report import VerifyReport
+from replay.core.statcache import StatCache
+from replay.errors import (
+    EXIT_DIVERGED,
+    EXIT_OK,
+    BadInput,
+    CommandFailed,
+    DataMismatch,
+    ImageProblem,
+)
+from replay.manifest import REFERENCE_DIR, FileEntry, Manifest, load
+
+VERDICT_EXIT = {"identical": EXIT_OK, "equivalent": EXIT_OK, "diverged": EXIT_DIVERGED}
+
+
+@dataclass
+class VerifyRequest:
+    target: Path
+    cwd: Path
+    data_map: dict[str, Path] = field(default_factory=dict)
+    tolerances: dict[str, str] = field(default_factory=dict)
+    ignore: list[str] = field(default_factory=list)
+    keep: Path | None = None
+    timeout_s: float | None = None
+    cpus: float | None = None
+    memory: str | None = None
+
+
+@dataclass
+class Capsule:
+    """A loaded capsule: where it is and what it says. Bundles and image references will resolve to this."""
+
+    path: Path
+    manifest: Manifest
+
+
+def open_capsule(target: Path) -> Capsule:
+    return Capsule(path=target if target.is_dir() else target.parent, manifest=load(target))
+
+
+def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | None = None) -> VerifyReport:
+    reporter = reporter or NullReporter()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 4)
+        clock = now
+
+    # 1. manifest and policy
+    capsule = open_capsule(req.target)
+    m = capsule.manifest
+    for spec in req.tolerances.values():
+        parse_tolerance(spec)
+    tolerances = {**m.policy.tolerances, **req.tolerances}
+    ignore = [*m.policy.ignore, *[g for g in req.ignore if g not in m.policy.ignore]]
+    unknown = sorted(set(req.data_map) - set(m.data.roots))
+    if unknown:
+        raise BadInput(f"--data {unknown[0]}=... names no recorded data path",
+                       f"recorded data paths: {', '.join(m.data.roots) or 'none'}")
+    env = _replay_env(m)
+    lap("manifest")
+
+    # 2. the image, by ID; a tag that now names another image is refused
+    reporter.stage("checking the image")
+    engine_version = runner.version()
+    image = runner.image(m.image.id)
+    if image is None:
+        raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this Docker engine",
+                           "load it (docker load -i FILE) or re-run `replay capture` where the data and code live")
+    tagged = runner.image(m.image.tag) if m.image.tag else None
+    if tagged is not None and tagged.id != m.image.id:
+        raise ImageProblem(f"tag {m.image.tag} names image {tagged.id[:19]}, not the recorded {m.image.id[:19]}",
+                           f"remove or re-tag it (docker tag {m.image.id} {m.image.tag})")
+    lap("image")
+
+    # 3. the data, before anything runs
+    reporter.stage("checking data")
+    with StatCache() as cache:
+        diff = check_data(m.data, req.cwd, mapping=req.data_map, cache=cache, reporter=reporter)
+    if not diff.ok:
+        raise DataMismatch(f"data differs from the capture ({diff.summary()}); the command was not run",
+                           "restore the captured data, or point --data RECORDED=LOCAL at a copy", diff.problems())
+    lap("data")
+
+    # 4. the run, in a fresh container
+    with _output_folder(req.keep) as out_root:
+        mount_dirs = layout.output_mount_dirs(m.outputs)
+        mounts = [Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots]
+        for rel in mount_dirs:
+            host = out_root / rel
+            host.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                host.chmod(0o777)  # root on the host: the container's own non-root user writes here
+            mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
+        spec = RunSpec(
+            image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=env,
+            mounts=mounts, user=_container_user(), cpus=req.cpus, memory=req.memory, timeout_s=req.timeout_s,
+            labels={"io.replay.capsule": m.name},
+        )
+        reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
+        result = runner.run(spec, lambda line: reporter.log(line, "command"))
+        lap("run")
+        timings["container_start"] = round(result.start_s, 4)
+        _raise_on_failure(result, req)
+
+        # 5. compare
+        reporter.stage("comparing outputs")
+        replayed = _replayed_files(m, out_root)
+        outputs = compare_outputs(m.outputs.files, replayed, out_root, capsule.path / REFERENCE_DIR, ignore, tolerances)
+        new_metrics: dict[str, float] = {}
+        for metrics_file in m.outputs.metrics_files:
+            path = out_root / metrics_file
+            if path.exists():
+                new_metrics.update(load_metrics(path))
+        metrics = compare_metrics(m.outputs.metrics, new_metrics, tolerances)
+        outcome = verdict(outputs, metrics)
+        lap("compare")
+
+    # 6. diagnose
+    verify_host = collect_host(engine_version)
+    findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=outcome != "identical",
+                        numerics_env=m.command.numerics_env)
+    return VerifyReport(
+        capsule=m.name,
+        capsule_path=str(capsule.path),
+        image_id=m.image.id,
+        verdict=outcome,
+        exit_code=VERDICT_EXIT[outcome],
+        outputs=outputs,
+        metrics=metrics,
+        data={"files": len(m.data.files), "bytes": m.data.total_bytes, "status": "verified", "digest": m.data.digest},
+        run=_run_dict(result),
+        diagnosis=[f.to_dict() for f in findings],
+        hosts={"capture": _host_dict(m.host), "verify": _host_dict(verify_host)},
+        timings=timings,
+    )
+
+
+def _replay_env(m: Manifest) -> dict[str, str]:
+    env = dict(m.command.numerics_env)
+    if m.command.seed is not None:
+        env.update(REPLAY_SEED=str(m.command.seed), PYTHONHASHSEED=str(m.command.seed))
+    for name, value in m.command.env.items():
+        if value is None:  # a secret: never stored, read from this machine's environment
+            if name not in os.environ:
+                raise BadInput(f"the capsule needs secret {name} from the environment", f"export {name}, then retry")
+            value = os.environ[name]
+        env[name] = value
+    env["HOME"] = "/tmp"  # the container user may have no home; /tmp is the writable tmpfs
+    return env
+
+
+def _data_source(root: str, req: VerifyRequest) -> Path:
+    local = req.data_map.get(root) or layout.local_path(root, req.cwd)
+    return local.resolve()
+
+
+def _container_user() -> str:
+    """The host user when it is not root (its files stay removable); the image's own user otherwise."""
+    uid = os.geteuid()
+    return "10001:10001" if uid == 0 else f"{uid}:{os.getegid()}"
+
+
+@contextmanager
+def _output_folder(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        if keep.exists() and any(keep.iterdir()):
+            raise BadInput(f"--keep folder {keep} is not empty", "pass a new or empty folder")
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep.resolve()
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="replay-verify-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replayed_files(m: Manifest, out_root: Path) -> list[FileEntry]:
+    """Files the replay produced where the capture declared outputs: a declared file, or all under a folder."""
+    files = {f.path for f in m.outputs.files}
+    wanted = []
+    for root in m.outputs.roots:
+        local = out_root / root
+        if root in files and not local.is_file():
+            continue  # a missing declared file is reported by compare_outputs
+        if local.exists():
+            wanted.append(local)
+    if not wanted:
+        return []
+    return hash_paths(wanted, out_root, what="output").files
+
+
+def _raise_on_failure(result: RunResult, req: VerifyRequest) -> None:
+    if result.timed_out:
+        raise CommandFailed(f"the replayed command timed out after {req.timeout_s:g} s", "raise --timeout",
+                            log_tail=result.log_tail, status=result.exit_code)
+    if result.oom_killed:
+        raise CommandFailed(f"the replayed command was killed for memory (limit {req.memory or 'none'})",
+                            "raise --memory", log_tail=result.log_tail, status=result.exit_code)
+    if result.exit_code != 0:
+        raise CommandFailed(f"the replayed command exited with status {result.exit_code}",
+                            "see the last lines of its log below", log_tail=result.log_tail, status=result.exit_code)
+
+
+def _run_dict(result: RunResult) -> dict[str, object]:
+    return {"exit_code": result.exit_code, "duration_s": round(result.duration_s, 3), "timed_out": result.timed_out,
+            "oom_killed": result.oom_killed, "log_tail": result.log_tail}
+
+
+def _host_dict(host: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(host)  # type: ignore[call-overload, no-any-return]
