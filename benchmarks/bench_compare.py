@@ -52,7 +52,7 @@ def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
 
 
 def run_cmp(a: Path, b: Path) -> int | None:
-    proc = subprocess.run(["cmp", str(a), str(b)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(["cmp", str(a), str(b)], capture_output=True, text=True)
     if proc.returncode == 0:
         return None
     if proc.returncode == 1:  # "a b differ: byte 123, line 4" (1-based)

@@ -47,7 +47,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    State.verbose = verbose or bool(os.environ.get("REPLAY_VERBOSE"))
+    State.verbose = State.verbose or verbose or bool(os.environ.get("REPLAY_VERBOSE"))
 
 
 def _register() -> None:
@@ -65,12 +65,12 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: every ReplayError becomes one line on stderr and its documented exit code."""
-    import click
-
     from replay import ui
 
+    ex = _click_exceptions()
+    args = _lift_verbose(list(sys.argv[1:] if argv is None else argv))
     try:
-        code = app(args=argv, prog_name="replay", standalone_mode=False)
+        code = app(args=args, prog_name="replay", standalone_mode=False)
     except ReplayError as exc:
         if State.verbose:
             ui.err.print_exception()
@@ -80,24 +80,41 @@ def main(argv: list[str] | None = None) -> None:
             ui.err.print("[dim]--- last lines of the log ---[/]")
             ui.err.print(tail, markup=False, highlight=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         ui.error("interrupted: nothing was kept")
         sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        ui.error("interrupted: nothing was kept")
-        sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.UsageError as exc:
-        ui.error(f"{exc.format_message()}: see `replay {_command(argv)}--help`")
+    except ex.NoArgsIsHelpError as exc:  # bare `replay` or `replay base`: the help is the answer
+        print(exc.format_message())
+        sys.exit(0)
+    except ex.UsageError as exc:
+        ui.error(f"{exc.format_message().rstrip('.')}: see `replay {_command(args)}--help`")
         sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.ClickException as exc:
+    except ex.ClickException as exc:
         ui.error(exc.format_message())
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _command(argv: list[str] | None) -> str:
-    args = sys.argv[1:] if argv is None else argv
+def _click_exceptions():  # type: ignore[no-untyped-def]
+    """Recent typer releases vendor click as ``typer._click``; older ones use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
+def _lift_verbose(args: list[str]) -> list[str]:
+    """Accept -v/--verbose anywhere before `--`, not only before the command name."""
+    end = args.index("--") if "--" in args else len(args)
+    head = [a for a in args[:end] if a not in ("-v", "--verbose")]
+    if len(head) != end:
+        State.verbose = True
+    return head + args[end:]
+
+
+def _command(args: list[str]) -> str:
     first = next((a for a in args if not a.startswith("-")), "")
     return f"{first} " if first in {"capture", "verify", "show", "manifest", "base"} else ""

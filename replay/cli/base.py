@@ -11,7 +11,7 @@ app = typer.Typer(help="Base images for capsules.", no_args_is_help=True, add_co
 
 @app.command(
     "build",
-    epilog="Example:\n\n  replay base build --python 3.11      (then: replay capture --base replay-base/python:3.11-bookworm ...)",
+    epilog="Example:\n\n\b\n  replay base build --python 3.11      (then: replay capture --base replay-base/python:3.11-bookworm ...)",
 )
 def build_cmd(
     tag: Annotated[str | None, typer.Option(help="Image tag [default: replay-base/python:X.Y-SUITE].")] = None,

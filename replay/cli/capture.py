@@ -9,6 +9,7 @@ import typer
 
 EPILOG = """Example:
 
+\b
   replay capture --data data --output out/model.pkl --metrics out/metrics.json --seed 7 -- python train.py --seed 7
 
 The capsule lands in .replay/NAME (replay.json, requirements.lock, Dockerfile, code.patch, reference/),

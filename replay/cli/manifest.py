@@ -9,6 +9,7 @@ import typer
 
 EPILOG = """Examples:
 
+\b
   replay manifest data                       (print every file's size and sha256, and the tree digest)
   replay manifest data --check .replay/run   (list missing, changed and extra files; exit 2 if any)"""
 

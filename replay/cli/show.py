@@ -9,6 +9,7 @@ import typer
 
 EPILOG = """Example:
 
+\b
   replay show .replay/digits          (or --json for the whole manifest)"""
 
 

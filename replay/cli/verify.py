@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 EPILOG = """Example:
 
+\b
   replay verify .replay/digits --junit verify.xml --markdown verify.md
 
 Verdicts and exit codes: identical (0): every output byte-identical; equivalent (0): the differences are all

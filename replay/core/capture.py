@@ -108,6 +108,10 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
     carried = _carried_env(req.env, req.allow_secret_env)
     numerics = _numerics_env()
     data_paths = [_existing(p, req.cwd, "data") for p in req.data]
+    if not req.outputs and not req.metrics:
+        raise BadInput("no outputs to capture", "name what the command produced with --output and --metrics")
+    if not req.run:
+        output_paths, metrics = _outputs_and_metrics(req)
     interp = interp_adapter.inspect(req.python)
     engine_version = engine.version()  # no engine: fail now, not after a minute of hashing
     lap("checks")
@@ -116,12 +120,8 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
     if req.run:
         reporter.stage("running the command on this host")
         _run_on_host(req, numerics, carried, reporter)
+        output_paths, metrics = _outputs_and_metrics(req)
         lap("run")
-
-    output_paths = [_existing(p, req.cwd, "output") for p in [*req.outputs, *req.metrics]]
-    metrics: dict[str, float] = {}
-    for m in req.metrics:
-        metrics.update(load_metrics(req.cwd / m))
 
     # --- 3. hashes: data, outputs, code ---------------------------------------------------------------
     with StatCache() as cache:
@@ -262,6 +262,14 @@ def _copy_references(outputs: Outputs, root: Path, stage: Path) -> None:
         dest = stage / layout.reference_copy(entry.path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(layout.local_path(entry.path, root), dest)
+
+
+def _outputs_and_metrics(req: CaptureRequest) -> tuple[list[Path], dict[str, float]]:
+    paths = [_existing(p, req.cwd, "output") for p in [*req.outputs, *req.metrics]]
+    metrics: dict[str, float] = {}
+    for m in req.metrics:
+        metrics.update(load_metrics(req.cwd / m))
+    return paths, metrics
 
 
 def _existing(path: str, cwd: Path, what: str) -> Path:

@@ -107,24 +107,18 @@ def _detail(kind: str, ref: Path, new: Path, offset: int, tol: Tolerance | None)
 # --- text ----------------------------------------------------------------------------------------------
 
 
-def _read_head(path: Path, limit: int) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(limit)
-
-
 def _explain_text(ref: Path, new: Path, offset: int) -> dict[str, Any]:
     if offset > TEXT_CAP:
         return {"note": f"first difference is past the first {TEXT_CAP >> 20} MiB; no line detail"}
     # Enough past the offset for the rest of the line and a few more for the diff.
-    a, b = _read_head(ref, offset + 65536), _read_head(new, offset + 65536)
+    with open(ref, "rb") as fa, open(new, "rb") as fb:
+        a, b = fa.read(offset + 65536), fb.read(offset + 65536)
     line_no = a.count(b"\n", 0, offset) + 1
     start = a.rfind(b"\n", 0, offset) + 1
     column = len(a[start:offset].decode("utf-8", "replace"))
     ctx = start
-    for _ in range(3):
-        if ctx == 0:
-            break
-        ctx = a.rfind(b"\n", 0, ctx - 1) + 1
+    for _ in range(3):  # three lines of context before
+        ctx = a.rfind(b"\n", 0, ctx - 1) + 1 if ctx else 0
     first_ctx_line = line_no - a.count(b"\n", ctx, start)
     return {
         "first_differing_line": line_no,
@@ -196,14 +190,9 @@ def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None) -> di
                 if cell_a == cell_b:
                     continue
                 x, y = _number(cell_a), _number(cell_b)
-                cell = {
-                    "row": row_no,
-                    "column": col,
-                    "column_name": header[col - 1] if header and col <= len(header) else None,
-                    "reference": cell_a,
-                    "replayed": cell_b,
-                    "abs_diff": abs(y - x) if x is not None and y is not None else None,
-                }
+                name = header[col - 1] if header and col <= len(header) else None
+                cell = {"row": row_no, "column": col, "column_name": name, "reference": cell_a, "replayed": cell_b,
+                        "abs_diff": abs(y - x) if x is not None and y is not None else None}
                 differing += 1
                 first = first or cell
                 if x is None or y is None or tol is None or not tol.allows(x, y):
@@ -319,17 +308,9 @@ def _explain_arrays(ref: Path, new: Path, kind: str, tol: Tolerance | None) -> d
 
 
 def _array_diff(np: Any, name: str | None, a: Any, b: Any, tol: Tolerance | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": name,
-        "shape": list(a.shape),
-        "replayed_shape": list(b.shape),
-        "dtype": str(a.dtype),
-        "replayed_dtype": str(b.dtype),
-        "size": int(a.size),
-        "differing": None,
-        "max_abs_diff": None,
-        "max_rel_diff": None,
-    }
+    out: dict[str, Any] = {"name": name, "shape": list(a.shape), "replayed_shape": list(b.shape),
+                           "dtype": str(a.dtype), "replayed_dtype": str(b.dtype), "size": int(a.size),
+                           "differing": None, "max_abs_diff": None, "max_rel_diff": None}
     if a.shape != b.shape:
         return out | ({"within_tolerance": False} if tol is not None else {})
     numeric = a.dtype.kind in "iufc" and b.dtype.kind in "iufc"

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -48,15 +49,20 @@ def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | No
     buf, view = _buffer()
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb", buffering=0) as handle:
-        if hasattr(os, "posix_fadvise"):
-            # Ask for aggressive read-ahead: it is what makes a cold read keep up with the hash.
-            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        while n := handle.readinto(buf):
+    # Plain os calls rather than open(): each system call hands the GIL over, so fewer of them lets small
+    # files hash in parallel threads better (FileIO adds an fstat per file).
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while n := os.readv(fd, [buf]):
             digest.update(view[:n])
+            if size == 0 and n == len(buf) and hasattr(os, "posix_fadvise"):
+                # A big file: ask for aggressive read-ahead, which lets a cold read keep up with the hash.
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             size += n
             if on_bytes is not None:
                 on_bytes(n)
+    finally:
+        os.close(fd)
     return size, digest.hexdigest()
 
 
@@ -107,7 +113,7 @@ def hash_paths(
         for item in _walk(local, record, st, what, rep.warn):
             items.setdefault(item.path, item)
     files = _hash_items(list(items.values()), cache, rep, workers, what)
-    return DataManifest(roots=sorted(roots, key=_encode), files=files, digest=tree_digest(files))
+    return DataManifest(roots=sorted(roots), files=files, digest=tree_digest(files))
 
 
 @dataclass
@@ -152,12 +158,12 @@ def diff_manifests(expected: DataManifest, actual: DataManifest) -> ManifestDiff
     want = {f.path: f for f in expected.files}
     have = {f.path: f for f in actual.files}
     diff = ManifestDiff()
-    for path in sorted(want.keys() | have.keys(), key=_encode):
+    for path in sorted(want.keys() | have.keys()):
         e, a = want.get(path), have.get(path)
-        if a is None:
-            diff.missing.append(e)  # type: ignore[arg-type]  # one of the two is always there
-        elif e is None:
-            diff.extra.append(a)
+        if e is None:
+            diff.extra.append(have[path])
+        elif a is None:
+            diff.missing.append(e)
         elif (e.size, e.sha256) != (a.size, a.sha256):
             diff.changed.append((e, a))
     return diff
@@ -187,7 +193,7 @@ def check_data(
             f"its data roots are: {', '.join(expected.roots) or '(none)'}",
         )
     items: dict[str, _Item] = {}
-    for root in sorted(expected.roots, key=lambda r: (r in given, _encode(r))):
+    for root in sorted(expected.roots, key=lambda r: (r in given, r)):
         local = os.path.abspath(given[root] if root in given else base / root)
         try:
             st = os.stat(local)
@@ -219,6 +225,7 @@ def _normalise(record: str) -> str:
 
 
 def _join(root: str, name: str) -> str:
+    """``root/name`` in recorded form; ``_join(root, "")`` is the prefix of everything under ``root``."""
     if root == ".":
         return name
     return root + name if root.endswith("/") else f"{root}/{name}"
@@ -247,32 +254,37 @@ def _walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable
     if not stat.S_ISDIR(st.st_mode):
         raise BadInput(f"{what} path {local} is neither a file nor a folder", "pass a file or a folder")
     out: list[_Item] = []
+    skipped: list[str] = []
     # Each folder carries the (device, inode) of the folders above it, to tell a loop from a shortcut.
     stack: list[tuple[str, str, tuple[tuple[int, int], ...]]] = [(local, record, ((st.st_dev, st.st_ino),))]
+    is_reg, is_dir = stat.S_ISREG, stat.S_ISDIR
     while stack:
         folder, folder_record, above = stack.pop()
+        prefix = _join(folder_record, "")
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = list(it)  # in no order: the caller sorts the files, and warnings are sorted below
         except OSError as exc:
             raise BadInput(f"cannot read {what} folder {folder} ({exc.strerror})", _READ_HINT) from None
         for entry in entries:
-            child = _join(folder_record, entry.name)
+            child = prefix + entry.name
             try:
                 child_st = entry.stat()  # follows symlinks
             except OSError:
-                warn(f"skipped {child}: a broken symlink, or it vanished while being listed")
+                skipped.append(f"skipped {child}: a broken symlink, or it vanished while being listed")
                 continue
-            if stat.S_ISREG(child_st.st_mode):
+            if is_reg(child_st.st_mode):
                 out.append(_Item(entry.path, child, child_st))
-            elif stat.S_ISDIR(child_st.st_mode):
+            elif is_dir(child_st.st_mode):
                 key = (child_st.st_dev, child_st.st_ino)
                 if key in above:
-                    warn(f"skipped {child}: a symlink back to a folder that contains it")
+                    skipped.append(f"skipped {child}: a symlink back to a folder that contains it")
                 else:
                     stack.append((entry.path, child, (*above, key)))
             else:
-                warn(f"skipped {child}: not a regular file or folder")
+                skipped.append(f"skipped {child}: not a regular file or folder")
+    for message in sorted(skipped):
+        warn(message)
     return out
 
 
@@ -283,17 +295,18 @@ class _Stopped(Exception):
     """Raised inside workers once the caller has given up (an error elsewhere, or Ctrl-C)."""
 
 
-class _Counter:
-    def __init__(self, start: int) -> None:
-        self.value = start
-        self.stop = threading.Event()
-        self._lock = threading.Lock()
+class _Tally:
+    """Bytes hashed by one batch. Only the worker running that batch writes it, so it needs no lock (a
+    shared locked counter, taken once per file, made the threads queue on it)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.bytes = 0
+        self._stop = stop
 
     def add(self, n: int) -> None:
-        if self.stop.is_set():
+        if self._stop.is_set():
             raise _Stopped
-        with self._lock:
-            self.value += n
+        self.bytes += n
 
 
 def _buffer() -> tuple[bytearray, memoryview]:
@@ -331,17 +344,17 @@ def _batches(items: list[_Item]) -> list[list[_Item]]:
     return out
 
 
-def _hash_batch(batch: list[_Item], counter: _Counter) -> list[tuple[_Item, int, str, bool]]:
+def _hash_batch(batch: list[_Item], tally: _Tally) -> list[tuple[_Item, int, str, bool]]:
     out = []
     for item in batch:
         try:
-            size, sha = hash_file(item.local, counter.add)
+            size, sha = hash_file(item.local, tally.add)
             after = os.stat(item.local)
         except OSError as exc:
             raise BadInput(f"cannot read {item.local} ({exc.strerror or exc})", _READ_HINT) from None
         before = item.st
-        stable = (size, before.st_mtime_ns, before.st_ino) == (after.st_size, after.st_mtime_ns, after.st_ino)
-        out.append((item, size, sha, stable and size == before.st_size))
+        stable = size == before.st_size == after.st_size and before.st_mtime_ns == after.st_mtime_ns
+        out.append((item, size, sha, stable and before.st_ino == after.st_ino))
     return out
 
 
@@ -353,7 +366,7 @@ def _hash_items(
     todo: list[_Item] = []
     done = 0
     known = cache.get_many([i.st for i in items]) if cache is not None else [None] * len(items)
-    for item, sha in zip(items, known):
+    for item, sha in zip(items, known, strict=True):
         if sha is None:
             todo.append(item)
         else:
@@ -361,13 +374,14 @@ def _hash_items(
             done += item.st.st_size
     # Only this (the calling) thread talks to the reporter; workers just count bytes.
     reporter.progress("hashing", done, total)
-    counter = _Counter(done)
     batches = _batches(todo)
     if batches:
+        stop = threading.Event()
+        tallies = [_Tally(stop) for _ in batches]
         pool = ThreadPoolExecutor(max_workers=min(_workers(workers), len(batches)), thread_name_prefix="hash")
         try:
             pending: set[Future[list[tuple[_Item, int, str, bool]]]] = {
-                pool.submit(_hash_batch, batch, counter) for batch in batches
+                pool.submit(_hash_batch, batch, tally) for batch, tally in zip(batches, tallies, strict=True)
             }
             last = done
             while pending:
@@ -379,14 +393,15 @@ def _hash_items(
                             reporter.warn(f"{what} file {item.path} changed while it was being hashed")
                         elif cache is not None:
                             cache.put(item.st, sha)
-                if counter.value != last and pending:
-                    last = counter.value
-                    reporter.progress("hashing", last, total)
+                now = done + sum(t.bytes for t in tallies)
+                if now != last and pending:
+                    last = now
+                    reporter.progress("hashing", now, total)
         finally:
-            counter.stop.set()  # a no-op once all is done; on an error it ends the running batches early
+            stop.set()  # a no-op once all is done; on an error it ends the running batches early
             pool.shutdown(wait=True, cancel_futures=True)
         reporter.progress("hashing", total, total)
     if cache is not None:
         cache.flush()
-    entries.sort(key=lambda f: _encode(f.path))
+    entries.sort(key=attrgetter("path"))
     return entries

@@ -150,6 +150,8 @@ def to_junit(report: VerifyReport) -> str:
     if report.error:
         errors += 1
         ET.SubElement(run, "error", message=report.error, type=report.verdict).text = report.run.get("log_tail")
+    elif report.run.get("log_tail"):
+        ET.SubElement(run, "system-out").text = report.run["log_tail"]
 
     for out in report.outputs:
         case = ET.SubElement(suite, "testcase", classname="outputs", name=out.path)
@@ -189,17 +191,21 @@ def _seconds(value: Any) -> str:
 
 
 def _output_note(out: OutputResult, detail: str) -> str:
+    tail = f": {detail}" if detail else ""
     if out.status == "within_tolerance":
-        return f"within tolerance {out.tolerance}: {detail}"
+        return f"within tolerance {out.tolerance}{tail}"
     if out.status == "identical":
         return ""
-    return f"ignored (matches --ignore), {out.status}" + (f": {detail}" if detail else "")
+    happened = "differs" if out.status == "ignored" else out.status
+    return f"ignored (matches --ignore), {happened}{tail}"
 
 
 def _hashes(out: OutputResult) -> str:
-    return (
-        f"reference sha256 {out.reference_sha256} ({out.reference_size} bytes)\n"
-        f"replayed sha256 {out.replayed_sha256} ({out.replayed_size} bytes)"
+    def side(name: str, sha: str | None, size: int | None) -> str:
+        return f"{name} sha256 {sha} ({size} bytes)" if sha else f"{name}: absent"
+
+    return side("reference", out.reference_sha256, out.reference_size) + "\n" + side(
+        "replayed", out.replayed_sha256, out.replayed_size
     )
 
 
@@ -210,7 +216,7 @@ def to_markdown(report: VerifyReport) -> str:
     """A summary for a pull-request comment or a CI job page."""
     lines = [f"### replay verify `{report.capsule}`", "", f"**Verdict: {report.verdict}** (exit {report.exit_code})"]
     if report.image_id:
-        lines.append(f"Image `{report.image_id}`, replay {report.replay_version}")
+        lines.append(f"\nImage `{report.image_id}`, replay {report.replay_version}")
     if report.error:
         lines += ["", f"Error: {_cell(report.error)}"]
 
@@ -285,7 +291,7 @@ def _host_value(key: str, value: Any) -> str:
     if key == "gpus":
         return ", ".join(f"{g.get('name')} (driver {g.get('driver') or '?'})" for g in value)
     if key == "cpu_flags":
-        return f"{len(value)} flags"
+        return f"{len(value)} flag" + ("s" if len(value) != 1 else "")
     return str(value)
 
 

@@ -35,6 +35,7 @@ BUSY_TIMEOUT_S = 2.0
 # Inodes per lookup query in get_many; SQLite before 3.32 allows at most 999 parameters.
 QUERY_BATCH = 900
 
+_TOP_BIT, _WRAP = 1 << 63, 1 << 64
 _SQLITE_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -45,9 +46,10 @@ def default_path() -> Path:
     return base / CACHE_FILE_NAME
 
 
-def _signed64(value: int) -> int:
+def _key(st: os.stat_result) -> tuple[int, int]:
     # SQLite integers are signed 64-bit; inode and device numbers may use the top bit.
-    return value - (1 << 64) if value >= (1 << 63) else value
+    dev, ino = st.st_dev, st.st_ino
+    return (dev - _WRAP if dev >= _TOP_BIT else dev, ino - _WRAP if ino >= _TOP_BIT else ino)
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
@@ -80,7 +82,7 @@ class StatCache:
         return self._conn is not None
 
     def get(self, st: os.stat_result) -> str | None:
-        key = (_signed64(st.st_dev), _signed64(st.st_ino))
+        key = _key(st)
         with self._lock:
             row: tuple[int, int, str] | None = self._pending.get(key)
             if row is None and self._conn is not None:
@@ -97,10 +99,11 @@ class StatCache:
 
     def get_many(self, stats: Sequence[os.stat_result]) -> list[str | None]:
         """``get`` for many files at once: one query per few hundred files instead of one each."""
+        keys = [_key(st) for st in stats]
         found: dict[tuple[int, int], tuple[int, int, str]] = {}
         by_dev: dict[int, list[int]] = {}
-        for st in stats:
-            by_dev.setdefault(_signed64(st.st_dev), []).append(_signed64(st.st_ino))
+        for dev, ino in keys:
+            by_dev.setdefault(dev, []).append(ino)
         with self._lock:
             if self._conn is not None:
                 try:
@@ -112,25 +115,22 @@ class StatCache:
                                 f" WHERE dev = ? AND ino IN ({','.join('?' * len(chunk))})"
                             )
                             for ino, size, mtime_ns, sha in self._conn.execute(query, (dev, *chunk)):
-                                found[(dev, ino)] = (size, mtime_ns, sha)
+                                found[dev, ino] = (size, mtime_ns, sha)
                 except sqlite3.Error as exc:
                     self._failed(exc)
                     found.clear()
             found.update(self._pending)
         out: list[str | None] = []
-        for st in stats:
-            row = found.get((_signed64(st.st_dev), _signed64(st.st_ino)))
-            if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns:
-                out.append(row[2])
-            else:
-                out.append(None)
+        for st, key in zip(stats, keys, strict=True):
+            row = found.get(key)
+            out.append(row[2] if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns else None)
         return out
 
     def put(self, st: os.stat_result, sha256: str) -> None:
         """Remember ``sha256`` for this stat, unless the file changed too recently to be trusted."""
         if time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS:
             return
-        key = (_signed64(st.st_dev), _signed64(st.st_ino))
+        key = _key(st)
         with self._lock:
             if self._conn is None:
                 return

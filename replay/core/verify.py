@@ -17,7 +17,14 @@ from pathlib import Path
 
 from replay.adapters.runner import ContainerRunner, Mount, RunResult, RunSpec
 from replay.core import layout
-from replay.core.compare import compare_metrics, compare_outputs, load_metrics, parse_tolerance, verdict
+from replay.core.compare import (
+    compare_metrics,
+    compare_outputs,
+    load_metrics,
+    parse_tolerance,
+    settle_metrics_files,
+    verdict,
+)
 from replay.core.diagnose import diagnose
 from replay.core.events import NullReporter, Reporter
 from replay.core.hashing import check_data, hash_paths
@@ -135,11 +142,14 @@ def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | Non
         replayed = _replayed_files(m, out_root)
         outputs = compare_outputs(m.outputs.files, replayed, out_root, capsule.path / REFERENCE_DIR, ignore, tolerances)
         new_metrics: dict[str, float] = {}
+        per_file: dict[str, list[str]] = {}
         for metrics_file in m.outputs.metrics_files:
-            path = out_root / metrics_file
-            if path.exists():
-                new_metrics.update(load_metrics(path))
+            found = _metrics_or_none(out_root / metrics_file)
+            new_metrics.update(found)
+            reference = _metrics_or_none(capsule.path / layout.reference_copy(metrics_file))
+            per_file[metrics_file] = sorted({*found, *reference})
         metrics = compare_metrics(m.outputs.metrics, new_metrics, tolerances)
+        outputs = settle_metrics_files(outputs, m.outputs.metrics_files, metrics, per_file)
         outcome = verdict(outputs, metrics)
         lap("compare")
 
@@ -201,6 +211,14 @@ def _output_folder(keep: Path | None) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _metrics_or_none(path: Path) -> dict[str, float]:
+    """Metrics of a file, or none when it is missing or no longer a JSON object of numbers (which diverges)."""
+    try:
+        return load_metrics(path) if path.exists() else {}
+    except BadInput:
+        return {}
 
 
 def _replayed_files(m: Manifest, out_root: Path) -> list[FileEntry]:

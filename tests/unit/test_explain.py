@@ -177,10 +177,20 @@ def test_npy_stats_and_tolerance(tmp_path: Path) -> None:
 
 def test_npy_unsigned_integers_do_not_wrap(tmp_path: Path) -> None:
     pa, pb = _pair(tmp_path, "x.npy", b"", b"")
-    _save(pa, np.array([0, 5], dtype=np.uint8))
-    _save(pb, np.array([1, 5], dtype=np.uint8))
+    _save(pa, np.array([1, 5], dtype=np.uint8))
+    _save(pb, np.array([0, 5], dtype=np.uint8))
     (arr,) = explain(pa, pb)["arrays"]
     assert arr["max_abs_diff"] == 1.0 and arr["differing"] == 1
+
+
+def test_npy_infinities_must_match_exactly(tmp_path: Path) -> None:
+    pa, pb = _pair(tmp_path, "x.npy", b"", b"")
+    _save(pa, np.array([np.inf, -np.inf, 1.0]))
+    _save(pb, np.array([np.inf, -np.inf, 2.0]))
+    assert explain(pa, pb, Tolerance(atol=1.0))["within_tolerance"] is True
+    _save(pb, np.array([1e308, -np.inf, 1.0]))
+    # rtol * |inf| is inf: without the finiteness rule any value would pass.
+    assert explain(pa, pb, Tolerance(rtol=0.5))["within_tolerance"] is False
 
 
 def test_npy_shape_mismatch(tmp_path: Path) -> None:

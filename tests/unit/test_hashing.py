@@ -333,3 +333,33 @@ def test_check_data_uses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert check_data(m, base, cache=cache).ok
         monkeypatch.setattr(hashing, "hash_file", None)  # any read would fail
         assert check_data(m, base, cache=cache).ok
+
+
+def test_file_changing_while_hashed_is_flagged_and_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = write(tmp_path / "a", "abc")
+    real = hashing.hash_file
+
+    def touching(path: str, on_bytes: object = None) -> tuple[int, str]:
+        result = real(path, on_bytes)  # type: ignore[arg-type]
+        os.utime(path, ns=(OLD_NS + 10**9, OLD_NS + 10**9))  # a writer got in while we read
+        return result
+
+    monkeypatch.setattr(hashing, "hash_file", touching)
+    reporter = RecordingReporter()
+    with StatCache(tmp_path / "cache.sqlite") as cache:
+        hash_paths([f], tmp_path, cache=cache, reporter=reporter)
+        assert reporter.warnings == ["data file a changed while it was being hashed"]
+        assert cache.get(os.stat(f)) is None
+        os.utime(f, ns=(OLD_NS, OLD_NS))
+        assert cache.get(os.stat(f)) is None
+
+
+def test_special_files(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(BadInput, match="neither a file nor a folder"):
+        hash_paths([tmp_path / "fifo"], tmp_path)
+    write(tmp_path / "d" / "x", "abc")
+    os.mkfifo(tmp_path / "d" / "pipe")
+    reporter = RecordingReporter()
+    assert [f.path for f in hash_paths([tmp_path / "d"], tmp_path, reporter=reporter).files] == ["d/x"]
+    assert reporter.warnings == ["skipped d/pipe: not a regular file or folder"]

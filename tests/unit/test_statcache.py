@@ -188,3 +188,35 @@ def test_shared_between_threads(tmp_path: Path) -> None:
             thread.join()
     assert errors == []
     assert len(rows(tmp_path / "s.sqlite")) == 8 * 300
+
+
+def test_file_damaged_while_open_is_recreated(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with StatCache(path) as cache:
+        cache.put(fake_stat(), SHA_A)
+    with StatCache(path) as cache:
+        assert cache.get(fake_stat()) == SHA_A
+        path.write_bytes(b"junk" * 5000)
+        for sidecar in (tmp_path / "s.sqlite-wal", tmp_path / "s.sqlite-shm"):
+            if sidecar.exists():
+                sidecar.write_bytes(b"\0" * 100)
+        assert cache.get(fake_stat(ino=3)) is None
+        assert cache.enabled
+        cache.put(fake_stat(ino=4), SHA_B)
+        cache.flush()
+        assert cache.get(fake_stat(ino=4)) == SHA_B
+    assert rows(path) == [(2, 4, 10, OLD_NS, SHA_B)]
+
+
+def test_get_many_matches_get(tmp_path: Path) -> None:
+    stats = [fake_stat(ino=i, size=i) for i in range(2000)]
+    with StatCache(tmp_path / "s.sqlite") as cache:
+        for st in stats[::2]:
+            cache.put(st, f"{st.st_ino:064x}")
+        cache.flush()
+        cache.put(stats[1], SHA_B)  # still queued: seen too
+        asked = [*stats, fake_stat(ino=4, size=5), fake_stat(ino=6, dev=9, size=6)]
+        got = cache.get_many(asked)
+        assert got == [cache.get(st) for st in asked]
+        assert got[:4] == [f"{0:064x}", SHA_B, f"{2:064x}", None]
+        assert got[-2:] == [None, None]  # other size; other device

@@ -1,0 +1,44 @@
+# replay: `make demo` runs a real capture + verify; `make test` runs every test against a real engine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BASE   ?= replay-base/python:3.11-bookworm
+export REPLAY_BASE := $(BASE)
+
+.PHONY: install engine base demo test test-unit check bench clean
+
+$(BIN)/replay: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/replay
+
+engine:
+	@bash scripts/ensure-engine.sh
+
+base: install engine
+	@REPLAY=$(BIN)/replay bash scripts/ensure-base.sh
+
+demo: base
+	@bash demo/run.sh
+
+test: base
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit tests/cli
+
+check: install
+	$(BIN)/ruff check replay tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q tests/cli/test_docs.py
+
+bench: base
+	$(BIN)/python benchmarks/bench_hash.py
+	$(BIN)/python benchmarks/bench_compare.py
+	$(BIN)/python benchmarks/bench_capture_verify.py
+
+clean:
+	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,178 @@
+"""`replay capture` against the real engine: the capsule on disk and the image it pins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.e2e.conftest import BASE
+
+# Runs inside the capsule image: every locked package must be installed at its locked version and import.
+IMPORT_CHECK = r"""
+import importlib, json, sys
+from importlib import metadata
+expected = json.loads(sys.argv[1])
+problems = []
+for name, version in expected.items():
+    dist = metadata.distribution(name)
+    if dist.version != version:
+        problems.append(f"{name}: {dist.version} != {version}")
+    top = (dist.read_text("top_level.txt") or "").split()
+    if not top:
+        top = sorted({f.parts[0] for f in dist.files or [] if f.suffix == ".py" and len(f.parts) > 1
+                      and not f.parts[0].endswith((".dist-info", ".data"))})
+    for module in top:
+        if not module.startswith("_"):
+            importlib.import_module(module)
+print("ok" if not problems else "\n".join(problems))
+"""
+
+
+def test_capture_writes_a_complete_capsule(make_project, engine) -> None:
+    project = make_project("seeded")
+
+    result = project.capture("--json")
+
+    assert result.code == 0, result.stderr
+    summary = result.json()
+    assert summary["schema"] == "replay.capture-summary" and summary["schema_version"] == 1
+    assert summary["counts"]["data_files"] == 1 and summary["counts"]["outputs"] == 3
+    capsule = project.capsule
+    assert sorted(p.name for p in capsule.iterdir()) == [
+        "Dockerfile", "reference", "replay.json", "requirements.in", "requirements.lock"]
+    manifest = json.loads((capsule / "replay.json").read_text())
+    assert manifest["schema_version"] == 1
+    assert manifest["command"]["argv"] == ["python", "train.py"] and manifest["command"]["seed"] == 7
+    assert manifest["code"]["kind"] == "git" and len(manifest["code"]["commit"]) == 40
+    assert manifest["code"]["dirty"] is False
+    assert manifest["data"]["files"][0]["path"] == "data/digits.npz"
+    assert manifest["data"]["digest"].startswith("sha256:")
+    assert {f["path"] for f in manifest["outputs"]["files"]} == {
+        "out/model.pkl", "out/predictions.npy", "out/metrics.json"}
+    assert set(manifest["outputs"]["metrics"]) == {"accuracy", "test.n"}
+    assert manifest["image"]["base"]["ref"] == BASE and manifest["image"]["base"]["id"].startswith("sha256:")
+    assert manifest["host"]["cores"] >= 1 and manifest["host"]["docker_version"]
+    names = {p["name"].lower() for p in manifest["python"]["packages"]}
+    assert {"numpy", "scikit-learn", "scipy"} <= names
+    lock = (capsule / "requirements.lock").read_text()
+    assert "pip-compile" in lock and "--generate-hashes" in lock  # the command that regenerates it
+    assert "--hash=sha256:" in lock
+    assert "file://" not in lock and "--find-links" not in lock and "--index-url" not in lock
+    assert "FROM sha256:" in (capsule / "Dockerfile").read_text()
+
+
+def test_image_is_pinned_non_root_offline_and_has_every_locked_package(make_project, engine) -> None:
+    project = make_project("seeded")
+    assert project.capture().code == 0
+    manifest = json.loads((project.capsule / "replay.json").read_text())
+    image = manifest["image"]
+
+    record = engine.image(image["id"])
+    assert record is not None and record.id == image["id"]
+    assert image["tag"] in record.tags and image["tag"].startswith(f"replay/{project.name}:")
+    assert record.labels["org.opencontainers.image.revision"] == manifest["code"]["commit"]
+    assert record.labels["io.replay.name"] == project.name
+    # The probe container has no network: running and importing needs none.
+    assert engine.probe(image["id"], ["id", "-u"]).strip() == "10001"
+    packages = {p["name"]: p["version"] for p in manifest["python"]["packages"]}
+    out = engine.probe(image["id"], ["python", "-c", IMPORT_CHECK, json.dumps(packages)])
+    assert out.strip() == "ok"
+    # The image alone describes the run.
+    inside = json.loads(engine.probe(image["id"], ["cat", "/replay/replay.json"]))
+    assert inside["name"] == project.name and inside["data"] == manifest["data"]
+
+
+def test_secret_canary_reaches_neither_capsule_nor_image(make_project, engine, tmp_path) -> None:
+    canary = "canary-7f3a9c1e5b-do-not-leak"
+    project = make_project("seeded")
+    (project.root / ".env").write_text(f"API_TOKEN={canary}\n")  # git-ignored, as real secrets are
+    capture_args = ["capture", "--name", project.name, "--base", BASE, "--env", "API_TOKEN"]
+    refused = project.replay(*capture_args, *project.scenario["capture"], API_TOKEN=canary)
+    assert refused.code == 2 and "--allow-secret-env" in refused.stderr  # names that look secret need consent
+
+    result = project.replay(*capture_args, "--allow-secret-env", *project.scenario["capture"], API_TOKEN=canary)
+    assert result.code == 0, result.stderr
+
+    manifest = json.loads((project.capsule / "replay.json").read_text())
+    assert manifest["command"]["env"] == {"API_TOKEN": None}  # the name is kept, never the value
+    for path in project.capsule.rglob("*"):
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
+    saved = tmp_path / "image.tar"
+    with saved.open("wb") as handle:
+        for chunk in engine.save(manifest["image"]["id"]):
+            handle.write(chunk)
+    assert saved.stat().st_size > 10_000_000
+    assert canary.encode() not in saved.read_bytes()
+
+    # At verify the secret comes from the verifier's environment; without it, a clear bad-input error.
+    missing = project.replay("verify", str(project.capsule))
+    assert missing.code == 2 and "API_TOKEN" in missing.stderr
+    ok = project.replay("verify", str(project.capsule), API_TOKEN=canary)
+    assert ok.code == 0, ok.stdout + ok.stderr
+
+
+def test_second_capture_after_a_code_change_reuses_cached_layers(make_project) -> None:
+    project = make_project("seeded")
+    assert project.capture().code == 0
+    (project.root / "train.py").write_text((project.root / "train.py").read_text() + "\n# tweak\n")
+
+    again = project.capture("--force", "--verbose")
+
+    assert again.code == 0, again.stderr
+    # The classic builder says "Using cache" for every layer it reuses: all the package layers are.
+    assert again.stderr.count("Using cache") >= 5
+    manifest = json.loads((project.capsule / "replay.json").read_text())
+    assert manifest["code"]["dirty"] is True and manifest["code"]["patch"] == "code.patch"
+    assert "+# tweak" in (project.capsule / "code.patch").read_text()
+
+
+def test_outside_git_capture_warns_and_records_a_tree_digest(make_project) -> None:
+    project = make_project("seeded")
+    subprocess.run(["rm", "-rf", str(project.root / ".git")], check=True)
+
+    result = project.capture("--json")
+
+    assert result.code == 0, result.stderr
+    assert "not a git repository" in result.stderr
+    manifest = json.loads((project.capsule / "replay.json").read_text())
+    assert manifest["code"]["kind"] == "tree" and manifest["code"]["commit"] is None
+    assert manifest["code"]["files"] == 3  # train.py, make_data.py, .gitignore: no data, outputs or .env
+
+
+def test_existing_capsule_needs_force(make_project) -> None:
+    project = make_project("seeded")
+    assert project.capture().code == 0
+    before = (project.capsule / "replay.json").read_bytes()
+
+    again = project.capture()
+
+    assert again.code == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
+    assert (project.capsule / "replay.json").read_bytes() == before
+
+
+def test_missing_base_image_names_the_way_out(make_project) -> None:
+    project = make_project("seeded")
+
+    result = project.replay("capture", "--base", "replay-test/no-such-base:1", *project.scenario["capture"])
+
+    assert result.code == 3
+    assert "--base" in result.stderr and "replay base build" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project.root / ".replay").exists() or not any((project.root / ".replay").iterdir())
+
+
+def test_no_engine_is_one_line_and_exit_3(make_project) -> None:
+    project = make_project("seeded")
+
+    result = project.replay("capture", *project.scenario["capture"], DOCKER_HOST="unix:///nonexistent.sock")
+
+    assert result.code == 3
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: no Docker engine answers") and "Traceback" not in result.stderr
+
+
+def test_version_and_python_module_entry_point() -> None:
+    out = subprocess.run([sys.executable, "-m", "replay", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("replay ")
