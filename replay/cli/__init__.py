@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into a returned 130
+        ui.error("interrupted: nothing was kept")
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -41,7 +41,7 @@ def verify_cmd(
     from replay.cli import State
     from replay.core.compare import parse_assignment
     from replay.core.verify import VerifyRequest, verify
-    from replay.errors import BadInput, ReplayError
+    from replay.errors import BadInput, DataMismatch, ReplayError
 
     cwd = Path.cwd()
     data_map = {}
@@ -59,6 +59,8 @@ def verify_cmd(
         except ReplayError as exc:
             if as_json or report or junit or markdown:
                 _write_reports(_error_report(req, exc), as_json, report, junit, markdown)
+            if isinstance(exc, DataMismatch) and not as_json:
+                _render_data_problems(exc.problems)
             raise
     _write_reports(result, as_json, report, junit, markdown)
     if not as_json:
@@ -156,6 +158,21 @@ def render(result: VerifyReport) -> None:
     t = result.timings
     if t:
         out.print("[dim]" + "  ".join(f"{k} {v:.2f}s" for k, v in t.items()) + "[/]")
+
+
+def _render_data_problems(problems: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    from replay import ui
+
+    table = Table(title="data that differs from the capture", title_justify="left")
+    for col in ("path", "problem", "expected", "found"):
+        table.add_column(col)
+    for p in problems:
+        expected = f"{p.get('expected_size', '-')} B {ui.short(str(p.get('expected_sha256') or ''))}"
+        found = f"{p.get('actual_size', '-')} B {ui.short(str(p.get('actual_sha256') or ''))}"
+        table.add_row(str(p.get("path")), str(p.get("problem")), expected, found)
+    ui.err.print(table)
 
 
 def _host(raw: dict[str, object]) -> object:

@@ -112,8 +112,11 @@ def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | Non
     with StatCache() as cache:
         diff = check_data(m.data, req.cwd, mapping=req.data_map, cache=cache, reporter=reporter)
     if not diff.ok:
-        raise DataMismatch(f"data differs from the capture ({diff.summary()}); the command was not run",
-                           "restore the captured data, or point --data RECORDED=LOCAL at a copy", diff.problems())
+        problems = diff.problems()
+        named = ", ".join(f"{p['path']} {p['problem']}" for p in problems[:3])
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise DataMismatch(f"data differs from the capture: {named}{more}; the command was not run",
+                           "restore the captured data, or point --data RECORDED=LOCAL at a copy", problems)
     lap("data")
 
     # 4. the run, in a fresh container

@@ -121,22 +121,24 @@ class Project:
         return self.replay("capture", "--name", self.name, "--base", BASE, *extra, *args[:split], *args[split:])
 
 
+def new_project(parent: Path, scenario: str, venv: Path) -> Project:
+    """A fresh git repository holding the scenario's files, prepared with the training virtualenv."""
+    source = SCENARIOS / scenario
+    spec = json.loads((source / "scenario.json").read_text())
+    root = parent / scenario
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("scenario.json", "__pycache__"))
+    for rel in spec.get("include", []):
+        shutil.copy(REPO / rel, root / Path(rel).name)
+    (root / ".gitignore").write_text(".venv/\ndata/\nout/\n.replay/\n.env\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "scenario"], cwd=root, check=True)
+    for script in spec.get("prepare", []):
+        subprocess.run([str(venv / "bin" / "python"), script], cwd=root, check=True, capture_output=True)
+    return Project(root, venv, f"e2e-{scenario}-{uuid.uuid4().hex[:6]}", spec)
+
+
 @pytest.fixture
 def make_project(tmp_path: Path, engine: Any, train_venv: Path) -> Any:
-    def make(scenario: str) -> Project:
-        source = SCENARIOS / scenario
-        spec = json.loads((source / "scenario.json").read_text())
-        root = tmp_path / scenario
-        shutil.copytree(source, root, ignore=shutil.ignore_patterns("scenario.json", "__pycache__"))
-        for rel in spec.get("include", []):
-            shutil.copy(REPO / rel, root / Path(rel).name)
-        (root / ".gitignore").write_text(".venv/\ndata/\nout/\n.replay/\n.env\n")
-        git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-        subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-        subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "scenario"], cwd=root, check=True)
-        for script in spec.get("prepare", []):
-            subprocess.run([str(train_venv / "bin" / "python"), script], cwd=root, check=True, capture_output=True)
-        return Project(root, train_venv, f"e2e-{scenario}-{uuid.uuid4().hex[:6]}", spec)
-
-    return make
+    return lambda scenario: new_project(tmp_path, scenario, train_venv)
