@@ -116,6 +116,7 @@ class DockerEngine:
         tag: str | None,
         on_line: Callable[[str], None],
         on_step: Callable[[int, int], None] | None = None,
+        no_cache: bool = False,
     ) -> str:
         """Build from a tar build context with the classic builder, offline; return the image ID."""
         image_id = ""
@@ -129,6 +130,7 @@ class DockerEngine:
                 forcerm=True,
                 decode=True,
                 pull=False,
+                nocache=no_cache,
                 network_mode="none",  # the build must need no network: packages come from the wheelhouse
                 use_config_proxy=False,
             )
@@ -146,11 +148,11 @@ class DockerEngine:
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
                     image_id = str(aux["ID"])
-        if not image_id:
+        if not image_id and tag:
             record = self.image(tag)
-            if record is None:
-                raise BuildFailed("the engine returned no image", "\n".join(tail))
-            image_id = record.id
+            image_id = record.id if record else ""
+        if not image_id:
+            raise BuildFailed("the engine returned no image", "\n".join(tail))
         return image_id
 
     def import_rootfs(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> str:
@@ -163,7 +165,7 @@ class DockerEngine:
 
     def save(self, ref: str) -> Iterable[bytes]:
         with self._errors():
-            return self.api.get_image(ref)  # type: ignore[no-any-return]
+            return self.api.get_image(ref)
 
     # --- containers --------------------------------------------------------------------------------
 

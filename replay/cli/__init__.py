@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -99,13 +99,14 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _click_exceptions():  # type: ignore[no-untyped-def]
+def _click_exceptions() -> Any:
     """Recent typer releases vendor click as ``typer._click``; older ones use click itself."""
+    import importlib
+
     try:
-        from typer._click import exceptions
+        return importlib.import_module("typer._click.exceptions")
     except ImportError:  # pragma: no cover - depends on the installed typer
-        from click import exceptions  # type: ignore[no-redef]
-    return exceptions
+        return importlib.import_module("click.exceptions")
 
 
 def _lift_verbose(args: list[str]) -> list[str]:

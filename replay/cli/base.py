@@ -9,10 +9,14 @@ import typer
 app = typer.Typer(help="Base images for capsules.", no_args_is_help=True, add_completion=False)
 
 
-@app.command(
-    "build",
-    epilog="Example:\n\n\b\n  replay base build --python 3.11      (then: replay capture --base replay-base/python:3.11-bookworm ...)",
-)
+EPILOG = """Example:
+
+\b
+  replay base build --python 3.11
+  replay capture --base replay-base/python:3.11-bookworm ... -- python train.py"""
+
+
+@app.command("build", epilog=EPILOG)
 def build_cmd(
     tag: Annotated[str | None, typer.Option(help="Image tag [default: replay-base/python:X.Y-SUITE].")] = None,
     python: Annotated[str, typer.Option("--python", help="Python minor version, e.g. 3.11.")] = "3.11",

@@ -37,6 +37,7 @@ def capture_cmd(
     into: Annotated[Path | None, typer.Option(help="Capsule folder [default: .replay/NAME].")] = None,
     run: Annotated[bool, typer.Option("--run", help="Run the command here first, then capture.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing capsule folder.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Relock and rebuild every image layer.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Snapshot a finished training run into a capsule and a pinned image."""
@@ -72,6 +73,7 @@ def capture_cmd(
         into=into,
         force=force,
         run=run,
+        no_cache=no_cache,
     )
     with ui.RichReporter(verbose=State.verbose) as reporter:
         result = capture(req, DockerEngine(), reporter)

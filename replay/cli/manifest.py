@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from replay.manifest import DataManifest
 
 EPILOG = """Examples:
 
@@ -80,7 +83,7 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _manifest_dict(m: object) -> dict[str, object]:
+def _manifest_dict(m: DataManifest) -> dict[str, object]:
     from dataclasses import asdict
 
-    return asdict(m)  # type: ignore[call-overload, no-any-return]
+    return asdict(m)

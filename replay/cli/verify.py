@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from replay.core.report import VerifyReport
+    from replay.manifest import HostInfo
 
 EPILOG = """Example:
 
@@ -23,7 +24,9 @@ image under its tag; the replayed command failed (4): non-zero exit, killed for 
 
 def verify_cmd(
     target: Annotated[Path, typer.Argument(help="A capsule folder (made by `replay capture`).")],
-    data: Annotated[list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")] = None,
+    data: Annotated[
+        list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")
+    ] = None,
     tolerance: Annotated[list[str] | None, typer.Option("--tolerance", help="NAME=SPEC, added to the capsule's.")] = None,
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Glob of outputs not byte-compared.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON on stdout.")] = False,
@@ -175,10 +178,11 @@ def _render_data_problems(problems: list[dict[str, object]]) -> None:
     ui.err.print(table)
 
 
-def _host(raw: dict[str, object]) -> object:
+def _host(raw: dict[str, object]) -> HostInfo:
     from replay.manifest import HostInfo, _build
 
-    return _build(HostInfo, raw, "host")
+    host: HostInfo = _build(HostInfo, raw, "host")
+    return host
 
 
 def _num(value: float | None) -> str:

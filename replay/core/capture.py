@@ -70,6 +70,7 @@ class CaptureRequest:
     into: Path | None = None
     force: bool = False
     run: bool = False
+    no_cache: bool = False  # rebuild every layer and relock: a cold capture
 
 
 @dataclass
@@ -144,7 +145,7 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
         reporter.stage("resolving the base image")
         base, target = base_images.resolve_base(engine, req.base, interp.version, reporter)
         reporter.stage("locking packages (pip-tools)")
-        env = lock_environment(interp, root, stage, target, req.requirements)
+        env = lock_environment(interp, root, stage, target, req.requirements, use_cache=not req.no_cache)
         lap("lock")
         try:
             code = _code_version(snap, stage)
@@ -173,7 +174,7 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
             dockerfile = render_dockerfile(_dockerfile_context(manifest, base.digest or base.id))
             (stage / DOCKERFILE_NAME).write_text(dockerfile)
             reporter.stage("building the image")
-            image_id = _build(engine, stage, dockerfile, env.wheels, root, snap.files, manifest, reporter)
+            image_id = _build(engine, stage, dockerfile, env.wheels, root, snap.files, manifest, reporter, req.no_cache)
         finally:
             env.cleanup()
         tag = f"replay/{name}:{image_id.split(':')[-1][:12]}"
@@ -230,7 +231,7 @@ def _project_import_paths(paths: list[str]) -> list[str]:
 
 
 def _build(engine: DockerEngine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
-           files: list[str], manifest: Manifest, reporter: Reporter) -> str:
+           files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
     import json
 
     manifest_json = (json.dumps(manifest.to_dict(), indent=2) + "\n").encode()
@@ -239,7 +240,7 @@ def _build(engine: DockerEngine, stage: Path, dockerfile: str, wheels: list[Path
         context.seek(0)
         return engine.build(
             context, tag=None, on_line=reporter.log,
-            on_step=lambda n, total: reporter.progress("build", n, total),
+            on_step=lambda n, total: reporter.progress("build", n, total), no_cache=no_cache,
         )
 
 

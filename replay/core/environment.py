@@ -33,6 +33,7 @@ def lock_environment(
     stage: Path,
     target: piptools.Target,
     requirements: Path | None = None,
+    use_cache: bool = True,
 ) -> LockedEnvironment:
     """Lock the environment into ``stage``/requirements.lock and gather one wheel per locked package."""
     project_paths: list[str] = []
@@ -61,7 +62,7 @@ def lock_environment(
 
     lock_text = ""
     if requirements_in.strip():
-        lock_text = piptools.compile_lock(stage, requirements_in, LOCK_NAME)
+        lock_text = piptools.compile_lock(stage, requirements_in, LOCK_NAME, use_cache=use_cache)
     else:
         (stage / "requirements.in").write_text(requirements_in)
     reqs = piptools.parse_lock(lock_text)

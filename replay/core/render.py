@@ -55,8 +55,8 @@ def render_dockerfile(context: DockerfileContext, template: str = "Dockerfile.j2
 class ContextWriter:
     """Adds files to a build-context tar with normalized metadata, parents before children."""
 
-    def __init__(self, fileobj: IO[bytes]) -> None:
-        self._tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.GNU_FORMAT)
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self._tar = tar
         self._dirs: set[str] = set()
 
     def _info(self, name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
@@ -86,9 +86,6 @@ class ContextWriter:
         with source.open("rb") as handle:
             self._tar.addfile(info, handle)
 
-    def close(self) -> None:
-        self._tar.close()
-
 
 def write_build_context(
     out: IO[bytes],
@@ -100,14 +97,14 @@ def write_build_context(
     manifest_json: bytes,
 ) -> None:
     """The whole build context: Dockerfile, lock, wheels/, code/ (the snapshot) and replay.json."""
-    writer = ContextWriter(out)
-    writer.add_bytes("Dockerfile", dockerfile.encode())
-    writer.add_bytes("requirements.lock", lock)
-    writer.add_dir("wheels")
-    for wheel in sorted(wheels, key=lambda p: p.name):
-        writer.add_file(f"wheels/{wheel.name}", wheel)
-    writer.add_dir("code")
-    for rel in sorted(code_files):
-        writer.add_file(f"code/{rel}", code_root / rel)
-    writer.add_bytes("replay.json", manifest_json)
-    writer.close()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        writer = ContextWriter(tar)
+        writer.add_bytes("Dockerfile", dockerfile.encode())
+        writer.add_bytes("requirements.lock", lock)
+        writer.add_dir("wheels")
+        for wheel in sorted(wheels, key=lambda p: p.name):
+            writer.add_file(f"wheels/{wheel.name}", wheel)
+        writer.add_dir("code")
+        for rel in sorted(code_files):
+            writer.add_file(f"code/{rel}", code_root / rel)
+        writer.add_bytes("replay.json", manifest_json)

@@ -39,7 +39,7 @@ from replay.errors import (
     DataMismatch,
     ImageProblem,
 )
-from replay.manifest import REFERENCE_DIR, FileEntry, Manifest, load
+from replay.manifest import REFERENCE_DIR, FileEntry, HostInfo, Manifest, load
 
 VERDICT_EXIT = {"identical": EXIT_OK, "equivalent": EXIT_OK, "diverged": EXIT_DIVERGED}
 
@@ -83,8 +83,8 @@ def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | Non
     # 1. manifest and policy
     capsule = open_capsule(req.target)
     m = capsule.manifest
-    for spec in req.tolerances.values():
-        parse_tolerance(spec)
+    for tolerance in req.tolerances.values():
+        parse_tolerance(tolerance)
     tolerances = {**m.policy.tolerances, **req.tolerances}
     ignore = [*m.policy.ignore, *[g for g in req.ignore if g not in m.policy.ignore]]
     unknown = sorted(set(req.data_map) - set(m.data.roots))
@@ -256,7 +256,7 @@ def _run_dict(result: RunResult) -> dict[str, object]:
             "oom_killed": result.oom_killed, "log_tail": result.log_tail}
 
 
-def _host_dict(host: object) -> dict[str, object]:
+def _host_dict(host: HostInfo) -> dict[str, object]:
     from dataclasses import asdict
 
-    return asdict(host)  # type: ignore[call-overload, no-any-return]
+    return asdict(host)
