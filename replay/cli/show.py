@@ -49,7 +49,8 @@ def show_cmd(
     facts.add_row("image", f"{m.image.tag}  {m.image.id}  {ui.human_bytes(m.image.size)}")
     base = m.image.base
     facts.add_row("base", f"{base.ref}  {base.digest or base.id}  (Python {base.python_version})")
-    facts.add_row("data", f"{len(m.data.files)} files, {ui.human_bytes(m.data.total_bytes)}, digest {m.data.digest}")
+    roots = ", ".join(m.data.roots) or "none"
+    facts.add_row("data", f"{roots}: {len(m.data.files)} files, {ui.human_bytes(m.data.total_bytes)}, digest {m.data.digest}")
     host = m.host
     facts.add_row("captured on", f"{host.cpu_model}, {host.cores} cores, {host.os}, Docker {host.docker_version}")
     if m.policy.tolerances or m.policy.ignore:

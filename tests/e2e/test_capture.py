@@ -176,3 +176,14 @@ def test_no_engine_is_one_line_and_exit_3(make_project) -> None:
 def test_version_and_python_module_entry_point() -> None:
     out = subprocess.run([sys.executable, "-m", "replay", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("replay ")
+
+
+def test_a_package_that_cannot_be_locked_is_bad_input(make_project) -> None:
+    project = make_project("seeded")
+    (project.root / "requirements.txt").write_text("numpy==2.4.6\nno-such-package-for-replay-tests==9.9.9\n")
+
+    result = project.capture("--requirements", "requirements.txt")
+
+    assert result.code == 2
+    assert "cannot lock the environment" in result.stderr and "Traceback" not in result.stderr
+    assert not project.capsule.exists()

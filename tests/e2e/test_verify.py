@@ -188,3 +188,42 @@ def test_replayed_container_is_isolated(make_project, engine) -> None:
     assert facts["cap_eff"] == "0000000000000000"
     assert facts["no_new_privs"] == "1"
     assert os.stat(keep / "out" / "result.txt").st_size > 0
+
+
+def test_memory_limit_kill_is_reported(make_project) -> None:
+    project = make_project("hog")
+    assert project.capture().code == 0
+
+    result = project.replay("verify", str(project.capsule), "--memory", "128m", "--json")
+
+    assert result.code == 4
+    report = result.json()
+    assert report["verdict"] == "error" and "killed for memory" in report["error"]
+
+
+def test_manifest_check_against_a_capsule(seeded, tmp_path) -> None:
+    ok = seeded.replay("manifest", "data", "--check", str(seeded.capsule))
+    assert ok.code == 0 and "data matches" in ok.stdout
+
+    copy = tmp_path / "data"
+    shutil.copytree(seeded.root / "data", copy)
+    (copy / "digits.npz").write_bytes(b"not the data")
+    (copy / "extra.txt").write_text("new\n")
+    # Checked from the copy's parent, the recorded root "data" names the copy.
+    proc = subprocess.run([sys.executable, "-m", "replay", "manifest", "data", "--check", str(seeded.capsule),
+                           "--json"], cwd=tmp_path, env=seeded.env(), capture_output=True, text=True)
+    assert proc.returncode == 2
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False
+    assert [c["path"] for c in doc["changed"]] == ["data/digits.npz"]
+    assert [e["path"] for e in doc["extra"]] == ["data/extra.txt"]
+
+
+def test_show_summarises_a_capsule(seeded) -> None:
+    human = seeded.replay("show", str(seeded.capsule))
+    assert human.code == 0
+    for needle in ("python train.py", "seed", "numpy", "data/digits.npz", "out/predictions.npy", "accuracy"):
+        assert needle in human.stdout, needle
+
+    as_json = seeded.replay("show", str(seeded.capsule), "--json")
+    assert as_json.json() == json.loads((seeded.capsule / "replay.json").read_text())
