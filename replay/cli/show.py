@@ -67,6 +67,18 @@ def show_cmd(
     if m.python.packages:
         out.print(packages)
 
+    shown = 20  # a dataset can hold millions of files: the first few say enough, `--json` has them all
+    data = Table(title=f"data ({len(m.data.files)} files)", title_justify="left")
+    data.add_column("path")
+    data.add_column("size", justify="right")
+    data.add_column("sha256")
+    for f in m.data.files[:shown]:
+        data.add_row(f.path, ui.human_bytes(f.size), ui.short(f.sha256, 16))
+    if len(m.data.files) > shown:
+        data.add_row(f"... and {len(m.data.files) - shown} more", "", "")
+    if m.data.files:
+        out.print(data)
+
     outputs = Table(title="reference outputs", title_justify="left")
     outputs.add_column("path")
     outputs.add_column("size", justify="right")
