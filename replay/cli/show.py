@@ -50,7 +50,8 @@ def show_cmd(
     base = m.image.base
     facts.add_row("base", f"{base.ref}  {base.digest or base.id}  (Python {base.python_version})")
     roots = ", ".join(m.data.roots) or "none"
-    facts.add_row("data", f"{roots}: {len(m.data.files)} files, {ui.human_bytes(m.data.total_bytes)}, digest {m.data.digest}")
+    size = ui.human_bytes(m.data.total_bytes)
+    facts.add_row("data", f"{roots}: {len(m.data.files)} files, {size}, digest {m.data.digest}")
     host = m.host
     facts.add_row("captured on", f"{host.cpu_model}, {host.cores} cores, {host.os}, Docker {host.docker_version}")
     if m.policy.tolerances or m.policy.ignore:
