@@ -103,6 +103,8 @@ def capture_cmd(
     from rich.table import Table
 
     table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # digests and IDs are shown whole, folded rather than cut
     table.add_row("capsule", str(result.capsule))
     table.add_row("image", f"{m.image.tag}  ({ui.short(m.image.id)}, {ui.human_bytes(m.image.size)})")
     table.add_row("base", f"{m.image.base.ref}  pinned {ui.short(m.image.base.digest or m.image.base.id, 19)}")

@@ -31,6 +31,8 @@ def show_cmd(
     cmd = m.command
     out.print(f"[bold]{m.name}[/]  captured {m.created} with replay {m.replay_version} (schema {m.schema_version})")
     facts = Table(show_header=False, box=None, padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")  # digests and IDs are shown whole, folded rather than cut
     facts.add_row("command", " ".join(cmd.argv))
     facts.add_row("workdir", cmd.workdir)
     facts.add_row("seed", "not recorded" if cmd.seed is None else str(cmd.seed))
