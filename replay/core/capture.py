@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +22,7 @@ from replay.core import base as base_images
 from replay.core import layout
 from replay.core.compare import load_metrics, parse_tolerance
 from replay.core.environment import lock_environment
-from replay.core.events import NullReporter, Reporter
+from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import hash_paths
 from replay.core.hostinfo import collect_host
 from replay.core.render import DockerfileContext, render_dockerfile, write_build_context
@@ -81,20 +80,10 @@ class CaptureResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def seed_environment(seed: int | None) -> dict[str, str]:
-    return {} if seed is None else {"REPLAY_SEED": str(seed), "PYTHONHASHSEED": str(seed)}
-
-
 def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None = None) -> CaptureResult:
     reporter = reporter or NullReporter()
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
+    watch = Stopwatch()
+    lap = watch.lap
 
     # --- 1. every check that costs nothing ------------------------------------------------------------
     if not req.command:
@@ -185,12 +174,12 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
         manifest.image.dockerfile_sha256 = _sha256_file(stage / DOCKERFILE_NAME)
         lap("build")
         save(manifest, stage)
-    return CaptureResult(capsule, manifest, timings)
+    return CaptureResult(capsule, manifest, watch.timings)
 
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
     cmd = manifest.command
-    run_env = dict(seed_environment(cmd.seed))
+    run_env = dict(layout.seed_environment(cmd.seed))
     run_env.update(cmd.numerics_env)
     if manifest.python.project_paths:
         run_env["PYTHONPATH"] = ":".join(_project_import_paths(manifest.python.project_paths))
@@ -312,7 +301,7 @@ def _numerics_env() -> dict[str, str]:
 
 def _run_on_host(req: CaptureRequest, numerics: dict[str, str], carried: dict[str, str | None],
                  reporter: Reporter) -> None:
-    env = {**os.environ, **numerics, **seed_environment(req.seed)}
+    env = {**os.environ, **numerics, **layout.seed_environment(req.seed)}
     try:
         proc = subprocess.Popen(req.command, cwd=req.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace")

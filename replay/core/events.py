@@ -6,6 +6,7 @@ The CLI passes a Reporter that draws rich progress bars and streams logs; tests 
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 
@@ -21,6 +22,19 @@ class Reporter(Protocol):
 
     def warn(self, message: str) -> None:
         """Something the user should know that does not stop the job."""
+
+
+class Stopwatch:
+    """Seconds per stage, for the timings that capture and verify report: ``lap(name)`` closes a stage."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 4)
+        self._clock = now
 
 
 class NullReporter:

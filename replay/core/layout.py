@@ -25,6 +25,11 @@ NUMERICS_VARS = THREAD_VARS + (
 )
 
 
+def seed_environment(seed: int | None) -> dict[str, str]:
+    """What a recorded seed becomes in the replayed command's environment."""
+    return {} if seed is None else {"REPLAY_SEED": str(seed), "PYTHONHASHSEED": str(seed)}
+
+
 def project_root(cwd: Path) -> Path:
     """The git top level when ``cwd`` is in a work tree, else ``cwd`` itself."""
     return git.toplevel(cwd) or cwd.resolve()

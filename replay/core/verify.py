@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from replay.core.compare import (
     verdict,
 )
 from replay.core.diagnose import diagnose
-from replay.core.events import NullReporter, Reporter
+from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import check_data, hash_paths
 from replay.core.hostinfo import collect_host
 from replay.core.report import VerifyReport
@@ -71,14 +70,8 @@ def open_capsule(target: Path) -> Capsule:
 
 def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | None = None) -> VerifyReport:
     reporter = reporter or NullReporter()
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 4)
-        clock = now
+    watch = Stopwatch()
+    lap = watch.lap
 
     # 1. manifest and policy
     capsule = open_capsule(req.target)
@@ -137,7 +130,7 @@ def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | Non
         reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
         result = runner.run(spec, lambda line: reporter.log(line, "command"))
         lap("run")
-        timings["container_start"] = round(result.start_s, 4)
+        watch.timings["container_start"] = round(result.start_s, 4)
         _raise_on_failure(result, req)
 
         # 5. compare
@@ -172,14 +165,12 @@ def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | Non
         run=_run_dict(result),
         diagnosis=[f.to_dict() for f in findings],
         hosts={"capture": _host_dict(m.host), "verify": _host_dict(verify_host)},
-        timings=timings,
+        timings=watch.timings,
     )
 
 
 def _replay_env(m: Manifest) -> dict[str, str]:
-    env = dict(m.command.numerics_env)
-    if m.command.seed is not None:
-        env.update(REPLAY_SEED=str(m.command.seed), PYTHONHASHSEED=str(m.command.seed))
+    env = {**m.command.numerics_env, **layout.seed_environment(m.command.seed)}
     for name, value in m.command.env.items():
         if value is None:  # a secret: never stored, read from this machine's environment
             if name not in os.environ:
