@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replay.core.layout import check_seed
 from replay.errors import BadInput
 
 if sys.version_info >= (3, 11):
@@ -55,12 +56,30 @@ def load_defaults(root: Path) -> ProjectDefaults:
     tolerances = table.get("tolerances", {})
     if not isinstance(tolerances, dict):
         raise BadInput(f"{path}: [tool.replay] tolerances must be a table", 'e.g. tolerances = { accuracy = "1e-3" }')
-    out.tolerances = {str(k): str(v) for k, v in tolerances.items()}
+    out.tolerances = _tolerances(tolerances, path)
     for key in ("base", "python"):
         if key in table:
-            setattr(out, key, str(table[key]))
+            if not isinstance(table[key], str):
+                raise BadInput(f"{path}: [tool.replay] {key} must be a string", f'e.g. {key} = "..."')
+            setattr(out, key, table[key])
     if "seed" in table:
-        if not isinstance(table["seed"], int):
+        seed = table["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool):  # TOML true is a Python int too
             raise BadInput(f"{path}: [tool.replay] seed must be an integer", "e.g. seed = 7")
-        out.seed = table["seed"]
+        out.seed = check_seed(seed)
+    return out
+
+
+def _tolerances(table: dict[str, Any], path: Path) -> dict[str, str]:
+    """Metric name -> spec. A TOML dotted key (eval.loss = "1e-3") nests tables; read it as the dotted name."""
+    out: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in _tolerances(value, path).items()})
+        elif isinstance(value, str):
+            out[str(key)] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[str(key)] = str(value)  # accuracy = 1e-6 means the absolute tolerance "1e-06"
+        else:
+            raise BadInput(f"{path}: [tool.replay] tolerances.{key} must be a string", f'e.g. {key} = "1e-3"')
     return out

@@ -81,7 +81,7 @@ class CodeVersion:
 class Package:
     name: str
     version: str
-    source: str = "index"  # "index", "local-wheel" (built here from a path or VCS URL), "project"
+    source: str = "index"  # "index", "url" (a direct reference), "local-wheel" (built here from a local path)
 
 
 @dataclass

@@ -6,6 +6,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# A patch `git apply` takes back whatever the user's diff settings (noprefix, external diff tools, textconv).
+_PATCH_FLAGS = ("--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
+
 # The empty tree's ID: the base to diff against in a repository that has no commit yet.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -52,10 +55,10 @@ def inspect(path: Path) -> GitInfo | None:
 
     untracked = _git(top, "ls-files", "-z", "--others", "--exclude-standard") or b""
     new_files = [f for f in untracked.decode().split("\0") if f]
-    patch = _git(top, "diff", "--binary", "--no-color", commit or EMPTY_TREE) or b""
+    patch = _git(top, "diff", *_PATCH_FLAGS, commit or EMPTY_TREE) or b""
     for name in new_files:
         # Untracked files are not in `git diff`; --no-index adds them without touching the user's index.
-        patch += _git(top, "diff", "--binary", "--no-color", "--no-index", "/dev/null", name, ok=(0, 1)) or b""
+        patch += _git(top, "diff", *_PATCH_FLAGS, "--no-index", "/dev/null", name, ok=(0, 1)) or b""
     return GitInfo(
         toplevel=top,
         commit=commit,

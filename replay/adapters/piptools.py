@@ -29,14 +29,16 @@ COMPILE_ARGS = [
     "--quiet",
 ]
 _LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
+_DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*([^\s\\;]+)")  # name @ https://.../x.whl
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
 @dataclass
 class LockedRequirement:
     name: str
-    version: str
+    version: str  # "" for a direct reference until its wheel is fetched
     hashes: list[str] = field(default_factory=list)
+    url: str = ""  # a direct reference (name @ URL) kept by pip-compile from a --requirements file
 
     @property
     def key(self) -> str:
@@ -72,9 +74,13 @@ def parse_lock(text: str) -> list[LockedRequirement]:
     """The pinned requirements of a pip-compile lock, with their allowed hashes."""
     reqs: list[LockedRequirement] = []
     for line in text.splitlines():
-        match = _LINE.match(line)  # a pin starts a line; its hashes follow on indented continuations
+        # A pin or a direct reference starts a line; its hashes follow on indented continuations.
+        match = _LINE.match(line)
+        direct = None if match else _DIRECT.match(line)
         if match:
             reqs.append(LockedRequirement(match.group(1), match.group(2)))
+        elif direct:
+            reqs.append(LockedRequirement(direct.group(1), "", url=direct.group(2)))
         if reqs and not line.lstrip().startswith("#"):
             reqs[-1].hashes.extend(_HASH.findall(line))
     return reqs
@@ -136,7 +142,7 @@ def fetch_wheels(reqs: list[LockedRequirement], target: Target) -> list[Path]:
         source = cached(req)
         if source is None:
             raise BadInput(
-                f"no wheel of {req.name}=={req.version} matches a locked hash for {target.abi} {target.machine}",
+                f"no wheel of {_spec(req)} matches a locked hash for {target.abi} {target.machine}",
                 "the package index serves other files than it locked; re-run capture to relock",
             )
         placed.append(source)
@@ -180,7 +186,7 @@ def _download(reqs: list[LockedRequirement], target: Target, store: Path) -> Non
     with tempfile.TemporaryDirectory(prefix="replay-dl-") as tmp:
         partial = Path(tmp) / "missing.txt"
         partial.write_text(
-            "".join(f"{r.name}=={r.version} " + " ".join(f"--hash=sha256:{h}" for h in r.hashes) + "\n" for r in reqs)
+            "".join(f"{_spec(r)} " + " ".join(f"--hash=sha256:{h}" for h in r.hashes) + "\n" for r in reqs)
         )
         cmd = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--only-binary=:all:",
@@ -196,6 +202,15 @@ def _download(reqs: list[LockedRequirement], target: Target, store: Path) -> Non
             f"every package needs a wheel for Python {target.python} on linux {target.machine}; "
             "pin a version that has one, or pass --requirements FILE",
         )
+
+
+def _spec(req: LockedRequirement) -> str:
+    return f"{req.name} @ {req.url}" if req.url else f"{req.name}=={req.version}"
+
+
+def wheel_version(wheel: Path) -> str:
+    """The version part of a wheel's file name (name-version-python-abi-platform.whl)."""
+    return wheel.name.split("-")[1]
 
 
 def _pip_index_settings() -> str:

@@ -95,6 +95,8 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
         raise BadInput(f"capsule folder {capsule} already exists", "pass --force to replace it, or --name/--into")
     for spec in req.tolerances.values():
         parse_tolerance(spec)
+    if req.seed is not None:
+        layout.check_seed(req.seed)
     carried = _carried_env(req.env, req.allow_secret_env)
     numerics = _numerics_env()
     data_paths = [_existing(p, req.cwd, "data") for p in req.data]

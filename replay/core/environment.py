@@ -67,7 +67,8 @@ def lock_environment(
         (stage / "requirements.in").write_text(requirements_in)
     reqs = piptools.parse_lock(lock_text)
     wheels = piptools.fetch_wheels(reqs, target) if reqs else []
-    packages = [Package(r.name, r.version, "index") for r in reqs]
+    packages = [Package(r.name, r.version or piptools.wheel_version(w), "url" if r.url else "index")
+                for r, w in zip(reqs, wheels, strict=True)]
 
     scratch = None
     if local_sources:

@@ -25,6 +25,16 @@ NUMERICS_VARS = THREAD_VARS + (
 )
 
 
+# PYTHONHASHSEED takes only this range; Python refuses to start with anything else.
+SEED_MAX = 4294967295
+
+
+def check_seed(seed: int) -> int:
+    if not 0 <= seed <= SEED_MAX:
+        raise BadInput(f"seed {seed} is out of range", f"use a seed from 0 to {SEED_MAX} (what PYTHONHASHSEED accepts)")
+    return seed
+
+
 def seed_environment(seed: int | None) -> dict[str, str]:
     """What a recorded seed becomes in the replayed command's environment."""
     return {} if seed is None else {"REPLAY_SEED": str(seed), "PYTHONHASHSEED": str(seed)}

@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 FIXED_MTIME = 315532800  # 1980-01-01: what zip-based tools (and wheels) accept as the earliest date
 
@@ -40,7 +40,19 @@ class DockerfileContext:
     labels: list[tuple[str, str]] = field(default_factory=list)
 
 
-def render_dockerfile(context: DockerfileContext, template: str = "Dockerfile.j2") -> str:
+def docker_quote(value: str) -> str:
+    """A double-quoted Dockerfile word that reads back as ``value``.
+
+    Inside double quotes Docker interprets ``\\``, ``"`` and ``$`` (variable expansion), so exactly those are
+    escaped; JSON quoting is wrong here (it writes ``\\u0026`` for ``&``, which Docker keeps verbatim). A
+    newline would end the instruction, so it becomes a space.
+    """
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"' + " ".join(escaped.splitlines()) + '"'
+
+
+def template_environment() -> Any:
+    """The jinja2 environment every template renders in: strict, no autoescape, replay's filters."""
     import jinja2
 
     env = jinja2.Environment(
@@ -49,7 +61,12 @@ def render_dockerfile(context: DockerfileContext, template: str = "Dockerfile.j2
         keep_trailing_newline=True,
         autoescape=False,
     )
-    return env.get_template(template).render(**vars(context))
+    env.filters["docker_quote"] = docker_quote
+    return env
+
+
+def render_dockerfile(context: DockerfileContext, template: str = "Dockerfile.j2") -> str:
+    return str(template_environment().get_template(template).render(**vars(context)))
 
 
 class ContextWriter:

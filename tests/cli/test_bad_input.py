@@ -52,6 +52,7 @@ CAPTURE = ["capture", "--data", "data", "--output", "out/model.bin", "--metrics"
         ([*CAPTURE, "--env", "NOT_SET_ANYWHERE_X", "--", "python", "t.py"], 2, "is not set"),
         ([*CAPTURE, "--tolerance", "accuracy=lots", "--", "python", "t.py"], 2, "tolerance"),
         ([*CAPTURE, "--tolerance", "accuracy", "--", "python", "t.py"], 2, "--tolerance"),
+        ([*CAPTURE, "--seed", "-1", "--", "python", "t.py"], 2, "seed -1 is out of range"),
         (CAPTURE[:1] + ["--data", "data", "--", "python", "t.py"], 2, "no outputs"),
         ([*CAPTURE, "--", "python", "t.py"], 3, "no Docker engine answers"),
         (["capture", "--bogus"], 2, "No such option"),

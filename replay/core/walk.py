@@ -1,0 +1,102 @@
+"""Which files the data paths hold, and under which recorded paths (the rules are in ``hashing``'s docstring).
+
+This runs once per file on every check, cache hit or not, so it builds nothing per file but one plain
+tuple: a re-check of unchanged data is mostly this walk and its ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from replay.errors import BadInput
+
+# One file found: (where to read it on this machine, how the manifest records it, its stat). A plain
+# tuple, not a NamedTuple: building tens of thousands of NamedTuples costs more than the rest of the walk.
+Item = tuple[str, str, os.stat_result]
+
+READ_HINT = "check that it is readable and that nothing is changing it"
+
+# Open each folder and stat its entries relative to it (fstatat), which spares the kernel a walk down
+# the whole path for every file.
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_BY_FD = os.scandir in os.supports_fd and os.stat in os.supports_dir_fd
+
+
+def join(root: str, name: str) -> str:
+    """``root/name`` in recorded form; ``join(root, "")`` is the prefix of everything under ``root``."""
+    if root == ".":
+        return name
+    return root + name if root.endswith("/") else f"{root}/{name}"
+
+
+def relative(path: str, base: str) -> str | None:
+    if path == base:
+        return "."
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    return path[len(prefix) :] if path.startswith(prefix) else None
+
+
+def locate(path: Path, base: Path) -> tuple[str, str]:
+    """The absolute local path, and the recorded form: relative to ``base`` when inside it, else absolute."""
+    local = os.path.abspath(path)
+    base_abs = os.path.abspath(base)
+    rel = relative(local, base_abs)
+    if rel is None:  # maybe inside after all, reached through a symlinked parent of one or the other
+        rel = relative(os.path.realpath(local), os.path.realpath(base_abs))
+    return local, Path(rel if rel is not None else local).as_posix()
+
+
+def walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[[str], None]) -> list[Item]:
+    """Every regular file at or under ``local`` (whose stat is ``st``), recorded under ``record``."""
+    if stat.S_ISREG(st.st_mode):
+        return [(local, record, st)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{what} path {local} is neither a file nor a folder", "pass a file or a folder")
+    out: list[Item] = []
+    skipped: list[str] = []
+    # Each folder carries the (device, inode) of the folders above it, to tell a loop from a shortcut.
+    stack: list[tuple[str, str, tuple[tuple[int, int], ...]]] = [(local, record, ((st.st_dev, st.st_ino),))]
+    is_reg, is_dir = stat.S_ISREG, stat.S_ISDIR
+    append = out.append
+    while stack:
+        folder, folder_record, above = stack.pop()
+        prefix = join(folder_record, "")
+        local_prefix = folder if folder.endswith(os.sep) else folder + os.sep
+        try:
+            fd = os.open(folder, _DIR_FLAGS) if _BY_FD else -1
+        except OSError as exc:
+            raise BadInput(f"cannot read {what} folder {folder} ({exc.strerror})", READ_HINT) from None
+        try:
+            try:
+                # In no order: the caller sorts the files, and warnings are sorted below.
+                with os.scandir(fd if fd >= 0 else folder) as it:
+                    entries = list(it)
+            except OSError as exc:
+                raise BadInput(f"cannot read {what} folder {folder} ({exc.strerror})", READ_HINT) from None
+            for entry in entries:
+                name = entry.name
+                try:
+                    child_st = entry.stat()  # follows symlinks; one fstatat, cached by the entry
+                except OSError:
+                    skipped.append(f"skipped {prefix}{name}: a broken symlink, or it vanished while being listed")
+                    continue
+                mode = child_st.st_mode
+                if is_reg(mode):
+                    append((local_prefix + name, prefix + name, child_st))
+                elif is_dir(mode):
+                    key = (child_st.st_dev, child_st.st_ino)
+                    if key in above:
+                        skipped.append(f"skipped {prefix}{name}: a symlink back to a folder that contains it")
+                    else:
+                        stack.append((local_prefix + name, prefix + name, (*above, key)))
+                else:
+                    skipped.append(f"skipped {prefix}{name}: not a regular file or folder")
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    for message in sorted(skipped):
+        warn(message)
+    return out

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replay.config import ProjectDefaults, load_defaults
+from replay.errors import BadInput
+
+
+def write(root: Path, text: str) -> Path:
+    path = root / "pyproject.toml"
+    path.write_text(text)
+    return path
+
+
+def error_of(root: Path) -> BadInput:
+    with pytest.raises(BadInput) as info:
+        load_defaults(root)
+    assert info.value.exit_code == 2
+    return info.value
+
+
+def test_no_pyproject_gives_defaults(tmp_path: Path) -> None:
+    defaults = load_defaults(tmp_path)
+    assert defaults == ProjectDefaults()
+    assert (defaults.base, defaults.python, defaults.seed, defaults.source) == (None, None, None, None)
+    assert defaults.data == defaults.outputs == defaults.metrics == defaults.env == defaults.ignore == []
+    assert defaults.tolerances == {}
+
+
+def test_pyproject_without_table(tmp_path: Path) -> None:
+    path = write(tmp_path, '[project]\nname = "x"\n\n[tool.ruff]\nline-length = 100\n')
+    assert load_defaults(tmp_path) == ProjectDefaults(source=path)
+
+
+def test_a_pyproject_folder_is_not_a_file(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").mkdir()
+    assert load_defaults(tmp_path) == ProjectDefaults()
+
+
+def test_full_table(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[tool.replay]
+base = "replay-base/python:3.11-bookworm"
+python = ".venv/bin/python"
+data = ["data", "extra/labels.csv"]
+outputs = ["out/model.pkl", "out/predictions.npy"]
+metrics = ["out/metrics.json"]
+env = ["WANDB_MODE"]
+seed = 7
+ignore = ["out/*.log"]
+tolerances = { accuracy = "1e-6", "eval.*" = "rel:1e-9" }
+""")
+    assert load_defaults(tmp_path) == ProjectDefaults(
+        base="replay-base/python:3.11-bookworm",
+        python=".venv/bin/python",
+        seed=7,
+        data=["data", "extra/labels.csv"],
+        outputs=["out/model.pkl", "out/predictions.npy"],
+        metrics=["out/metrics.json"],
+        env=["WANDB_MODE"],
+        ignore=["out/*.log"],
+        tolerances={"accuracy": "1e-6", "eval.*": "rel:1e-9"},
+        source=path,
+    )
+
+
+def test_tolerances_as_subtable_and_numbers(tmp_path: Path) -> None:
+    write(tmp_path, '[tool.replay.tolerances]\naccuracy = 1e-6\n"eval.loss" = "rel:1e-9"\n')
+    assert load_defaults(tmp_path).tolerances == {"accuracy": "1e-06", "eval.loss": "rel:1e-9"}
+
+
+def test_dotted_tolerance_keys_are_metric_names(tmp_path: Path) -> None:
+    write(tmp_path, '[tool.replay.tolerances]\neval.loss = "1e-3"\neval.acc.top1 = "rel:1e-9"\n')
+    assert load_defaults(tmp_path).tolerances == {"eval.loss": "1e-3", "eval.acc.top1": "rel:1e-9"}
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seed_outside_pythonhashseed_range_is_refused(tmp_path: Path, seed: int) -> None:
+    write(tmp_path, f"[tool.replay]\nseed = {seed}\n")
+    with pytest.raises(BadInput, match="out of range"):
+        load_defaults(tmp_path)
+
+
+def test_seed_zero_is_kept(tmp_path: Path) -> None:
+    write(tmp_path, "[tool.replay]\nseed = 0\n")
+    assert load_defaults(tmp_path).seed == 0
+
+
+@pytest.mark.parametrize("key", ["data", "outputs", "metrics", "env", "ignore"])
+def test_string_for_list_key_becomes_one_element_list(tmp_path: Path, key: str) -> None:
+    write(tmp_path, f'[tool.replay]\n{key} = "only"\n')
+    assert getattr(load_defaults(tmp_path), key) == ["only"]
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[tool.replay]\noutput = ["out/model.pkl"]\nzzz = 1\n')
+    exc = error_of(tmp_path)
+    assert exc.message == f"{path}: unknown [tool.replay] key 'output'"  # the first, alphabetically
+    assert exc.hint == "use one of base, data, env, ignore, metrics, outputs, python, seed, tolerances"
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("data = 3", "data"),
+        ('outputs = ["a", 1]', "outputs"),
+        ("metrics = { a = 1 }", "metrics"),
+        ("env = true", "env"),
+        ('ignore = [["x"]]', "ignore"),
+    ],
+)
+def test_wrong_type_for_list_key(tmp_path: Path, line: str, key: str) -> None:
+    path = write(tmp_path, f"[tool.replay]\n{line}\n")
+    exc = error_of(tmp_path)
+    assert exc.message == f"{path}: [tool.replay] {key} must be a list of strings"
+    assert exc.hint == f'e.g. {key} = ["..."]'
+
+
+@pytest.mark.parametrize("line", ['tolerances = "1e-6"', 'tolerances = ["1e-6"]', "tolerances = 0.1"])
+def test_tolerances_must_be_a_table(tmp_path: Path, line: str) -> None:
+    path = write(tmp_path, f"[tool.replay]\n{line}\n")
+    assert error_of(tmp_path).message == f"{path}: [tool.replay] tolerances must be a table"
+
+
+@pytest.mark.parametrize("line", ['seed = "7"', "seed = 7.0", "seed = [7]"])
+def test_non_int_seed(tmp_path: Path, line: str) -> None:
+    path = write(tmp_path, f"[tool.replay]\n{line}\n")
+    exc = error_of(tmp_path)
+    assert exc.message == f"{path}: [tool.replay] seed must be an integer"
+    assert exc.hint == "e.g. seed = 7"
+
+
+def test_replay_is_not_a_table(tmp_path: Path) -> None:
+    path = write(tmp_path, 'tool = { replay = "yes" }\n')
+    assert error_of(tmp_path).message == f"{path}: [tool.replay] is not a table"
+
+
+@pytest.mark.parametrize(
+    "text", ["[tool.replay\nseed = 7\n", "[tool.replay]\nseed = \n", "[tool.replay]\nseed = 1\nseed = 2\n"]
+)
+def test_invalid_toml(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    exc = error_of(tmp_path)
+    assert exc.message.startswith(f"{path} is not valid TOML (")
+    assert exc.hint == "fix the file or remove its [tool.replay] table"
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.replay]\nbase = \"\xff\"\n")
+    assert "is not valid TOML" in error_of(tmp_path).message
+
+
+def test_boolean_seed_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "[tool.replay]\nseed = true\n")
+    assert error_of(tmp_path).message == f"{path}: [tool.replay] seed must be an integer"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('base = ["replay-base/python:3.11-bookworm"]', "base"),
+        ("python = 3.11", "python"),
+        ("[tool.replay.tolerances]\naccuracy = true", "tolerances"),
+    ],
+)
+def test_wrong_scalar_types_are_refused(tmp_path: Path, text: str, key: str) -> None:
+    body = text if text.startswith("[") else f"[tool.replay]\n{text}"
+    write(tmp_path, body + "\n")
+    with pytest.raises(BadInput) as info:
+        load_defaults(tmp_path)
+    assert key in info.value.message

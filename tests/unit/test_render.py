@@ -1,0 +1,317 @@
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import tarfile
+from pathlib import Path
+
+import jinja2
+import jinja2.meta
+import pytest
+
+from replay.core import render
+from replay.core.render import FIXED_MTIME, DockerfileContext, render_dockerfile, write_build_context
+
+GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.golden"
+BASE = "replay-base/python:3.11-bookworm"
+ARGV = ["python", "train.py", "--seed", "7", "--name", 'run "a"']
+RUN_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "7"), ("PYTHONPATH", "/workspace/src"), ("REPLAY_SEED", "7")]
+LABELS = [
+    ("io.replay.name", "demo"),
+    ("io.replay.schema-version", "1"),
+    ("org.opencontainers.image.description", 'python train.py --seed 7 --name run "a"'),
+    ("org.opencontainers.image.revision", "0123456789abcdef0123456789abcdef01234567"),
+    ("org.opencontainers.image.source", "https://github.com/o/r.git"),
+]
+
+
+def context(**changes: object) -> DockerfileContext:
+    ctx = DockerfileContext(
+        base_ref=BASE,
+        replay_version="0.1.0",
+        venv="/opt/venv",
+        workspace="/workspace",
+        manifest_path="/replay/replay.json",
+        workdir="/workspace/src",
+        argv=list(ARGV),
+        run_env=list(RUN_ENV),
+        labels=list(LABELS),
+    )
+    return dataclasses.replace(ctx, **changes)  # type: ignore[arg-type]
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) per instruction, continuation lines joined as the Dockerfile parser does."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for line in dockerfile.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        keyword, _, args = (pending + line).strip().partition(" ")
+        out.append((keyword, args))
+        pending = ""
+    assert not pending, "a continuation runs off the end of the file"
+    return out
+
+
+def final_stage(dockerfile: str) -> list[tuple[str, str]]:
+    steps = instructions(dockerfile)
+    froms = [i for i, (kw, _) in enumerate(steps) if kw == "FROM"]
+    return steps[froms[-1]:]
+
+
+def docker_double_quoted(text: str) -> str:
+    """What Docker makes of the inside of a "..." word (buildkit shell/lex.go processDoubleQuote), no build env:
+    only \\" \\$ \\\\ are escapes, any other backslash stays literal, and $NAME / ${NAME} expand (here to "")."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in '"$\\':
+            out.append(text[i + 1])
+            i += 2
+        elif ch == "$":
+            match = re.match(r"\$(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])", text[i:])
+            if match is None:
+                out.append("$")
+                i += 1
+            else:
+                i += match.end()
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def key_values(args: str) -> list[tuple[str, str]]:
+    """KEY="value" pairs of an ENV or LABEL instruction, decoded the way Docker decodes them."""
+    pairs = re.findall(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S+)', args)
+    return [(k, docker_double_quoted(v[1:-1]) if v.startswith('"') else v) for k, v in pairs]
+
+
+# --- render_dockerfile ---------------------------------------------------------------------------------
+
+
+def test_matches_golden_file() -> None:
+    assert render_dockerfile(context()) == GOLDEN.read_text()
+
+
+def test_final_stage_structure() -> None:
+    text = render_dockerfile(context())
+    steps = instructions(text)
+    assert [args for kw, args in steps if kw == "FROM"] == [f"{BASE} AS packages", BASE]
+    stage = final_stage(text)
+    keywords = [kw for kw, _ in stage]
+    assert keywords == ["FROM", "RUN", "COPY", "COPY", "ENV", "COPY", "COPY", "LABEL", "USER", "WORKDIR", "CMD"]
+    env = dict(key_values(next(args for kw, args in stage if kw == "ENV")))
+    assert env == {
+        "PATH": "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "VIRTUAL_ENV": "/opt/venv",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **dict(RUN_ENV),
+        "PYTHONUNBUFFERED": "1",
+    }
+    assert key_values(next(args for kw, args in stage if kw == "LABEL")) == LABELS
+    assert ("USER", "10001:10001") in stage
+    assert ("WORKDIR", "/workspace/src") in stage
+    assert json.loads(stage[-1][1]) == ARGV
+    assert "CMD " + json.dumps(ARGV) in text.splitlines()
+
+
+def test_values_are_json_quoted() -> None:
+    text = render_dockerfile(context())
+    assert '    OMP_NUM_THREADS="2" \\\n' in text
+    assert 'org.opencontainers.image.description="python train.py --seed 7 --name run \\"a\\""' in text
+
+
+def test_uid_is_used_for_user_and_group() -> None:
+    text = render_dockerfile(context(uid=4242))
+    assert "groupadd --system --gid 4242 replay" in text
+    assert "useradd --system --uid 4242 " in text
+    assert ("USER", "4242:4242") in final_stage(text)
+    assert "10001" not in text
+
+
+def test_no_packages_omits_pip_install() -> None:
+    with_packages = render_dockerfile(context())
+    without = render_dockerfile(context(has_packages=False))
+    assert "pip install" in with_packages
+    assert "pip install" not in without
+    assert [kw for kw, _ in instructions(without)].count("RUN") == 2  # venv + useradd
+    removed = [line for line in with_packages.splitlines() if line not in without.splitlines()]
+    assert removed == [
+        "RUN /opt/venv/bin/python -m pip install --no-index --find-links /tmp/wheels --require-hashes --no-cache-dir \\",
+        "        --disable-pip-version-check -r /replay/requirements.lock",
+    ]
+    assert "COPY wheels/ /tmp/wheels/\nLABEL io.replay.stage=\"packages\"\n" in without
+
+
+def test_empty_run_env_keeps_env_valid() -> None:
+    stage = final_stage(render_dockerfile(context(run_env=[])))
+    env = [args for kw, args in stage if kw == "ENV"]
+    assert len(env) == 1
+    assert [k for k, _ in key_values(env[0])] == ["PATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"]
+
+
+def test_template_uses_exactly_the_context_fields() -> None:
+    source = (render.templates_dir() / "Dockerfile.j2").read_text()
+    used = jinja2.meta.find_undeclared_variables(render.template_environment().parse(source))
+    assert used == {f.name for f in dataclasses.fields(DockerfileContext)}
+
+
+def test_strict_undefined_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ok.j2").write_text("FROM {{ base_ref }}\n")
+    (tmp_path / "bad.j2").write_text("FROM {{ base_ref }}\nUSER {{ no_such_field }}\n")
+    monkeypatch.setattr(render, "templates_dir", lambda: tmp_path)
+    assert render_dockerfile(context(), template="ok.j2") == f"FROM {BASE}\n"  # keep_trailing_newline
+    with pytest.raises(jinja2.UndefinedError, match="no_such_field"):
+        render_dockerfile(context(), template="bad.j2")
+
+
+def test_strict_undefined_attribute_of_a_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "attr.j2").write_text("{{ base_ref.nope }}")
+    monkeypatch.setattr(render, "templates_dir", lambda: tmp_path)
+    with pytest.raises(jinja2.UndefinedError):
+        render_dockerfile(context(), template="attr.j2")
+
+
+def test_no_html_autoescape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "raw.j2").write_text("RUN {{ workdir }}")
+    monkeypatch.setattr(render, "templates_dir", lambda: tmp_path)
+    assert render_dockerfile(context(workdir="a<b>&'c\""), template="raw.j2") == "RUN a<b>&'c\""
+
+
+@pytest.mark.parametrize("value", ["--filter x>0&y<1", "--name it's", "--price $5 --dir ${HOME}/x"])
+def test_label_and_env_values_survive_docker_quoting(value: str) -> None:
+    text = render_dockerfile(context(labels=[("org.opencontainers.image.description", value)],
+                                     run_env=[("EXTRA", value)]))
+    stage = final_stage(text)
+    assert key_values(next(args for kw, args in stage if kw == "LABEL")) == [
+        ("org.opencontainers.image.description", value)
+    ]
+    assert dict(key_values(next(args for kw, args in stage if kw == "ENV")))["EXTRA"] == value
+
+
+def test_docker_quote_decoder_itself() -> None:
+    # The helper above must read Docker's quoting right for this test to mean anything.
+    assert docker_double_quoted(r"a \"b\" c\\d \u0026 $HOME ${X}y \$5 $") == 'a "b" c\\d \\u0026  y $5 $'
+
+
+# --- write_build_context -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, list[Path], list[str]]:
+    code = tmp_path / "project"
+    files = {
+        "train.py": b"print('train')\n",
+        "run.sh": b"#!/bin/sh\npython train.py\n",
+        "pkg/__init__.py": b"",
+        "pkg/sub/mod.py": b"X = 1\n",
+        "a.txt": b"a",
+    }
+    for rel, data in files.items():
+        (code / rel).parent.mkdir(parents=True, exist_ok=True)
+        (code / rel).write_bytes(data)
+    (code / "run.sh").chmod(0o755)
+    (code / "train.py").chmod(0o644)
+    wheels_dir = tmp_path / "wheelhouse"
+    wheels_dir.mkdir()
+    wheels = [wheels_dir / "zlib_thing-1.0-py3-none-any.whl", wheels_dir / "alpha-2.0-py3-none-any.whl"]
+    for w in wheels:
+        w.write_bytes(b"PK\x03\x04" + w.name.encode())
+    return code, wheels, ["train.py", "run.sh", "pkg/sub/mod.py", "pkg/__init__.py", "a.txt"]  # unsorted on purpose
+
+
+def build(tree: tuple[Path, list[Path], list[str]]) -> bytes:
+    code, wheels, rels = tree
+    out = io.BytesIO()
+    write_build_context(out, "FROM scratch\n", b"numpy==1.26.4\n", wheels, code, rels, b'{"schema_version": 1}\n')
+    return out.getvalue()
+
+
+def members(data: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getmembers()
+
+
+def test_context_entries_in_order(tree: tuple[Path, list[Path], list[str]]) -> None:
+    names = [m.name for m in members(build(tree))]
+    assert names == [
+        "Dockerfile",
+        "requirements.lock",
+        "wheels",
+        "wheels/alpha-2.0-py3-none-any.whl",
+        "wheels/zlib_thing-1.0-py3-none-any.whl",
+        "code",
+        "code/a.txt",
+        "code/pkg",
+        "code/pkg/__init__.py",
+        "code/pkg/sub",
+        "code/pkg/sub/mod.py",
+        "code/run.sh",
+        "code/train.py",
+        "replay.json",
+    ]
+
+
+def test_context_contents(tree: tuple[Path, list[Path], list[str]]) -> None:
+    code, wheels, _ = tree
+    data = build(tree)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        def read(name: str) -> bytes:
+            handle = tar.extractfile(name)
+            assert handle is not None
+            return handle.read()
+
+        assert read("Dockerfile") == b"FROM scratch\n"
+        assert read("requirements.lock") == b"numpy==1.26.4\n"
+        assert read("replay.json") == b'{"schema_version": 1}\n'
+        assert read("wheels/alpha-2.0-py3-none-any.whl") == wheels[1].read_bytes()
+        assert read("code/pkg/sub/mod.py") == b"X = 1\n"
+        assert read("code/run.sh") == (code / "run.sh").read_bytes()
+        assert read("code/pkg/__init__.py") == b""
+
+
+def test_context_metadata_is_normalized(tree: tuple[Path, list[Path], list[str]]) -> None:
+    modes = {}
+    for m in members(build(tree)):
+        assert (m.mtime, m.uid, m.gid, m.uname, m.gname) == (FIXED_MTIME, 0, 0, "", ""), m.name
+        modes[m.name] = (m.type, m.mode)
+    assert FIXED_MTIME == 315532800
+    assert modes["code/run.sh"] == (tarfile.REGTYPE, 0o755)
+    assert modes["code/train.py"] == (tarfile.REGTYPE, 0o644)
+    assert modes["Dockerfile"] == (tarfile.REGTYPE, 0o644)
+    assert modes["code/pkg/sub"] == (tarfile.DIRTYPE, 0o755)
+    assert modes["wheels"] == (tarfile.DIRTYPE, 0o755)
+    assert {mode for name, (kind, mode) in modes.items() if kind == tarfile.REGTYPE and name != "code/run.sh"} == {0o644}
+
+
+def test_context_is_byte_identical_across_mtime_and_mode_changes(tree: tuple[Path, list[Path], list[str]]) -> None:
+    code, wheels, _ = tree
+    first = build(tree)
+    for path in [*code.rglob("*"), *wheels]:
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    (code / "train.py").chmod(0o600)
+    (code / "a.txt").chmod(0o664)
+    (code / "run.sh").chmod(0o700)
+    (code / "pkg" / "sub").chmod(0o700)
+    second = build(tree)
+    assert second == first
+    assert build(tree) == first
+
+
+def test_context_changes_with_content(tree: tuple[Path, list[Path], list[str]]) -> None:
+    code, _, _ = tree
+    first = build(tree)
+    (code / "pkg" / "sub" / "mod.py").write_bytes(b"X = 2\n")
+    assert build(tree) != first
+    (code / "pkg" / "sub" / "mod.py").write_bytes(b"X = 1\n")
+    (code / "train.py").chmod(0o755)  # becoming executable is a real change
+    assert build(tree) != first
