@@ -15,19 +15,23 @@ Paths are recorded POSIX-style, relative to ``base`` when inside it, else absolu
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
+import itertools
 import os
-import stat
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from replay.core.events import NullReporter, Reporter
 from replay.core.statcache import StatCache
+from replay.core.walk import READ_HINT as _READ_HINT
+from replay.core.walk import Item, join, locate, walk
 from replay.errors import BadInput
 from replay.manifest import DataManifest, FileEntry
 
@@ -38,8 +42,8 @@ PROGRESS_INTERVAL_S = 0.05
 # Small files go to the pool in batches: one task per 30 KiB file would cost more than the hashing.
 BATCH_BYTES = 16 << 20
 BATCH_FILES = 256
-
-_READ_HINT = "check that it is readable and that nothing is changing it"
+# tree_digest encodes and hashes this many lines at a time.
+_DIGEST_LINES = 4096
 
 _local = threading.local()
 
@@ -77,9 +81,17 @@ def tree_digest(files: Iterable[FileEntry]) -> str:
     and the lines sorted bytewise. Renaming, resizing or changing any file, or adding or removing one,
     changes the digest; the order the files are given in does not.
     """
+    lines = sorted([f"{f.path}\0{f.size}\0{f.sha256}\n" for f in files])
     digest = hashlib.sha256()
-    for line in sorted(_encode(f"{f.path}\0{f.size}\0{f.sha256}\n") for f in files):
-        digest.update(line)
+    try:
+        # UTF-8 keeps the order of text made of valid characters, so lines sorted as text are sorted as
+        # bytes too, and can be encoded and hashed many at a time.
+        for i in range(0, len(lines), _DIGEST_LINES):
+            digest.update("".join(lines[i : i + _DIGEST_LINES]).encode("utf-8"))
+    except UnicodeEncodeError:  # undecodable bytes kept in a name: those sort otherwise as bytes
+        digest = hashlib.sha256()
+        for line in sorted([_encode(line) for line in lines]):
+            digest.update(line)
     return "sha256:" + digest.hexdigest()
 
 
@@ -97,10 +109,9 @@ def hash_paths(
     not exist"). A file reached through two roots is recorded once.
     """
     rep = reporter if reporter is not None else NullReporter()
-    roots: set[str] = set()
-    items: dict[str, _Item] = {}
+    roots: list[Item] = []
     for path in paths:
-        local, record = _locate(path, base)
+        local, record = locate(path, base)
         try:
             st = os.stat(local)
         except (FileNotFoundError, NotADirectoryError):
@@ -109,11 +120,9 @@ def hash_paths(
             ) from None
         except OSError as exc:
             raise BadInput(f"cannot read {what} path {path} ({exc.strerror})", _READ_HINT) from None
-        roots.add(record)
-        for item in _walk(local, record, st, what, rep.warn):
-            items.setdefault(item.path, item)
-    files = _hash_items(list(items.values()), cache, rep, workers, what)
-    return DataManifest(roots=sorted(roots), files=files, digest=tree_digest(files))
+        roots.append((local, record, st))
+    files = _hash_roots(roots, cache, rep, workers, what, first_wins=True)
+    return DataManifest(roots=sorted({record for _, record, _ in roots}), files=files, digest=tree_digest(files))
 
 
 @dataclass
@@ -192,7 +201,7 @@ def check_data(
             f"{unknown[0]} is not a data root of this capsule",
             f"its data roots are: {', '.join(expected.roots) or '(none)'}",
         )
-    items: dict[str, _Item] = {}
+    roots: list[Item] = []
     for root in sorted(expected.roots, key=lambda r: (r in given, r)):
         local = os.path.abspath(given[root] if root in given else base / root)
         try:
@@ -201,19 +210,12 @@ def check_data(
             continue  # every file recorded under it comes out missing
         except OSError as exc:
             raise BadInput(f"cannot read data path {local} ({exc.strerror})", _READ_HINT) from None
-        for item in _walk(local, root, st, "data", rep.warn):
-            items[item.path] = item
-    files = _hash_items(list(items.values()), cache, rep, workers, "data")
+        roots.append((local, root, st))
+    files = _hash_roots(roots, cache, rep, workers, "data", first_wins=False)
     return diff_manifests(expected, DataManifest(roots=list(expected.roots), files=files, digest=tree_digest(files)))
 
 
 # --- walking -------------------------------------------------------------------------------------------
-
-
-class _Item(NamedTuple):  # a tuple: tens of thousands are made, and a dataclass is slower to build
-    local: str  # where to read it on this machine
-    path: str  # how the manifest records it
-    st: os.stat_result
 
 
 def _encode(text: str) -> bytes:
@@ -222,70 +224,6 @@ def _encode(text: str) -> bytes:
 
 def _normalise(record: str) -> str:
     return Path(os.path.normpath(record)).as_posix()
-
-
-def _join(root: str, name: str) -> str:
-    """``root/name`` in recorded form; ``_join(root, "")`` is the prefix of everything under ``root``."""
-    if root == ".":
-        return name
-    return root + name if root.endswith("/") else f"{root}/{name}"
-
-
-def _relative(path: str, base: str) -> str | None:
-    if path == base:
-        return "."
-    prefix = base if base.endswith(os.sep) else base + os.sep
-    return path[len(prefix) :] if path.startswith(prefix) else None
-
-
-def _locate(path: Path, base: Path) -> tuple[str, str]:
-    """The absolute local path, and the recorded form: relative to ``base`` when inside it, else absolute."""
-    local = os.path.abspath(path)
-    base_abs = os.path.abspath(base)
-    rel = _relative(local, base_abs)
-    if rel is None:  # maybe inside after all, reached through a symlinked parent of one or the other
-        rel = _relative(os.path.realpath(local), os.path.realpath(base_abs))
-    return local, Path(rel if rel is not None else local).as_posix()
-
-
-def _walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[[str], None]) -> list[_Item]:
-    if stat.S_ISREG(st.st_mode):
-        return [_Item(local, record, st)]
-    if not stat.S_ISDIR(st.st_mode):
-        raise BadInput(f"{what} path {local} is neither a file nor a folder", "pass a file or a folder")
-    out: list[_Item] = []
-    skipped: list[str] = []
-    # Each folder carries the (device, inode) of the folders above it, to tell a loop from a shortcut.
-    stack: list[tuple[str, str, tuple[tuple[int, int], ...]]] = [(local, record, ((st.st_dev, st.st_ino),))]
-    is_reg, is_dir = stat.S_ISREG, stat.S_ISDIR
-    while stack:
-        folder, folder_record, above = stack.pop()
-        prefix = _join(folder_record, "")
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)  # in no order: the caller sorts the files, and warnings are sorted below
-        except OSError as exc:
-            raise BadInput(f"cannot read {what} folder {folder} ({exc.strerror})", _READ_HINT) from None
-        for entry in entries:
-            child = prefix + entry.name
-            try:
-                child_st = entry.stat()  # follows symlinks
-            except OSError:
-                skipped.append(f"skipped {child}: a broken symlink, or it vanished while being listed")
-                continue
-            if is_reg(child_st.st_mode):
-                out.append(_Item(entry.path, child, child_st))
-            elif is_dir(child_st.st_mode):
-                key = (child_st.st_dev, child_st.st_ino)
-                if key in above:
-                    skipped.append(f"skipped {child}: a symlink back to a folder that contains it")
-                else:
-                    stack.append((entry.path, child, (*above, key)))
-            else:
-                skipped.append(f"skipped {child}: not a regular file or folder")
-    for message in sorted(skipped):
-        warn(message)
-    return out
 
 
 # --- hashing in a pool ---------------------------------------------------------------------------------
@@ -309,6 +247,21 @@ class _Tally:
         self.bytes += n
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cycle collector while tens of thousands of objects are made that stay alive until the
+    block ends (as Mercurial's ``util.nogc`` does): it would run hundreds of times and free nothing, which
+    costs 10% of a re-check of unchanged data."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _buffer() -> tuple[bytearray, memoryview]:
     # One buffer per thread, reused: allocating 1 MiB per small file would cost more than hashing it.
     cached: tuple[bytearray, memoryview] | None = getattr(_local, "buffer", None)
@@ -327,15 +280,15 @@ def _workers(requested: int | None) -> int:
     return os.cpu_count() or 1
 
 
-def _batches(items: list[_Item]) -> list[list[_Item]]:
+def _batches(items: list[Item]) -> list[list[Item]]:
     # Largest first, so that a big file starts at once and the small ones fill the other cores around it.
-    items = sorted(items, key=lambda i: i.st.st_size, reverse=True)
-    out: list[list[_Item]] = []
-    batch: list[_Item] = []
+    items = sorted(items, key=lambda i: i[2].st_size, reverse=True)
+    out: list[list[Item]] = []
+    batch: list[Item] = []
     size = 0
     for item in items:
         batch.append(item)
-        size += item.st.st_size
+        size += item[2].st_size
         if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
             out.append(batch)
             batch, size = [], 0
@@ -344,64 +297,106 @@ def _batches(items: list[_Item]) -> list[list[_Item]]:
     return out
 
 
-def _hash_batch(batch: list[_Item], tally: _Tally) -> list[tuple[_Item, int, str, bool]]:
+def _hash_batch(batch: list[Item], tally: _Tally) -> list[tuple[Item, int, str, bool]]:
     out = []
     for item in batch:
+        local, _, before = item
         try:
-            size, sha = hash_file(item.local, tally.add)
-            after = os.stat(item.local)
+            size, sha = hash_file(local, tally.add)
+            after = os.stat(local)
         except OSError as exc:
-            raise BadInput(f"cannot read {item.local} ({exc.strerror or exc})", _READ_HINT) from None
-        before = item.st
+            raise BadInput(f"cannot read {local} ({exc.strerror or exc})", _READ_HINT) from None
         stable = size == before.st_size == after.st_size and before.st_mtime_ns == after.st_mtime_ns
         out.append((item, size, sha, stable and before.st_ino == after.st_ino))
     return out
 
 
-def _hash_items(
-    items: list[_Item], cache: StatCache | None, reporter: Reporter, workers: int | None, what: str
+def _hash_roots(
+    roots: list[Item], cache: StatCache | None, reporter: Reporter, workers: int | None, what: str, first_wins: bool
 ) -> list[FileEntry]:
-    total = sum(i.st.st_size for i in items)
-    entries: list[FileEntry] = []
-    todo: list[_Item] = []
-    done = 0
-    known = cache.get_many([i.st for i in items]) if cache is not None else [None] * len(items)
-    for item, sha in zip(items, known, strict=True):
-        if sha is None:
-            todo.append(item)
-        else:
-            entries.append(FileEntry(item.path, item.st.st_size, sha))
-            done += item.st.st_size
+    """The entries of every file under ``roots`` (each ``(local, record, stat)``), sorted by path.
+
+    Where roots overlap, the first root to reach a file records it if ``first_wins``, else the last.
+    """
+    with _no_gc():
+        entries, todo, total = _walk_and_look_up(roots, cache, what, reporter.warn, first_wins)
+    done = total - sum([item[2].st_size for item in todo])
     # Only this (the calling) thread talks to the reporter; workers just count bytes.
     reporter.progress("hashing", done, total)
-    batches = _batches(todo)
-    if batches:
-        stop = threading.Event()
-        tallies = [_Tally(stop) for _ in batches]
-        pool = ThreadPoolExecutor(max_workers=min(_workers(workers), len(batches)), thread_name_prefix="hash")
-        try:
-            pending: set[Future[list[tuple[_Item, int, str, bool]]]] = {
-                pool.submit(_hash_batch, batch, tally) for batch, tally in zip(batches, tallies, strict=True)
-            }
-            last = done
-            while pending:
-                finished, pending = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_EXCEPTION)
-                for future in finished:
-                    for item, size, sha, stable in future.result():
-                        entries.append(FileEntry(item.path, size, sha))
-                        if not stable:
-                            reporter.warn(f"{what} file {item.path} changed while it was being hashed")
-                        elif cache is not None:
-                            cache.put(item.st, sha)
-                now = done + sum(t.bytes for t in tallies)
-                if now != last and pending:
-                    last = now
-                    reporter.progress("hashing", now, total)
-        finally:
-            stop.set()  # a no-op once all is done; on an error it ends the running batches early
-            pool.shutdown(wait=True, cancel_futures=True)
+    if todo:
+        _hash_in_pool(todo, entries, cache, reporter, workers, what, done, total)
         reporter.progress("hashing", total, total)
     if cache is not None:
         cache.flush()
     entries.sort(key=attrgetter("path"))
     return entries
+
+
+def _walk_and_look_up(
+    roots: list[Item], cache: StatCache | None, what: str, warn: Callable[[str], None], first_wins: bool
+) -> tuple[list[FileEntry], list[Item], int]:
+    """Walk the roots and ask the cache: the entries of the files it knows, the files left to hash, and the
+    bytes of all. With the cache warm, this is all the work a check does, and all of it is per file."""
+    walks = [walk(local, record, st, what, warn) for local, record, st in roots]
+    items: list[Item] = list(itertools.chain.from_iterable(walks))
+    if _overlap([record for _, record, _ in roots]):  # a file may have been reached twice: keep one
+        by_path: dict[str, Item] = {}
+        for found in reversed(walks) if first_wins else walks:
+            by_path.update({item[1]: item for item in found})
+        items = list(by_path.values())
+    stats = [item[2] for item in items]
+    total = sum([st.st_size for st in stats])
+    if cache is None:
+        return [], items, total
+    known = cache.get_many(stats)
+    entries = [FileEntry(i[1], i[2].st_size, sha) for i, sha in zip(items, known, strict=True) if sha is not None]
+    todo = [i for i, sha in zip(items, known, strict=True) if sha is None] if len(entries) < len(items) else []
+    return entries, todo, total
+
+
+def _overlap(records: list[str]) -> bool:
+    """Whether two roots may hold the same file: one of them is, or is inside, the other."""
+    prefixes = [join(record, "") for record in records]
+    return any(
+        i != j and (a == b or a.startswith(prefix))
+        for i, a in enumerate(records)
+        for j, (b, prefix) in enumerate(zip(records, prefixes, strict=True))
+    )
+
+
+def _hash_in_pool(
+    todo: list[Item],
+    entries: list[FileEntry],
+    cache: StatCache | None,
+    reporter: Reporter,
+    workers: int | None,
+    what: str,
+    done: int,
+    total: int,
+) -> None:
+    """Hash ``todo`` in a thread pool, appending to ``entries`` and filling ``cache`` as batches finish."""
+    batches = _batches(todo)
+    stop = threading.Event()
+    tallies = [_Tally(stop) for _ in batches]
+    pool = ThreadPoolExecutor(max_workers=min(_workers(workers), len(batches)), thread_name_prefix="hash")
+    try:
+        pending: set[Future[list[tuple[Item, int, str, bool]]]] = {
+            pool.submit(_hash_batch, batch, tally) for batch, tally in zip(batches, tallies, strict=True)
+        }
+        last = done
+        while pending:
+            finished, pending = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                for (_, path, st), size, sha, stable in future.result():
+                    entries.append(FileEntry(path, size, sha))
+                    if not stable:
+                        reporter.warn(f"{what} file {path} changed while it was being hashed")
+                    elif cache is not None:
+                        cache.put(st, sha)
+            now = done + sum(t.bytes for t in tallies)
+            if now != last and pending:
+                last = now
+                reporter.progress("hashing", now, total)
+    finally:
+        stop.set()  # a no-op once all is done; on an error it ends the running batches early
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -220,3 +220,4 @@ def test_get_many_matches_get(tmp_path: Path) -> None:
         assert got == [cache.get(st) for st in asked]
         assert got[:4] == [f"{0:064x}", SHA_B, f"{2:064x}", None]
         assert got[-2:] == [None, None]  # other size; other device
+        assert cache.get_many(stats) == got[:-2]  # one device: the path without a lookup per device
