@@ -124,8 +124,8 @@ def render(result: VerifyReport) -> None:
     status_style = {"identical": "green", "within_tolerance": "cyan", "ignored": "dim", "differs": "red",
                     "missing": "red", "unexpected": "yellow", "diverged": "red"}
     table = Table(title="outputs", title_justify="left")
-    for col in ("path", "reference", "replayed", "status"):
-        table.add_column(col)
+    for col in ("path", "reference", "replayed", "status"):  # paths fold; hashes and statuses are never cut
+        table.add_column(col, overflow="fold", no_wrap=col != "path")
     for o in result.outputs:
         st = status_style.get(o.status, "white")
         label = o.status + (" (ignored)" if o.ignored and o.status != "ignored" else "")
@@ -133,8 +133,17 @@ def render(result: VerifyReport) -> None:
     out.print(table)
     if result.metrics:
         mt = Table(title="metrics", title_justify="left")
-        for col in ("metric", "reference", "replayed", "abs diff", "rel diff", "tolerance", "status"):
-            mt.add_column(col, justify="right" if col not in ("metric", "tolerance", "status") else "left")
+        # Numbers and statuses are never cut: in a narrow terminal the differences get two-line headers,
+        # and metric names and tolerances fold.
+        diff = "\n" if out.width < 100 else " "
+        for col in ("metric", "reference", "replayed", f"abs{diff}diff", f"rel{diff}diff", "tolerance", "status"):
+            mt.add_column(
+                col,
+                justify="right" if col not in ("metric", "tolerance", "status") else "left",
+                overflow="fold",
+                no_wrap=col not in ("metric", "tolerance"),
+                min_width=max(len(word) for word in col.split()),
+            )
         for r in result.metrics:
             st = status_style.get(r.status, "white")
             mt.add_row(r.name, _num(r.reference), _num(r.replayed), _num(r.abs_diff), _num(r.rel_diff), r.tolerance,
