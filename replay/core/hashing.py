@@ -215,7 +215,7 @@ def check_data(
     return diff_manifests(expected, DataManifest(roots=list(expected.roots), files=files, digest=tree_digest(files)))
 
 
-# --- walking -------------------------------------------------------------------------------------------
+# --- recorded paths (the walk itself lives in walk.py) ------------------------------------------------
 
 
 def _encode(text: str) -> bytes:
