@@ -1,7 +1,15 @@
 """End-to-end fixtures: a real Docker engine, a real training virtualenv, real git projects.
 
-Under CI=true a missing engine or base image is a failure, never a skip. Every image a test session makes
-(capsules named e2e-*, and their package-stage images) is removed when the session ends.
+Under CI=true a missing engine or base image is a failure, never a skip.
+
+Hermetic: the session records the ID of every image its captures build (``track_image``) and removes exactly
+those at the end, plus the package-stage images that appeared during the session and that nothing else
+uses (removed without force, so an image another session is building on stays). It never removes by label
+alone: another test session may share this engine. It ends by asserting that no container labelled with
+one of its capsule names is left.
+
+The CLI under test gets a clean environment (``Project.env``): the host's thread variables, REPLAY_* and
+the rest of the caller's environment never leak into capsules or change results.
 """
 
 from __future__ import annotations
@@ -24,6 +32,38 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).parent / "scenarios"
 BASE = os.environ.get("REPLAY_BASE", "replay-base/python:3.11-bookworm")
 TRAIN_REQUIREMENTS = REPO / "demo" / "requirements.txt"
+CAPSULE_LABEL = "io.replay.capsule"
+
+# What this test session made: image IDs, and capsule names (its containers carry them as a label).
+SESSION_IMAGES: set[str] = set()
+SESSION_CAPSULES: set[str] = set()
+# The only variables of the caller's environment that reach the CLI under test.
+PASSED_THROUGH = ("HOME", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR", "CI", "SLURM_CONF")
+
+
+def track_image(image_id: str) -> None:
+    """Have the session remove this image at the end."""
+    if image_id:
+        SESSION_IMAGES.add(image_id)
+
+
+def track_capsule(capsule: Path) -> None:
+    """Record a capsule's name and image after a capture (a failed capture has no replay.json)."""
+    try:
+        manifest = json.loads((capsule / "replay.json").read_text())
+    except (OSError, ValueError):
+        return
+    SESSION_CAPSULES.add(str(manifest.get("name", "")))
+    track_image(str((manifest.get("image") or {}).get("id", "")))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A minimal environment for the CLI under test: PATH, HOME, the engine's address, and ``extra``."""
+    env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    env["PATH"] = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["REPLAY_CACHE_DIR"] = str(REPO / ".cache" / "replay")
+    env.update(extra)
+    return env
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -52,21 +92,31 @@ def engine() -> Iterator[Any]:
         _unavailable(f"base image {BASE} is missing: run `make base`")
     before = {img["Id"] for img in eng.api.images(all=True)}
     yield eng
-    # Hermetic: remove what this session built, newest first, and nothing else.
-    made = [img["Id"] for img in eng.api.images(all=True) if img["Id"] not in before and _ours(img)]
-    for _ in range(3):  # children before parents: what a child still holds is retried on the next pass
-        left = []
-        for image_id in made:
-            try:
-                eng.remove_image(image_id)
-            except ReplayError:
-                left.append(image_id)
-        made = left
+    _remove_session_images(eng, before)
+    left = [c["Id"][:12] for name in sorted(SESSION_CAPSULES) if name
+            for c in eng.api.containers(all=True, filters={"label": f"{CAPSULE_LABEL}={name}"})]
+    assert not left, f"containers left behind by this test session: {left}"
 
 
-def _ours(image: dict[str, Any]) -> bool:
-    labels = image.get("Labels") or {}
-    return labels.get("io.replay.name", "").startswith("e2e-") or labels.get("io.replay.stage") == "packages"
+def _remove_session_images(eng: Any, before: set[str]) -> None:
+    """The tracked images (their tags with them), then package stages this session left dangling."""
+    from docker.errors import APIError, NotFound
+
+    for image_id in sorted(SESSION_IMAGES - before):
+        try:
+            eng.api.remove_image(image_id, force=True)
+        except NotFound:
+            pass
+        except APIError:
+            pass  # still used by a container another test keeps: left to its owner
+    stages = eng.api.images(all=True, filters={"label": "io.replay.stage=packages", "dangling": True})
+    for image in stages:
+        if image["Id"] in before:
+            continue
+        try:
+            eng.api.remove_image(image["Id"], force=False, noprune=False)
+        except (NotFound, APIError):
+            pass  # in use (another session's build): not ours to take
 
 
 @pytest.fixture(scope="session")
@@ -104,21 +154,31 @@ class Project:
         return self.root / ".replay" / self.name
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_")}
+        env = clean_env()
         env["PATH"] = f"{self.venv / 'bin'}:{env['PATH']}"  # the active virtualenv is the one captured
-        env["REPLAY_CACHE_DIR"] = str(REPO / ".cache" / "replay")
         env.update(extra)
         return env
 
     def replay(self, *args: str, timeout: float = 600, **env: str) -> Result:
-        proc = subprocess.run([sys.executable, "-m", "replay", *args], cwd=self.root, env=self.env(**env),
+        return self.replay_in(self.root, *args, timeout=timeout, **env)
+
+    def replay_in(self, cwd: Path, *args: str, timeout: float = 600, **env: str) -> Result:
+        """The real `replay` command, run from ``cwd`` with this project's clean environment."""
+        proc = subprocess.run([sys.executable, "-m", "replay", *args], cwd=cwd, env=self.env(**env),
                               capture_output=True, text=True, timeout=timeout)
+        if args and args[0] == "capture":
+            self.track()
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def capture(self, *extra: str) -> Result:
         args = list(self.scenario["capture"])
         split = args.index("--") if "--" in args else len(args)
         return self.replay("capture", "--name", self.name, "--base", BASE, *extra, *args[:split], *args[split:])
+
+    def track(self, capsule: Path | None = None) -> None:
+        """Hand a capsule's image to the session's teardown (capture() does it for its own capsule)."""
+        SESSION_CAPSULES.add(self.name)
+        track_capsule(capsule or self.capsule)
 
 
 def new_project(parent: Path, scenario: str, venv: Path) -> Project:

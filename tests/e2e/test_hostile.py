@@ -1,0 +1,123 @@
+"""Hostile capsules (one folder per attack under hostile/, see its README), verified against the real engine.
+
+Every case must end on its documented exit code with one clear line, and leave the sentinel folder beside
+the project exactly as it was: nothing outside replay's own fresh folders is created, changed or read out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import CAPSULE_LABEL, new_project
+
+HOSTILE = Path(__file__).parent / "hostile"
+CASES = sorted(p.name for p in HOSTILE.iterdir() if (p / "case.json").is_file())
+
+
+def edit_manifest(capsule: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+    """Apply ``change`` to the capsule's replay.json in place (it may mutate the dict or return a new one)."""
+    path = capsule / "replay.json"
+    manifest = json.loads(path.read_text())
+    result = change(manifest)
+    path.write_text(json.dumps(manifest if result is None else result))
+
+
+def tree_checksum(root: Path) -> str:
+    """Names, types, modes, link targets and contents of everything under ``root``, never following links."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted([*dirnames, *filenames]):
+            path = Path(dirpath) / name
+            st = path.lstat()
+            digest.update(f"{path.relative_to(root)}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
+            if stat.S_ISLNK(st.st_mode):
+                digest.update(os.readlink(path).encode())
+            elif stat.S_ISREG(st.st_mode):
+                digest.update(path.read_bytes())
+    st = root.lstat()
+    digest.update(f"{stat.S_IMODE(st.st_mode)}".encode())
+    return digest.hexdigest()
+
+
+def make_sentinel(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the verifier's own file\n")
+    (folder / "inner").mkdir()
+    (folder / "inner" / "config.toml").write_text("key = 'value'\n")
+    private = folder / "private.key"
+    private.write_text("SENTINEL-PRIVATE-CONTENT-7f3a\n")
+    private.chmod(0o600)
+    folder.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory, engine, train_venv):
+    project = new_project(tmp_path_factory.mktemp("hostile-source"), "seeded", train_venv)
+    result = project.capture()
+    assert result.code == 0, result.stderr
+    return project
+
+
+def _load_attack(case: Path) -> Callable[[Path, Path, Path], None] | None:
+    script = case / "attack.py"
+    if not script.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"hostile_{case.name.replace('-', '_')}", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.attack  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("case_name", CASES)
+def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> None:
+    case = HOSTILE / case_name
+    spec = json.loads((case / "case.json").read_text())
+    project = tmp_path / "project"
+    shutil.copytree(captured.root, project, symlinks=True)
+    capsule = project / ".replay" / captured.name
+    sentinel = make_sentinel(tmp_path / "sentinel")
+    attack = _load_attack(case)
+    if attack is not None:
+        attack(capsule, project, sentinel)
+    before = tree_checksum(sentinel)
+
+    def fill(text: str) -> str:
+        return text.format(capsule=capsule, project=project, sentinel=sentinel)
+
+    runs = [[fill(a) for a in spec.get("args", [])]]
+    if spec.get("json"):
+        runs.append([*runs[0], "--json"])
+    for args in runs:
+        result = captured.replay_in(project, "verify", str(capsule), *args)
+
+        assert result.code == spec["exit"], f"{spec['why']}\n{result.stderr}"
+        assert "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, result.stderr
+        assert spec["stderr"] in errors[0], errors[0]
+        if "--json" in args:
+            report = json.loads(result.stdout, parse_constant=_refuse_constant)
+            assert report["verdict"] == "error" and report["exit_code"] == spec["exit"]
+        for text in spec.get("stdout_lacks", []):
+            assert fill(text) not in result.stdout
+        assert tree_checksum(sentinel) == before, "the sentinel folder changed"
+        for path in spec.get("must_not_exist", []):
+            assert not os.path.lexists(fill(path)), f"{fill(path)} was created"
+        assert not engine.api.containers(all=True, filters={"label": f"{CAPSULE_LABEL}={captured.name}"})
+
+
+def _refuse_constant(name: str) -> Any:
+    raise AssertionError(f"--json printed {name}, which is not strict JSON")
