@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from replay.adapters.runner import ImageRecord, RunResult, RunSpec
+from replay.core.ports import ImageRecord, RunResult, RunSpec, Tmpfs
 from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)")
@@ -30,7 +30,7 @@ class BuildFailed(EnvironmentProblem):
 
 
 class DockerEngine:
-    """The ContainerRunner backed by the Docker engine that DOCKER_HOST (or the default socket) names."""
+    """The ``Engine`` port backed by the Docker engine that DOCKER_HOST (or the default socket) names."""
 
     def __init__(self, timeout: int = 600) -> None:
         self._timeout = timeout
@@ -203,13 +203,13 @@ class DockerEngine:
                 mounts=mounts,
                 network_mode="none" if not spec.network else "bridge",
                 read_only=spec.read_only_root,
-                tmpfs=spec.tmpfs,
+                tmpfs={t.target: _tmpfs_options(t) for t in spec.tmpfs},
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 init=True,  # PID 1 forwards signals, so Ctrl-C and timeouts stop the command at once
                 nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
-                mem_limit=spec.memory,
-                memswap_limit=spec.memory,  # no swap beyond the limit: an OOM kill is reported, not hidden
+                mem_limit=spec.memory_bytes,
+                memswap_limit=spec.memory_bytes,  # no swap beyond the limit: an OOM kill is reported, not hidden
             )
             t0 = time.monotonic()
             container = self.api.create_container(
@@ -261,6 +261,10 @@ class DockerEngine:
         with self._errors():
             found = self.api.containers(all=True, filters={"label": OWNER_LABEL})
         return [c["Id"] for c in found]
+
+
+def _tmpfs_options(t: Tmpfs) -> str:
+    return f"rw,{'exec' if t.exec else 'noexec'},nosuid,nodev,size={t.size_bytes}"
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[str]:

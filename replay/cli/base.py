@@ -23,13 +23,12 @@ def build_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Build a Debian-based Python image offline (debootstrap from apt's mirror; needs root)."""
-    from replay import ui
-    from replay.adapters.docker_engine import DockerEngine
+    from replay import factory, ui
     from replay.cli import State
     from replay.core.base import build_base
 
     with ui.RichReporter(verbose=State.verbose) as reporter:
-        built = build_base(DockerEngine(), python=python, tag=tag, reporter=reporter)
+        built = build_base(factory.engine(), python=python, tag=tag, reporter=reporter)
     if as_json:
         ui.print_json({"schema": "replay.base-build", "schema_version": 1, "tag": built.tag, "image_id": built.image_id,
                        "python_version": built.python_version, "size": built.size, "mirror": built.mirror})

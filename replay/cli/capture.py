@@ -41,8 +41,7 @@ def capture_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Snapshot a finished training run into a capsule and a pinned image."""
-    from replay import ui
-    from replay.adapters.docker_engine import DockerEngine
+    from replay import factory, ui
     from replay.cli import State
     from replay.config import load_defaults
     from replay.core.capture import CaptureRequest, capture
@@ -76,7 +75,7 @@ def capture_cmd(
         no_cache=no_cache,
     )
     with ui.RichReporter(verbose=State.verbose) as reporter:
-        result = capture(req, DockerEngine(), reporter)
+        result = capture(req, factory.engine(), reporter)
     m = result.manifest
     counts = {
         "data_files": len(m.data.files),

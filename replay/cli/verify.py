@@ -39,10 +39,10 @@ def verify_cmd(
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
 ) -> None:
     """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
-    from replay import ui
-    from replay.adapters.docker_engine import DockerEngine
+    from replay import factory, ui
     from replay.cli import State
     from replay.core.compare import parse_assignment
+    from replay.core.limits import check_cpus, parse_memory
     from replay.core.verify import VerifyRequest, verify
     from replay.errors import BadInput, DataMismatch, ReplayError
 
@@ -55,10 +55,11 @@ def verify_cmd(
     if timeout is not None and timeout <= 0:
         raise BadInput(f"--timeout {timeout:g} is not positive", "pass a number of seconds, e.g. --timeout 600")
     req = VerifyRequest(target=target, cwd=cwd, data_map=data_map, tolerances=tolerances, ignore=list(ignore or []),
-                        keep=keep, timeout_s=timeout, cpus=cpus, memory=memory)
+                        keep=keep, timeout_s=timeout, cpus=check_cpus(cpus) if cpus is not None else None,
+                        memory_bytes=parse_memory(memory) if memory is not None else None)
     with ui.RichReporter(verbose=State.verbose) as reporter:
         try:
-            result = verify(req, DockerEngine(), reporter)
+            result = verify(req, factory.engine(), reporter)
         except ReplayError as exc:
             if as_json or report or junit or markdown:
                 _write_reports(_error_report(req, exc), as_json, report, junit, markdown)

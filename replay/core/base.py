@@ -9,9 +9,9 @@ from pathlib import Path
 
 from replay import __version__
 from replay.adapters import debootstrap
-from replay.adapters.docker_engine import DockerEngine
 from replay.adapters.piptools import Target, cache_root
 from replay.core.events import NullReporter, Reporter
+from replay.core.ports import Engine
 from replay.errors import BadInput, EnvironmentProblem, ImageProblem
 from replay.fsutil import atomic_write_text
 from replay.manifest import BaseImage
@@ -36,7 +36,7 @@ class BuiltBase:
     mirror: str
 
 
-def build_base(engine: DockerEngine, python: str = "3.11", tag: str | None = None,
+def build_base(engine: Engine, python: str = "3.11", tag: str | None = None,
                reporter: Reporter | None = None) -> BuiltBase:
     reporter = reporter or NullReporter()
     suite = debootstrap.suite_for(python)
@@ -68,7 +68,7 @@ def build_base(engine: DockerEngine, python: str = "3.11", tag: str | None = Non
     return BuiltBase(tag, image_id, probe["version"], record.size if record else 0, mirror)
 
 
-def resolve_base(engine: DockerEngine, ref: str | None, captured_python: str,
+def resolve_base(engine: Engine, ref: str | None, captured_python: str,
                  reporter: Reporter | None = None) -> tuple[BaseImage, Target]:
     """Find the base image, pin it (repo digest, else image ID) and check its Python against the capture's."""
     reporter = reporter or NullReporter()
@@ -111,7 +111,7 @@ def _default_or_guess(minor: str) -> str:
         return "IMAGE"
 
 
-def _probe(engine: DockerEngine, image_id: str) -> dict[str, str]:
+def _probe(engine: Engine, image_id: str) -> dict[str, str]:
     """Python version, libc and machine of an image; cached by image ID, which never changes content."""
     cache = cache_root() / "bases" / f"{image_id.replace(':', '-')}.json"
     try:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from replay import __version__
 from replay.adapters import interpreter as interp_adapter
-from replay.adapters.docker_engine import DockerEngine
 from replay.core import base as base_images
 from replay.core import layout
 from replay.core.compare import load_metrics, parse_tolerance
@@ -25,6 +24,7 @@ from replay.core.environment import lock_environment
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import hash_paths
 from replay.core.hostinfo import collect_host
+from replay.core.ports import Engine
 from replay.core.render import DockerfileContext, render_dockerfile, write_build_context
 from replay.core.snapshot import Snapshot, take_snapshot
 from replay.core.statcache import StatCache
@@ -80,7 +80,7 @@ class CaptureResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None = None) -> CaptureResult:
+def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = None) -> CaptureResult:
     reporter = reporter or NullReporter()
     watch = Stopwatch()
     lap = watch.lap
@@ -221,7 +221,7 @@ def _project_import_paths(paths: list[str]) -> list[str]:
     return out
 
 
-def _build(engine: DockerEngine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
+def _build(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
            files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
     import json
 

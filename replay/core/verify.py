@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.adapters.runner import ContainerRunner, Mount, RunResult, RunSpec
 from replay.core import layout
 from replay.core.compare import (
+    MetricResult,
+    OutputResult,
     compare_metrics,
     compare_outputs,
     load_metrics,
@@ -28,6 +29,7 @@ from replay.core.diagnose import diagnose
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import check_data, hash_paths
 from replay.core.hostinfo import collect_host
+from replay.core.ports import Engine, Mount, RunResult, RunSpec
 from replay.core.report import VerifyReport
 from replay.core.statcache import StatCache
 from replay.errors import (
@@ -53,7 +55,7 @@ class VerifyRequest:
     keep: Path | None = None
     timeout_s: float | None = None
     cpus: float | None = None
-    memory: str | None = None
+    memory_bytes: int | None = None
 
 
 @dataclass
@@ -64,17 +66,58 @@ class Capsule:
     manifest: Manifest
 
 
+@dataclass
+class Prepared:
+    """A capsule with the verifier's policy merged in and the replay's environment worked out."""
+
+    capsule: Capsule
+    tolerances: dict[str, str]
+    ignore: list[str]
+    env: dict[str, str]
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.capsule.manifest
+
+
+@dataclass
+class Comparison:
+    outputs: list[OutputResult]
+    metrics: list[MetricResult]
+    verdict: str
+
+
 def open_capsule(target: Path) -> Capsule:
     return Capsule(path=target if target.is_dir() else target.parent, manifest=load(target))
 
 
-def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | None = None) -> VerifyReport:
+def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None) -> VerifyReport:
+    """The whole replay of one capsule, failing fast: manifest, image, data, run, compare, diagnose."""
     reporter = reporter or NullReporter()
     watch = Stopwatch()
-    lap = watch.lap
+    prepared = prepare(open_capsule(req.target), req)
+    watch.lap("manifest")
+    reporter.stage("checking the image")
+    engine_version = engine.version()
+    check_image(engine, prepared.manifest)
+    watch.lap("image")
+    reporter.stage("checking data")
+    with StatCache() as cache:
+        check_inputs(prepared.manifest, req, cache, reporter)
+    watch.lap("data")
+    with output_folder(req.keep) as out_root:
+        result = run_replay(engine, prepared, req, out_root, reporter)
+        watch.lap("run")
+        watch.timings["container_start"] = round(result.start_s, 4)
+        raise_on_failure(result, req)
+        reporter.stage("comparing outputs")
+        comparison = compare_replay(prepared, out_root)
+        watch.lap("compare")
+    return build_report(prepared, result, comparison, collect_host(engine_version), watch.timings)
 
-    # 1. manifest and policy
-    capsule = open_capsule(req.target)
+
+def prepare(capsule: Capsule, req: VerifyRequest) -> Prepared:
+    """The manifest's policy with the request's on top, and the replay's environment."""
     m = capsule.manifest
     for tolerance in req.tolerances.values():
         parse_tolerance(tolerance)
@@ -84,88 +127,89 @@ def verify(req: VerifyRequest, runner: ContainerRunner, reporter: Reporter | Non
     if unknown:
         raise BadInput(f"--data {unknown[0]}=... names no recorded data path",
                        f"recorded data paths: {', '.join(m.data.roots) or 'none'}")
-    env = _replay_env(m)
-    lap("manifest")
+    return Prepared(capsule, tolerances, ignore, _replay_env(m))
 
-    # 2. the image, by ID; a tag that now names another image is refused
-    reporter.stage("checking the image")
-    engine_version = runner.version()
-    image = runner.image(m.image.id)
+
+def check_image(engine: Engine, m: Manifest) -> None:
+    """The image, by ID; a tag that now names another image is refused."""
+    image = engine.image(m.image.id)
     if image is None:
         raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this Docker engine",
                            "load it (docker load -i FILE) or re-run `replay capture` where the data and code live")
-    tagged = runner.image(m.image.tag) if m.image.tag else None
+    tagged = engine.image(m.image.tag) if m.image.tag else None
     if tagged is not None and tagged.id != m.image.id:
         raise ImageProblem(f"tag {m.image.tag} names image {tagged.id[:19]}, not the recorded {m.image.id[:19]}",
                            f"remove or re-tag it (docker tag {m.image.id} {m.image.tag})")
-    lap("image")
 
-    # 3. the data, before anything runs
-    reporter.stage("checking data")
-    with StatCache() as cache:
-        diff = check_data(m.data, req.cwd, mapping=req.data_map, cache=cache, reporter=reporter)
+
+def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, reporter: Reporter) -> None:
+    """The data, before anything runs: every missing, changed or extra file is named."""
+    diff = check_data(m.data, req.cwd, mapping=req.data_map, cache=cache, reporter=reporter)
     if not diff.ok:
         problems = diff.problems()
         named = ", ".join(f"{p['path']} {p['problem']}" for p in problems[:3])
         more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise DataMismatch(f"data differs from the capture: {named}{more}; the command was not run",
                            "restore the captured data, or point --data RECORDED=LOCAL at a copy", problems)
-    lap("data")
 
-    # 4. the run, in a fresh container
-    with _output_folder(req.keep) as out_root:
-        mount_dirs = layout.output_mount_dirs(m.outputs)
-        mounts = [Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots]
-        for rel in mount_dirs:
-            host = out_root / rel
-            host.mkdir(parents=True, exist_ok=True)
-            if os.geteuid() == 0:
-                host.chmod(0o777)  # root on the host: the container's own non-root user writes here
-            mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
-        spec = RunSpec(
-            image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=env,
-            mounts=mounts, user=_container_user(), cpus=req.cpus, memory=req.memory, timeout_s=req.timeout_s,
-            labels={"io.replay.capsule": m.name},
-        )
-        reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
-        result = runner.run(spec, lambda line: reporter.log(line, "command"))
-        lap("run")
-        watch.timings["container_start"] = round(result.start_s, 4)
-        _raise_on_failure(result, req)
 
-        # 5. compare
-        reporter.stage("comparing outputs")
-        replayed = _replayed_files(m, out_root)
-        outputs = compare_outputs(m.outputs.files, replayed, out_root, capsule.path / REFERENCE_DIR, ignore, tolerances)
-        new_metrics: dict[str, float] = {}
-        per_file: dict[str, list[str]] = {}
-        for metrics_file in m.outputs.metrics_files:
-            found = _metrics_or_none(out_root / metrics_file)
-            new_metrics.update(found)
-            reference = _metrics_or_none(capsule.path / layout.reference_copy(metrics_file))
-            per_file[metrics_file] = sorted({*found, *reference})
-        metrics = compare_metrics(m.outputs.metrics, new_metrics, tolerances)
-        outputs = settle_metrics_files(outputs, m.outputs.metrics_files, metrics, per_file)
-        outcome = verdict(outputs, metrics)
-        lap("compare")
+def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root: Path,
+               reporter: Reporter) -> RunResult:
+    """The recorded command in a fresh container, its outputs written under ``out_root``."""
+    m = prepared.manifest
+    mounts = [Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots]
+    for rel in layout.output_mount_dirs(m.outputs):
+        host = out_root / rel
+        host.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            host.chmod(0o777)  # root on the host: the container's own non-root user writes here
+        mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
+    spec = RunSpec(
+        image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
+        mounts=mounts, user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes,
+        timeout_s=req.timeout_s, labels={"io.replay.capsule": m.name},
+    )
+    reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
+    return engine.run(spec, lambda line: reporter.log(line, "command"))
 
-    # 6. diagnose
-    verify_host = collect_host(engine_version)
-    findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=outcome != "identical",
+
+def compare_replay(prepared: Prepared, out_root: Path) -> Comparison:
+    """Every output by hash (explained where it differs) and every metric, against this capsule's references."""
+    m, capsule = prepared.manifest, prepared.capsule
+    replayed = _replayed_files(m, out_root)
+    outputs = compare_outputs(m.outputs.files, replayed, out_root, capsule.path / REFERENCE_DIR, prepared.ignore,
+                              prepared.tolerances)
+    new_metrics: dict[str, float] = {}
+    per_file: dict[str, list[str]] = {}
+    for metrics_file in m.outputs.metrics_files:
+        found = _metrics_or_none(out_root / metrics_file)
+        new_metrics.update(found)
+        reference = _metrics_or_none(capsule.path / layout.reference_copy(metrics_file))
+        per_file[metrics_file] = sorted({*found, *reference})
+    metrics = compare_metrics(m.outputs.metrics, new_metrics, prepared.tolerances)
+    outputs = settle_metrics_files(outputs, m.outputs.metrics_files, metrics, per_file)
+    return Comparison(outputs, metrics, verdict(outputs, metrics))
+
+
+def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, verify_host: HostInfo,
+                 timings: dict[str, float]) -> VerifyReport:
+    """The verdict with its evidence, and a diagnosis of what changed underneath when it diverged."""
+    m = prepared.manifest
+    findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=comparison.verdict != "identical",
                         numerics_env=m.command.numerics_env)
     return VerifyReport(
         capsule=m.name,
-        capsule_path=str(capsule.path),
+        capsule_path=str(prepared.capsule.path),
         image_id=m.image.id,
-        verdict=outcome,
-        exit_code=VERDICT_EXIT[outcome],
-        outputs=outputs,
-        metrics=metrics,
+        verdict=comparison.verdict,
+        exit_code=VERDICT_EXIT[comparison.verdict],
+        outputs=comparison.outputs,
+        metrics=comparison.metrics,
         data={"files": len(m.data.files), "bytes": m.data.total_bytes, "status": "verified", "digest": m.data.digest},
         run=_run_dict(result),
         diagnosis=[f.to_dict() for f in findings],
         hosts={"capture": _host_dict(m.host), "verify": _host_dict(verify_host)},
-        timings=watch.timings,
+        timings=dict(timings),
     )
 
 
@@ -193,7 +237,7 @@ def _container_user() -> str:
 
 
 @contextmanager
-def _output_folder(keep: Path | None) -> Iterator[Path]:
+def output_folder(keep: Path | None) -> Iterator[Path]:
     if keep is not None:
         if keep.exists() and any(keep.iterdir()):
             raise BadInput(f"--keep folder {keep} is not empty", "pass a new or empty folder")
@@ -230,12 +274,13 @@ def _replayed_files(m: Manifest, out_root: Path) -> list[FileEntry]:
     return hash_paths(wanted, out_root, what="output").files
 
 
-def _raise_on_failure(result: RunResult, req: VerifyRequest) -> None:
+def raise_on_failure(result: RunResult, req: VerifyRequest) -> None:
     if result.timed_out:
         raise CommandFailed(f"the replayed command timed out after {req.timeout_s:g} s", "raise --timeout",
                             log_tail=result.log_tail, status=result.exit_code)
     if result.oom_killed:
-        raise CommandFailed(f"the replayed command was killed for memory (limit {req.memory or 'none'})",
+        limit = f"{req.memory_bytes / (1 << 20):g} MiB" if req.memory_bytes else "none"
+        raise CommandFailed(f"the replayed command was killed for memory (limit {limit})",
                             "raise --memory", log_tail=result.log_tail, status=result.exit_code)
     if result.exit_code != 0:
         raise CommandFailed(f"the replayed command exited with status {result.exit_code}",

@@ -14,6 +14,7 @@ the rest of the caller's environment never leak into capsules or change results.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -103,20 +104,15 @@ def _remove_session_images(eng: Any, before: set[str]) -> None:
     from docker.errors import APIError, NotFound
 
     for image_id in sorted(SESSION_IMAGES - before):
-        try:
+        # APIError: still used by a container another test keeps; left to its owner.
+        with contextlib.suppress(NotFound, APIError):
             eng.api.remove_image(image_id, force=True)
-        except NotFound:
-            pass
-        except APIError:
-            pass  # still used by a container another test keeps: left to its owner
     stages = eng.api.images(all=True, filters={"label": "io.replay.stage=packages", "dangling": True})
     for image in stages:
-        if image["Id"] in before:
-            continue
-        try:
-            eng.api.remove_image(image["Id"], force=False, noprune=False)
-        except (NotFound, APIError):
-            pass  # in use (another session's build): not ours to take
+        if image["Id"] not in before:
+            # In use (another session's build on this engine): not ours to take.
+            with contextlib.suppress(NotFound, APIError):
+                eng.api.remove_image(image["Id"], force=False, noprune=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,156 @@
+"""The ports core owns: what it needs from a container engine and from a batch backend, as plain data and
+protocols. Adapters implement them (``replay.adapters.docker_engine``, the local and Slurm backends) and
+``replay.factory`` chooses which; core imports only this module, never a concrete adapter.
+
+Nothing here speaks Docker syntax: memory is bytes, mounts and tmpfs are data, and the adapter turns them
+into whatever its engine takes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+# --- containers ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # absolute host path; must exist (a missing source is an error, never created)
+    target: str  # absolute path inside the container
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class Tmpfs:
+    target: str
+    size_bytes: int = 1 << 30
+    exec: bool = True  # training code may run from /tmp (e.g. a compiled extension); never setuid
+
+
+@dataclass
+class RunSpec:
+    """One replay of a command, as the engine is to run it: sandboxed by default."""
+
+    image: str
+    argv: list[str]
+    workdir: str
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: list[Mount] = field(default_factory=list)
+    tmpfs: list[Tmpfs] = field(default_factory=lambda: [Tmpfs("/tmp")])
+    user: str = "10001:10001"
+    network: bool = False
+    read_only_root: bool = True
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    timeout_s: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    duration_s: float
+    start_s: float = 0.0  # time from create to running, the engine's own overhead
+    timed_out: bool = False
+    oom_killed: bool = False
+    log_tail: str = ""
+
+
+@dataclass
+class ImageRecord:
+    id: str
+    tags: list[str]
+    repo_digests: list[str]
+    size: int
+    labels: dict[str, str]
+
+
+class Engine(Protocol):
+    """A container engine: images (look up, build, save, load, push, pull) and sandboxed runs."""
+
+    def version(self) -> str:
+        """The engine's version, recorded with the host facts."""
+
+    def image(self, ref: str) -> ImageRecord | None:
+        """The image under ``ref`` (tag or ID), or None when the engine does not have it."""
+
+    def build(self, context: IO[bytes], tag: str | None, on_line: Callable[[str], None],
+              on_step: Callable[[int, int], None] | None = None, no_cache: bool = False) -> str:
+        """Build from a tar build context, offline; return the image ID."""
+
+    def tag(self, image_id: str, repository: str, tag: str) -> None: ...
+
+    def remove_image(self, ref: str) -> None: ...
+
+    def import_rootfs(self, tarball: Any, repository: str, tag: str, changes: list[str]) -> str: ...
+
+    def save(self, ref: str) -> Iterable[bytes]:
+        """The image as the engine's save stream (not byte-deterministic: hash its members, not the tar)."""
+
+    def pull(self, ref: str) -> ImageRecord: ...
+
+    def probe(self, image: str, argv: list[str]) -> str:
+        """Run a short command in ``image`` with no network and return its stdout."""
+
+    def run(self, spec: RunSpec, on_line: Callable[[str], None]) -> RunResult:
+        """Run to completion, streaming output lines; always leaves no container behind."""
+
+
+# --- batch backends ------------------------------------------------------------------------------------
+
+
+class JobState(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"  # the task ran to its end and wrote a result (whatever the verdicts in it)
+    FAILED = "failed"  # the task itself failed: no result
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    PREEMPTED = "preempted"
+
+    @property
+    def final(self) -> bool:
+        return self not in (JobState.PENDING, JobState.RUNNING)
+
+
+@dataclass
+class JobStatus:
+    state: JobState
+    node: str = ""  # where it runs or ran (a Slurm node name; the local host's name)
+    detail: str = ""  # the backend's own word for it (Slurm's state and reason), for error messages
+
+
+@dataclass
+class TaskSpec:
+    """One unit of batch work: the backend runs ``payload`` through ``replay.core.batch.run_task`` (in this
+    process, or as ``python -m replay task`` on a cluster node) and hands back what it returned."""
+
+    id: str
+    payload: dict[str, Any]
+
+
+class JobHandle(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    def status(self) -> JobStatus: ...
+
+    def result(self) -> dict[str, Any] | None:
+        """What the task returned, once its state is DONE; None before, or when it failed."""
+
+    def cancel(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Where a batch's tasks run: submit them all, then poll their handles until every one is final."""
+
+    name: str
+
+    def submit(self, tasks: list[TaskSpec], jobs: int) -> list[JobHandle]:
+        """Start ``tasks``, at most ``jobs`` at a time; one handle per task, in order."""
+
+    def close(self) -> None:
+        """Cancel what still runs and release what the backend holds (threads, a Slurm array)."""

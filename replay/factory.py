@@ -1,0 +1,28 @@
+"""The one place that chooses concrete adapters for core's ports (``replay.core.ports``).
+
+The CLI asks here for an engine or a batch backend; core never names a concrete one. Every adapter is
+imported on demand, so building nothing costs nothing (``replay --help`` imports no docker).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replay.core.ports import Backend, Engine
+from replay.errors import BadInput
+
+BACKENDS = ("local", "slurm")
+
+
+def engine() -> Engine:
+    """The container engine on this machine: the Docker engine DOCKER_HOST (or the default socket) names."""
+    from replay.adapters.docker_engine import DockerEngine
+
+    return DockerEngine()
+
+
+def backend(name: str = "local", **options: Any) -> Backend:
+    """The batch backend called ``name`` (``--backend``, or ``backend`` under ``[tool.replay]``)."""
+    if name not in BACKENDS:
+        raise BadInput(f"--backend {name} is not a backend replay knows", f"use one of: {', '.join(BACKENDS)}")
+    raise BadInput(f"the {name} backend is not available in this build", "run without --backend")
