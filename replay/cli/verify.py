@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,7 +24,7 @@ image under its tag; the replayed command failed (4): non-zero exit, killed for 
 
 
 def verify_cmd(
-    target: Annotated[Path, typer.Argument(help="A capsule folder (made by `replay capture`).")],
+    target: Annotated[str, typer.Argument(help="A capsule folder (made by `replay capture`).")],
     data: Annotated[
         list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")
     ] = None,
@@ -41,6 +42,7 @@ def verify_cmd(
     """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
     from replay import factory, ui
     from replay.cli import State
+    from replay.core import targets
     from replay.core.compare import parse_assignment
     from replay.core.limits import check_cpus, parse_memory
     from replay.core.verify import VerifyRequest, verify
@@ -54,18 +56,22 @@ def verify_cmd(
     tolerances = dict(parse_assignment(t, "--tolerance") for t in tolerance or [])
     if timeout is not None and timeout <= 0:
         raise BadInput(f"--timeout {timeout:g} is not positive", "pass a number of seconds, e.g. --timeout 600")
-    req = VerifyRequest(target=target, cwd=cwd, data_map=data_map, tolerances=tolerances, ignore=list(ignore or []),
-                        keep=keep, timeout_s=timeout, cpus=check_cpus(cpus) if cpus is not None else None,
-                        memory_bytes=parse_memory(memory) if memory is not None else None)
-    with ui.RichReporter(verbose=State.verbose) as reporter:
-        try:
-            result = verify(req, factory.engine(), reporter)
-        except ReplayError as exc:
-            if as_json or report or junit or markdown:
-                _write_reports(_error_report(req, exc), as_json, report, junit, markdown)
-            if isinstance(exc, DataMismatch) and not as_json:
-                _render_data_problems(exc.problems)
-            raise
+    cpus_limit = check_cpus(cpus) if cpus is not None else None
+    memory_bytes = parse_memory(memory) if memory is not None else None
+    with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
+        resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
+        req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},
+                            tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout,
+                            cpus=cpus_limit, memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)
+        with ui.RichReporter(verbose=State.verbose) as reporter:
+            try:
+                result = verify(req, factory.engine(), reporter)
+            except ReplayError as exc:
+                if as_json or report or junit or markdown:
+                    _write_reports(_error_report(req, exc), as_json, report, junit, markdown)
+                if isinstance(exc, DataMismatch) and not as_json:
+                    _render_data_problems(exc.problems)
+                raise
     _write_reports(result, as_json, report, junit, markdown)
     if not as_json:
         render(result)

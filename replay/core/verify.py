@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,8 @@ class VerifyRequest:
     timeout_s: float | None = None
     cpus: float | None = None
     memory_bytes: int | None = None
+    # Brings the image into the engine when it lacks it (a bundle loads it, a registry reference pulls it).
+    ensure_image: Callable[[Engine], None] | None = None
 
 
 @dataclass
@@ -99,6 +101,8 @@ def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None)
     watch.lap("manifest")
     reporter.stage("checking the image")
     engine_version = engine.version()
+    if req.ensure_image is not None and engine.image(prepared.manifest.image.id) is None:
+        req.ensure_image(engine)
     check_image(engine, prepared.manifest)
     watch.lap("image")
     reporter.stage("checking data")
