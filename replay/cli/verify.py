@@ -45,7 +45,7 @@ def verify_cmd(
     from replay.core import targets
     from replay.core.compare import parse_assignment
     from replay.core.limits import check_cpus, parse_memory
-    from replay.core.verify import VerifyRequest, verify
+    from replay.core.verify import VerifyRequest, error_report, verify
     from replay.errors import BadInput, DataMismatch, ReplayError
 
     cwd = Path.cwd()
@@ -68,7 +68,7 @@ def verify_cmd(
                 result = verify(req, factory.engine(), reporter)
             except ReplayError as exc:
                 if as_json or report or junit or markdown:
-                    _write_reports(_error_report(req, exc), as_json, report, junit, markdown)
+                    _write_reports(error_report(req.target, exc), as_json, report, junit, markdown)
                 if isinstance(exc, DataMismatch) and not as_json:
                     _render_data_problems(exc.problems)
                 raise
@@ -76,27 +76,6 @@ def verify_cmd(
     if not as_json:
         render(result)
     raise typer.Exit(result.exit_code)
-
-
-def _error_report(req: object, exc: Exception) -> VerifyReport:
-    from replay.core.report import VerifyReport
-    from replay.core.verify import VerifyRequest, open_capsule
-    from replay.errors import CommandFailed, DataMismatch, ReplayError
-
-    assert isinstance(req, VerifyRequest) and isinstance(exc, ReplayError)
-    name, image = req.target.name, ""
-    try:
-        capsule = open_capsule(req.target)
-        name, image = capsule.manifest.name, capsule.manifest.image.id
-    except ReplayError:
-        pass
-    report = VerifyReport(capsule=name, capsule_path=str(req.target), image_id=image, verdict="error",
-                          exit_code=exc.exit_code, error=exc.one_line())
-    if isinstance(exc, DataMismatch):
-        report.data = {"status": "mismatch", "problems": exc.problems}
-    if isinstance(exc, CommandFailed):
-        report.run = {"exit_code": exc.status, "log_tail": exc.log_tail}
-    return report
 
 
 def _write_reports(result: VerifyReport, as_json: bool, report: Path | None, junit: Path | None,

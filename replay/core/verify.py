@@ -39,6 +39,7 @@ from replay.errors import (
     CommandFailed,
     DataMismatch,
     ImageProblem,
+    ReplayError,
 )
 from replay.manifest import REFERENCE_DIR, FileEntry, HostInfo, Manifest, load
 
@@ -118,6 +119,23 @@ def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None)
         comparison = compare_replay(prepared, out_root)
         watch.lap("compare")
     return build_report(prepared, result, comparison, collect_host(engine_version), watch.timings)
+
+
+def error_report(target: Path, exc: ReplayError) -> VerifyReport:
+    """The report of a verify that reached no verdict: verdict "error", the error's code and line."""
+    name, image = target.name, ""
+    try:
+        capsule = open_capsule(target)
+        name, image = capsule.manifest.name, capsule.manifest.image.id
+    except ReplayError:
+        pass
+    report = VerifyReport(capsule=name, capsule_path=str(target), image_id=image, verdict="error",
+                          exit_code=exc.exit_code, error=exc.one_line())
+    if isinstance(exc, DataMismatch):
+        report.data = {"status": "mismatch", "problems": exc.problems}
+    if isinstance(exc, CommandFailed):
+        report.run = {"exit_code": exc.status, "log_tail": exc.log_tail}
+    return report
 
 
 def prepare(capsule: Capsule, req: VerifyRequest) -> Prepared:

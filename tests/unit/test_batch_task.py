@@ -1,0 +1,43 @@
+"""The task document a backend hands to a node: written by a batch, read back with every field checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from replay.core.batch_task import GroupTask, VerifyOptions
+from replay.errors import BadInput
+
+
+def _task() -> GroupTask:
+    return GroupTask(id="t0", capsules=["/x/a", "/x/b"], options=VerifyOptions(cwd="/x", tolerances={"acc": "1e-3"},
+                                                                           timeout_s=60.0, memory_bytes=1 << 30))
+
+
+def test_a_task_round_trips_through_its_payload() -> None:
+    task = _task()
+    payload = task.to_payload()
+    assert payload["schema"] == "replay.task" and payload["schema_version"] == 1
+    assert GroupTask.from_payload(payload) == task
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.update(schema="other"),
+        lambda p: p.update(schema_version=2),
+        lambda p: p.update(capsules=[]),
+        lambda p: p.update(capsules=["relative/path"]),
+        lambda p: p.update(capsules=[3]),
+        lambda p: p.update(id=None),
+        lambda p: p["options"].update(unknown=1),
+        lambda p: p["options"].update(timeout_s="soon"),
+        lambda p: p["options"].update(memory_bytes=True),
+        lambda p: p["options"].update(data_map={"data": 3}),
+        lambda p: p["options"].update(ignore="out/*.log"),
+    ],
+)
+def test_a_malformed_task_is_bad_input(change) -> None:
+    payload = _task().to_payload()
+    change(payload)
+    with pytest.raises(BadInput):
+        GroupTask.from_payload(payload)
