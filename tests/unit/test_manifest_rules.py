@@ -70,7 +70,8 @@ def test_path_problem(path: str, absolute: bool, problem: str | None) -> None:
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        (lambda d: d["outputs"]["files"][0].__setitem__("path", "../../etc/x"), "outputs.files[0]: '../../etc/x' has a '..'"),
+        (lambda d: d["outputs"]["files"][0].__setitem__("path", "../../etc/x"),
+         "outputs.files[0]: '../../etc/x' has a '..'"),
         (lambda d: d["outputs"]["roots"].append("../../etc"), "outputs.roots[1]: '../../etc' has a '..' segment"),
         (lambda d: d["outputs"].__setitem__("roots", ["/tmp/evil"]), "outputs.roots[0]: '/tmp/evil' is absolute"),
         (lambda d: d["outputs"]["files"].append({"path": "/etc/passwd", "size": 1, "sha256": "a" * 64}),
@@ -178,8 +179,10 @@ def test_numerics_value_problem() -> None:
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        (lambda d: d["python"].__setitem__("lock_file", "../../etc/passwd"), "python.lock_file: '../../etc/passwd' may only"),
-        (lambda d: d["code"].__setitem__("patch", "/etc/passwd"), "code.patch: '/etc/passwd' may only be null or 'code.patch'"),
+        (lambda d: d["python"].__setitem__("lock_file", "../../etc/passwd"),
+         "python.lock_file: '../../etc/passwd' may only"),
+        (lambda d: d["code"].__setitem__("patch", "/etc/passwd"),
+         "code.patch: '/etc/passwd' may only be null or 'code.patch'"),
         (lambda d: d["outputs"].__setitem__("reference_dir", ".."), "outputs.reference_dir"),
         (lambda d: d.__setitem__("name", "../x"), "name: '../x' is not a capsule name"),
         (lambda d: d.__setitem__("name", "[/x]"), "is not a capsule name"),
