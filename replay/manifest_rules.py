@@ -26,7 +26,7 @@ about the time ``json.load`` takes to parse it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from replay.errors import ManifestError
@@ -117,9 +117,9 @@ def check(m: Manifest, source: str) -> None:
     _paths(source, "python.project_paths", m.python.project_paths)
 
     _paths(source, "data.roots", m.data.roots, absolute=True)
-    _under_roots(source, "data.files", (f.path for f in m.data.files), m.data.roots, absolute=True)
+    _under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)
     _paths(source, "outputs.roots", m.outputs.roots)
-    _under_roots(source, "outputs.files", (f.path for f in m.outputs.files), m.outputs.roots)
+    _under_roots(source, "outputs.files", [f.path for f in m.outputs.files], m.outputs.roots)
     _paths(source, "outputs.metrics_files", m.outputs.metrics_files)
     outputs = {f.path for f in m.outputs.files}
     for i, path in enumerate(m.outputs.metrics_files):
@@ -158,10 +158,16 @@ def _paths(source: str, field: str, paths: list[str], absolute: bool = False) ->
             _fail(source, f"{field}[{i}]", path, problem)
 
 
-def _under_roots(source: str, field: str, paths: Iterable[str], roots: list[str], absolute: bool = False) -> None:
-    """Each path is valid and is a root or lies under one. One pass of cheap string tests per path."""
-    exact = set(roots)
+def _under_roots(source: str, field: str, paths: list[str], roots: list[str], absolute: bool = False) -> None:
+    """Each path is valid and is a root or lies under one.
+
+    The common case (relative, normalized paths under folder roots) is settled by a few tests over the whole
+    list at C speed; anything else goes through the exact per-path loop, which names the first problem.
+    """
     prefixes = tuple(r + "/" for r in roots if r != ".")
+    if _all_normal_relative(paths) and ("." in roots or all(map(str.startswith, paths, repeat(prefixes)))):
+        return
+    exact = set(roots)
     any_relative = "." in exact
     for i, path in enumerate(paths):
         if path in exact:
@@ -171,6 +177,17 @@ def _under_roots(source: str, field: str, paths: Iterable[str], roots: list[str]
             _fail(source, f"{field}[{i}]", path, problem)
         if not (path.startswith(prefixes) or (any_relative and path[0] != "/")):
             _fail(source, f"{field}[{i}]", path, "is not under any of the recorded roots")
+
+
+def _all_normal_relative(paths: list[str]) -> bool:
+    """Whether every path passes ``path_problem`` as a relative path other than "." (a conservative test:
+    False sends the caller to the exact loop). Joined as ``/p1/NUL/p2/``, no ``//``, ``/./`` or ``/../``
+    can span two paths, since none holds a NUL."""
+    joined = "/\0/".join(paths)
+    if "\0" in "".join(paths):
+        return False
+    wrapped = f"/{joined}/"
+    return "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped
 
 
 def _fixed(source: str, field: str, value: str | None, allowed: tuple[str | None, ...]) -> None:
