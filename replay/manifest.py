@@ -247,7 +247,6 @@ def save(manifest: Manifest, path: Path) -> None:
 # The largest integer a manifest holds (sizes, counts, seeds): what a signed 64-bit field can store.
 INT_MAX = (1 << 63) - 1
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_ENTRY_FIELDS = operator.itemgetter("path", "size", "sha256")
 _HINT = "recapture the run"
 
 
@@ -345,11 +344,10 @@ def _file_entries(value: list[Any], where: str) -> list[FileEntry]:
     by ``manifest_rules`` against their roots."""
     if set(map(type, value)) <= {dict} and set(map(len, value)) <= {3}:
         try:
-            rows = list(map(_ENTRY_FIELDS, value))
+            paths, sizes, shas = (list(map(operator.itemgetter(key), value)) for key in ("path", "size", "sha256"))
         except KeyError:
-            rows = []
-        if len(rows) == len(value):
-            paths, sizes, shas = zip(*rows, strict=True) if rows else ((), (), ())
+            pass
+        else:
             if (set(map(type, paths)) <= {str} and set(map(type, sizes)) <= {int} and set(map(type, shas)) <= {str}
                     and (not sizes or (min(sizes) >= 0 and max(sizes) <= INT_MAX))
                     and set(map(len, shas)) <= {64} and _all_hex("".join(shas), len(shas))
