@@ -38,6 +38,7 @@ check: install
 bench: base
 	$(BIN)/python benchmarks/bench_hash.py
 	$(BIN)/python benchmarks/bench_compare.py
+	$(BIN)/python benchmarks/bench_manifest.py
 	$(BIN)/python benchmarks/bench_capture_verify.py
 
 clean:

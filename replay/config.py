@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,11 +10,7 @@ from typing import Any
 from replay.core.layout import check_seed
 from replay.errors import BadInput
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+_TOML_HINT = "fix the file or remove its [tool.replay] table"
 _LISTS = ("data", "outputs", "metrics", "env", "ignore")
 
 
@@ -38,8 +34,10 @@ def load_defaults(root: Path) -> ProjectDefaults:
         return ProjectDefaults()
     try:
         table: Any = tomllib.loads(path.read_text()).get("tool", {}).get("replay", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path} is not valid TOML ({exc})", "fix the file or remove its [tool.replay] table") from None
+    except RecursionError:
+        raise BadInput(f"{path} is not valid TOML (nested too deeply)", _TOML_HINT) from None
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise BadInput(f"{path} is not valid TOML ({exc})", _TOML_HINT) from None
     if not isinstance(table, dict):
         raise BadInput(f"{path}: [tool.replay] is not a table", "see the README's 'Team defaults'")
     known = {"base", "python", "seed", "tolerances", *_LISTS}

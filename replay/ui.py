@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from replay import jsonio
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
 
 
 def print_json(document: dict[str, Any]) -> None:
-    """Machine output: plain JSON on stdout, nothing else there."""
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    """Machine output: strict JSON on stdout (non-finite floats as "NaN", "Infinity", "-Infinity"), nothing else."""
+    sys.stdout.write(jsonio.dumps(document) + "\n")
     sys.stdout.flush()
 
 
 def error(line: str) -> None:
-    err.print(f"[bold red]error:[/] {line}", markup=True, highlight=False, soft_wrap=True)
+    # The line may quote a capsule's own text ("[/x]" in a path): never read it as markup.
+    err.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
 
 
 def warn(line: str) -> None:
-    err.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
+    err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
 
 
 def short(digest: str | None, n: int = 12) -> str:
@@ -75,7 +78,7 @@ class RichReporter:
         if self._progress is not None:
             for task in list(self._progress.tasks):
                 self._progress.remove_task(task.id)
-            self._progress.console.print(f"[cyan]→[/] {name}")
+            self._progress.console.print(f"[cyan]→[/] {escape(name)}")
 
     def progress(self, task: str, completed: float, total: float | None = None) -> None:
         if self._progress is None:
@@ -86,11 +89,11 @@ class RichReporter:
 
     def log(self, line: str, source: str = "tool") -> None:
         if (source == "command" or self.verbose) and self._progress is not None:
-            self._progress.console.print(f"[dim]{line}[/]", markup=True, highlight=False, soft_wrap=True)
+            self._progress.console.print(f"[dim]{escape(line)}[/]", markup=True, highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         if self._progress is not None:
-            self._progress.console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+            self._progress.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
         elif not self.quiet:
             warn(message)

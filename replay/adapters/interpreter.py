@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from replay.errors import BadInput
 
@@ -90,7 +91,31 @@ def inspect(python: str) -> Interpreter:
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise BadInput(f"interpreter {python} failed to report its packages ({last})", "pass --python PATH to a Python 3.8+")
-    raw = json.loads(proc.stdout)
+    raw = _probe_answer(proc.stdout)
+    if raw is None:
+        raise BadInput(f"{python} did not answer like a Python interpreter (it printed no package report)",
+                       "pass --python PATH to the Python 3.8+ that ran training")
     packages = [InstalledPackage(**p) for p in raw.pop("packages")]
     packages = sorted((p for p in packages if p.key not in _EXCLUDED), key=lambda p: p.key)
     return Interpreter(packages=packages, **raw)
+
+
+_FIELDS = {"executable": str, "version": str, "implementation": str, "abi": str, "machine": str}
+
+
+def _probe_answer(stdout: str) -> dict[str, Any] | None:
+    """The probe's report, or None when what ran was not a Python printing it (``/bin/true`` prints nothing)."""
+    lines = stdout.strip().splitlines()
+    try:
+        raw = json.loads(lines[-1]) if lines else None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict) or set(raw) != {*_FIELDS, "packages"}:
+        return None
+    if not all(isinstance(raw[k], t) for k, t in _FIELDS.items()) or not isinstance(raw["packages"], list):
+        return None
+    for p in raw["packages"]:
+        if not (isinstance(p, dict) and set(p) == {"name", "version", "direct_url"} and isinstance(p["name"], str)
+                and isinstance(p["version"], str) and (p["direct_url"] is None or isinstance(p["direct_url"], dict))):
+            return None
+    return raw

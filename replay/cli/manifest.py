@@ -23,6 +23,7 @@ def manifest_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Hash files and folders into a data manifest, or check them against a capsule."""
+    from rich.markup import escape
     from rich.table import Table
 
     from replay import ui
@@ -46,7 +47,7 @@ def manifest_cmd(
         table.add_column("size", justify="right")
         table.add_column("sha256")
         for f in actual.files:
-            table.add_row(f.path, str(f.size), f.sha256)
+            table.add_row(escape(f.path), str(f.size), f.sha256)
         ui.out.print(table)
         ui.out.print(f"{len(actual.files)} files, {ui.human_bytes(actual.total_bytes)}, digest {actual.digest}")
         return
@@ -58,17 +59,17 @@ def manifest_cmd(
     if as_json:
         ui.print_json({"schema": "replay.data-check", "schema_version": 1, "ok": diff.ok, **diff.to_dict()})
     else:
-        table = Table(title=f"data against {check}", title_justify="left")
+        table = Table(title=f"data against {escape(str(check))}", title_justify="left")
         table.add_column("status")
         table.add_column("path")
         table.add_column("detail")
         for f in diff.missing:
-            table.add_row("[red]missing[/]", f.path, f"{f.size} bytes expected")
+            table.add_row("[red]missing[/]", escape(f.path), f"{f.size} bytes expected")
         for want, got in diff.changed:
-            table.add_row("[red]changed[/]", want.path, f"size {want.size} -> {got.size}, sha256 "
+            table.add_row("[red]changed[/]", escape(want.path), f"size {want.size} -> {got.size}, sha256 "
                           f"{ui.short(want.sha256)} -> {ui.short(got.sha256)}")
         for f in diff.extra:
-            table.add_row("[yellow]extra[/]", f.path, f"{f.size} bytes")
+            table.add_row("[yellow]extra[/]", escape(f.path), f"{f.size} bytes")
         if not diff.ok:
             ui.out.print(table)
         else:

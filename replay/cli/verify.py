@@ -44,7 +44,7 @@ def verify_cmd(
     from replay.cli import State
     from replay.core import targets
     from replay.core.compare import parse_assignment
-    from replay.core.limits import check_cpus, parse_memory
+    from replay.core.limits import check_cpus, check_timeout, parse_memory
     from replay.core.verify import VerifyRequest, error_report, verify
     from replay.errors import BadInput, DataMismatch, ReplayError
 
@@ -54,14 +54,20 @@ def verify_cmd(
         recorded, local = parse_assignment(item, "--data")
         data_map[recorded.rstrip("/")] = (cwd / local).resolve()
     tolerances = dict(parse_assignment(t, "--tolerance") for t in tolerance or [])
-    if timeout is not None and timeout <= 0:
-        raise BadInput(f"--timeout {timeout:g} is not positive", "pass a number of seconds, e.g. --timeout 600")
+    # Every argument is checked before the capsule is opened or an engine asked, and the report files'
+    # places too: a complete run must never lose its verdict to a report it cannot write.
+    for option, dest in (("--report", report), ("--junit", junit), ("--markdown", markdown)):
+        if dest is not None:
+            check_destination(dest, option)
+    if keep is not None and keep.exists() and not keep.is_dir():
+        raise BadInput(f"--keep {keep} is a file", "pass a new or empty folder to keep the replayed outputs in")
+    timeout_s = check_timeout(timeout) if timeout is not None else None
     cpus_limit = check_cpus(cpus) if cpus is not None else None
     memory_bytes = parse_memory(memory) if memory is not None else None
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
         resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
         req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},
-                            tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout,
+                            tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout_s,
                             cpus=cpus_limit, memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             try:
@@ -76,6 +82,18 @@ def verify_cmd(
     if not as_json:
         render(result)
     raise typer.Exit(result.exit_code)
+
+
+def check_destination(path: Path, option: str) -> None:
+    """A report file can be written at ``path``: not a folder, and in a folder that exists."""
+    from replay.errors import BadInput
+
+    if path.is_dir():
+        raise BadInput(f"{option} {path} is a folder", f"pass a file path, e.g. {option} {path / 'verify.out'}")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise BadInput(f"{option} {path}: {parent} {what}", "create the folder first, or pass a path in an existing one")
 
 
 def _write_reports(result: VerifyReport, as_json: bool, report: Path | None, junit: Path | None,
@@ -96,6 +114,7 @@ def _write_reports(result: VerifyReport, as_json: bool, report: Path | None, jun
 
 def render(result: VerifyReport) -> None:
     """The human report: banner, outputs, metrics, explanations, diagnosis and hosts."""
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
@@ -105,7 +124,7 @@ def render(result: VerifyReport) -> None:
 
     style = {"identical": "green", "equivalent": "cyan", "diverged": "red"}.get(result.verdict, "yellow")
     out = ui.out
-    out.print(Panel(f"[bold {style}]{result.verdict.upper()}[/]  {result.capsule}  "
+    out.print(Panel(f"[bold {style}]{result.verdict.upper()}[/]  {escape(result.capsule)}  "
                     f"(image {ui.short(result.image_id)}, exit {result.exit_code})", expand=False))
     status_style = {"identical": "green", "within_tolerance": "cyan", "ignored": "dim", "differs": "red",
                     "missing": "red", "unexpected": "yellow", "diverged": "red"}
@@ -115,7 +134,7 @@ def render(result: VerifyReport) -> None:
     for o in result.outputs:
         st = status_style.get(o.status, "white")
         label = o.status + (" (ignored)" if o.ignored and o.status != "ignored" else "")
-        table.add_row(o.path, ui.short(o.reference_sha256), ui.short(o.replayed_sha256), f"[{st}]{label}[/]")
+        table.add_row(escape(o.path), ui.short(o.reference_sha256), ui.short(o.replayed_sha256), f"[{st}]{label}[/]")
     out.print(table)
     if result.metrics:
         mt = Table(title="metrics", title_justify="left")
@@ -132,17 +151,19 @@ def render(result: VerifyReport) -> None:
             )
         for r in result.metrics:
             st = status_style.get(r.status, "white")
-            mt.add_row(r.name, _num(r.reference), _num(r.replayed), _num(r.abs_diff), _num(r.rel_diff), r.tolerance,
+            mt.add_row(escape(r.name), _num(r.reference), _num(r.replayed), _num(r.abs_diff), _num(r.rel_diff),
+                       escape(r.tolerance),
                        f"[{st}]{r.status}[/]")
         out.print(mt)
     explained = [o for o in result.outputs if o.explanation]
     for o in explained:
-        out.print(f"[bold]{o.path}[/]: {summary(o.explanation or {})}", soft_wrap=True)
+        out.print(f"[bold]{escape(o.path)}[/]: {escape(summary(o.explanation or {}))}", soft_wrap=True)
     if result.diagnosis:
         out.print("[bold]what changed underneath[/]")
         for f in result.diagnosis:
             mark = "[red]likely[/]" if f.get("likely") else "[dim]ruled out / unlikely[/]"
-            out.print(f"  {mark} [{f.get('kind')}] {f.get('message')}", soft_wrap=True)
+            kind = escape(f"[{f.get('kind')}]")
+            out.print(f"  {mark} {kind} {escape(str(f.get('message')))}", soft_wrap=True)
         hosts = result.hosts
         if hosts.get("capture") and hosts.get("verify"):
             cap = _host(hosts["capture"])
@@ -151,7 +172,7 @@ def render(result: VerifyReport) -> None:
             for col in ("", "capture", "verify"):
                 ht.add_column(col)
             for label, a, b, differs in host_table(cap, ver):
-                ht.add_row(label, a, f"[red]{b}[/]" if differs else b)
+                ht.add_row(escape(label), escape(a), f"[red]{escape(b)}[/]" if differs else escape(b))
             out.print(ht)
     t = result.timings
     if t:
@@ -159,6 +180,7 @@ def render(result: VerifyReport) -> None:
 
 
 def _render_data_problems(problems: list[dict[str, object]]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from replay import ui
@@ -169,7 +191,7 @@ def _render_data_problems(problems: list[dict[str, object]]) -> None:
     for p in problems:
         expected = f"{p.get('expected_size', '-')} B {ui.short(str(p.get('expected_sha256') or ''))}"
         found = f"{p.get('actual_size', '-')} B {ui.short(str(p.get('actual_sha256') or ''))}"
-        table.add_row(str(p.get("path")), str(p.get("problem")), expected, found)
+        table.add_row(escape(str(p.get("path"))), str(p.get("problem")), expected, found)
     ui.err.print(table)
 
 

@@ -7,15 +7,14 @@ folder appears in one rename at the very end, so a failed or interrupted capture
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from replay import __version__
+from replay import __version__, jsonio
 from replay.adapters import interpreter as interp_adapter
 from replay.core import base as base_images
 from replay.core import layout
@@ -46,8 +45,7 @@ from replay.manifest import (
     RunCommand,
     save,
 )
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from replay.manifest_rules import numerics_value_problem, refused_env_name
 
 
 @dataclass
@@ -143,7 +141,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
             workdir = layout.record_path(req.cwd, root)
             manifest = Manifest(
                 name=name,
-                created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+                created=datetime.now(UTC).replace(microsecond=0).isoformat(),
                 replay_version=__version__,
                 command=RunCommand(argv=list(req.command), workdir=workdir, seed=req.seed, env=carried,
                                    numerics_env=numerics),
@@ -223,9 +221,7 @@ def _project_import_paths(paths: list[str]) -> list[str]:
 
 def _build(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
            files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
-    import json
-
-    manifest_json = (json.dumps(manifest.to_dict(), indent=2) + "\n").encode()
+    manifest_json = (jsonio.dumps(manifest.to_dict()) + "\n").encode()
     with tempfile.TemporaryFile(prefix="replay-context-") as context:
         write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, manifest_json)
         context.seek(0)
@@ -276,8 +272,10 @@ def _existing(path: str, cwd: Path, what: str) -> Path:
 def _carried_env(names: list[str], allow_secret: bool) -> dict[str, str | None]:
     carried: dict[str, str | None] = {}
     for name in names:
-        if not _ENV_NAME.match(name):
-            raise BadInput(f"--env {name} is not a variable name", "pass names only, e.g. --env WANDB_MODE")
+        problem = refused_env_name(name)
+        if problem:
+            raise BadInput(f"--env {name} {problem}",
+                           "pass names of the training's own settings only, e.g. --env WANDB_MODE")
         if layout.looks_secret(name):
             if not allow_secret:
                 raise BadInput(
@@ -288,6 +286,8 @@ def _carried_env(names: list[str], allow_secret: bool) -> dict[str, str | None]:
             continue
         if name not in os.environ:
             raise BadInput(f"--env {name} is not set in this environment", "set it, or drop --env " + name)
+        if "\0" in os.environ[name]:  # pragma: no cover - POSIX environments cannot hold NUL
+            raise BadInput(f"--env {name} holds a NUL byte", "drop --env " + name)
         carried[name] = os.environ[name]
     return carried
 
@@ -298,6 +298,11 @@ def _numerics_env() -> dict[str, str]:
     cores = str(len(os.sched_getaffinity(0)))
     for var in layout.THREAD_VARS:
         found.setdefault(var, cores)
+    for name, value in found.items():  # what verify would refuse to load is refused here, before any work
+        problem = numerics_value_problem(name, value)
+        if problem:
+            raise BadInput(f"{name}={value!r} in this environment {problem}",
+                           f"set {name} to a plain value (e.g. a thread count such as 4), or unset it")
     return dict(sorted(found.items()))
 
 

@@ -7,13 +7,13 @@ so ``*.log`` matches ``out/logs/train.log``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from replay import jsonio
 from replay.errors import BadInput
 from replay.manifest import FileEntry
 
@@ -98,31 +98,38 @@ def tolerance_for(name: str, tolerances: dict[str, str]) -> tuple[str, Tolerance
 
 
 def load_metrics(path: Path) -> dict[str, float]:
-    """A JSON object of numbers, nested objects flattened to dotted names (``{"eval": {"acc": 1}}`` -> eval.acc)."""
+    """A JSON object of numbers, nested objects flattened to dotted names (``{"eval": {"acc": 1}}`` -> eval.acc).
+
+    The file may come from a stranger's capsule or a replayed command: invalid, deeply nested or huge-number
+    JSON is a ``BadInput`` naming what is wrong, never a traceback. "NaN", "Infinity" and "-Infinity" as
+    strings are read as those floats, as replay writes them.
+    """
     try:
-        raw = json.loads(path.read_bytes())
+        raw = jsonio.loads(path.read_bytes())
     except OSError as exc:
         raise BadInput(f"cannot read metrics file {path} ({exc.strerror or exc})", METRICS_HINT) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad_metrics(path, f"invalid JSON: {exc}") from None
+    except jsonio.JSONInputError as exc:
+        raise _bad_metrics(path, str(exc)) from None
     if not isinstance(raw, dict):
         raise _bad_metrics(path, f"top level is {_json_type(raw)}")
     out: dict[str, float] = {}
-    _flatten(raw, "", out, path)
-    return out
-
-
-def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, float], path: Path) -> None:
-    for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            _flatten(value, f"{name}.", out, path)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    # Iterative, not recursive: json accepts nesting nearly as deep as the interpreter's stack.
+    stack: list[tuple[dict[str, Any], str]] = [(raw, "")]
+    while stack:
+        obj, prefix = stack.pop()
+        for key, value in obj.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                stack.append((value, f"{name}."))
+                continue
+            number = jsonio.number(value)
+            if number is None:
+                huge = isinstance(value, int) and not isinstance(value, bool)
+                raise _bad_metrics(path, f"'{name}' is {'an integer too large for a number' if huge else _json_type(value)}")
             if name in out:
                 raise _bad_metrics(path, f"'{name}' appears twice")
-            out[name] = float(value)
-        else:
-            raise _bad_metrics(path, f"'{name}' is {_json_type(value)}")
+            out[name] = number
+    return out
 
 
 def _json_type(value: Any) -> str:

@@ -10,23 +10,14 @@ from replay.adapters import git
 from replay.errors import BadInput
 from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, Outputs
 
+# The rules a manifest's values follow live with the schema (replay.manifest_rules); re-exported here for
+# the code that places and records things.
+from replay.manifest_rules import NUMERICS_VARS as NUMERICS_VARS
+from replay.manifest_rules import SEED_MAX as SEED_MAX
+from replay.manifest_rules import THREAD_VARS as THREAD_VARS
+
 # Names whose values look like credentials: never carried without --allow-secret-env, never stored.
 SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
-
-# Variables that change numerical results, recorded with their values at capture and set at replay.
-THREAD_VARS = (
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-)
-NUMERICS_VARS = THREAD_VARS + (
-    "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE",
-    "CUBLAS_WORKSPACE_CONFIG", "NVIDIA_TF32_OVERRIDE", "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC",
-    "TZ", "LC_ALL", "LANG",
-)
-
-
-# PYTHONHASHSEED takes only this range; Python refuses to start with anything else.
-SEED_MAX = 4294967295
 
 
 def check_seed(seed: int) -> int:
@@ -59,8 +50,17 @@ def local_path(recorded: str, root: Path) -> Path:
 
 
 def container_path(recorded: str) -> str:
-    """Where a recorded path lives in the container: under the workspace, or at its absolute path."""
-    return recorded if recorded.startswith("/") else posixpath.normpath(f"{IMAGE_WORKSPACE}/{recorded}")
+    """Where a recorded path lives in the container: under the workspace, or at its absolute path.
+
+    A relative path never lands outside the workspace: one whose ``..`` would climb out is refused.
+    """
+    if recorded.startswith("/"):
+        return recorded
+    placed = posixpath.normpath(f"{IMAGE_WORKSPACE}/{recorded}")
+    if "\0" in recorded or not (placed == IMAGE_WORKSPACE or placed.startswith(IMAGE_WORKSPACE + "/")):
+        raise BadInput(f"path {recorded!r} leaves the container's workspace",
+                       "recorded paths are relative to the project root and never go up with '..'")
+    return placed
 
 
 def reference_copy(recorded: str) -> str:

@@ -44,3 +44,10 @@ def check_cpus(cpus: float) -> float:
         raise BadInput(f"--cpus {cpus:g} is outside what this machine can give",
                        f"pass a CPU count from 0.01 to {cores} (this machine's usable cores)")
     return cpus
+
+
+def check_timeout(seconds: float) -> float:
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise BadInput(f"--timeout {seconds:g} is not a positive number of seconds",
+                       "pass a number of seconds, e.g. --timeout 600, or leave it out for no limit")
+    return seconds

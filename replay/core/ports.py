@@ -102,7 +102,7 @@ class Engine(Protocol):
 # --- batch backends ------------------------------------------------------------------------------------
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"  # the task ran to its end and wrote a result (whatever the verdicts in it)

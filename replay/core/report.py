@@ -33,13 +33,12 @@ that the output is strict JSON that jq and every parser accepts.
 
 from __future__ import annotations
 
-import json
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from replay import __version__
+from replay import __version__, jsonio
 from replay.core.compare import MetricResult, OutputResult
 from replay.core.explain import summary
 from replay.errors import ManifestError
@@ -74,7 +73,7 @@ class VerifyReport:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     def to_json(self) -> str:
-        return json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False)
+        return jsonio.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "report") -> VerifyReport:
@@ -111,21 +110,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 _FLOAT_KEYS = {"reference", "replayed", "abs_diff", "rel_diff"}
 
 
 def _float(value: Any) -> Any:
-    """The inverse of ``_finite`` for a metric field."""
+    """The inverse of ``jsonio.finite`` for a metric field."""
     return float(value) if value in ("NaN", "Infinity", "-Infinity") else value
 
 

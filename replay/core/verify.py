@@ -141,9 +141,9 @@ def error_report(target: Path, exc: ReplayError) -> VerifyReport:
 def prepare(capsule: Capsule, req: VerifyRequest) -> Prepared:
     """The manifest's policy with the request's on top, and the replay's environment."""
     m = capsule.manifest
-    for tolerance in req.tolerances.values():
-        parse_tolerance(tolerance)
     tolerances = {**m.policy.tolerances, **req.tolerances}
+    for tolerance in tolerances.values():  # the capsule's own too: a bad one must stop us before the run
+        parse_tolerance(tolerance)
     ignore = [*m.policy.ignore, *[g for g in req.ignore if g not in m.policy.ignore]]
     unknown = sorted(set(req.data_map) - set(m.data.roots))
     if unknown:

@@ -345,3 +345,36 @@ def test_to_dict() -> None:
         "status": "identical",
     }
     assert Tolerance(1.0).to_dict() == {"atol": 1.0, "rtol": 0.0}
+
+
+# --- hostile metrics files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"acc": ' + "9" * 400 + "}", "'acc' is an integer too large for a number"),
+        ('{"acc": ' + "9" * 5000 + "}", "holds a number it cannot read"),
+        ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_hostile_metrics_files_are_bad_input(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=needle):
+        load_metrics(path)
+
+
+def test_metrics_nested_as_deep_as_json_allows_flatten_without_recursion(tmp_path: Path) -> None:
+    depth = 900  # json accepts this; a recursive flatten on top of pytest's stack would not
+    path = tmp_path / "metrics.json"
+    path.write_text('{"a": ' * depth + "1" + "}" * depth)
+    assert load_metrics(path) == {".".join(["a"] * depth): 1.0}
+
+
+def test_non_finite_metrics_written_as_strings_are_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text('{"loss": "NaN", "up": "Infinity", "down": -1e400}')
+    got = load_metrics(path)
+    assert math.isnan(got["loss"]) and got["up"] == math.inf and got["down"] == -math.inf

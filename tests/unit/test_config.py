@@ -171,3 +171,11 @@ def test_wrong_scalar_types_are_refused(tmp_path: Path, text: str, key: str) -> 
     with pytest.raises(BadInput) as info:
         load_defaults(tmp_path)
     assert key in info.value.message
+
+
+@pytest.mark.parametrize("text", ["[tool.replay]\nseed = " + "9" * 5000 + "\n",
+                                  "[tool.replay]\ndata = " + "[" * 100_000 + "]" * 100_000 + "\n"])
+def test_hostile_toml_is_bad_input(tmp_path: Path, text: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    with pytest.raises(BadInput, match="is not valid TOML"):
+        load_defaults(tmp_path)

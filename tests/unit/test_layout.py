@@ -228,3 +228,9 @@ def test_looks_secret(name: str) -> None:
 )
 def test_does_not_look_secret(name: str) -> None:
     assert looks_secret(name) is False
+
+
+@pytest.mark.parametrize("recorded", ["..", "../etc", "a/../../x", "out/../../../etc/passwd", "a\0b"])
+def test_container_path_never_leaves_the_workspace(recorded: str) -> None:
+    with pytest.raises(BadInput, match="leaves the container's workspace"):
+        container_path(recorded)

@@ -356,7 +356,7 @@ def test_save_replaces_whole_and_leaves_no_temp_files(tmp_path: Path) -> None:
     save(first, tmp_path)
     second = full_manifest()
     second.name = "second"
-    second.outputs.files = []
+    second.outputs.files, second.outputs.metrics_files = [], []  # a metrics file is always one of the outputs
     save(second, tmp_path)
     assert os.listdir(tmp_path) == ["replay.json"]
     assert load(tmp_path) == second

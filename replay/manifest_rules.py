@@ -1,0 +1,205 @@
+"""What the values of a replay.json may be, beyond their types: paths, variable names, seeds, fixed names.
+
+A capsule from someone else is untrusted input. Its paths decide where verify creates folders and what it
+mounts into a container, and its variables steer the replayed process, so every one is checked on load
+(``check``) and a manifest that breaks a rule is refused whole, with the field named (exit 2):
+
+- Paths are POSIX, normalized (no ``.`` or empty segment, no trailing ``/``), with no ``..`` segment and no
+  NUL. Outputs, metrics files, the workdir and project paths are relative to the project root; data roots
+  and data files may be absolute (data recorded from outside the project), but never ``/`` itself.
+- Every data file lies under one of the data roots, every output file under one of the output roots, and
+  every metrics file is one of the output files.
+- ``command.argv`` is a non-empty list of strings, the first one not empty; ``command.seed`` is one that
+  PYTHONHASHSEED accepts (0 to ``SEED_MAX``).
+- ``command.numerics_env`` holds only ``NUMERICS_VARS``; thread counts are positive integers (OpenMP's
+  comma-separated list of them too), other values a conservative set of characters.
+- ``command.env`` (carried with ``--env``) holds valid names, none that steers the dynamic loader, the
+  shell or the interpreter, nor one that replay sets itself (``refused_env_name``); capture refuses the
+  same names.
+- Fields with one documented value hold only it: ``python.lock_file``, ``code.patch``,
+  ``outputs.reference_dir``; the capsule ``name`` is what capture makes of one (``[a-z0-9._-]``).
+
+The checks are plain string tests, a few per path, so that a manifest with a million data files loads in
+about the time ``json.load`` takes to parse it.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import repeat
+from typing import TYPE_CHECKING
+
+from replay.errors import ManifestError
+
+if TYPE_CHECKING:
+    from replay.manifest import Manifest
+
+# PYTHONHASHSEED takes only this range; Python refuses to start with anything else.
+SEED_MAX = 4294967295
+
+# Variables that change numerical results, recorded with their values at capture and set at replay.
+THREAD_VARS = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+)
+NUMERICS_VARS = THREAD_VARS + (
+    "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE",
+    "CUBLAS_WORKSPACE_CONFIG", "NVIDIA_TF32_OVERRIDE", "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC",
+    "TZ", "LC_ALL", "LANG",
+)
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names that steer the dynamic loader, the shell or the interpreter of the replayed command, or that
+# replay sets itself (HOME, PYTHONHASHSEED, REPLAY_SEED): carrying one would change what runs, not what it
+# computes.
+REFUSED_ENV_NAMES = frozenset({"PATH", "HOME", "BASH_ENV", "ENV", "IFS", "SHELLOPTS", "BASHOPTS", "PS4",
+                               "PROMPT_COMMAND"})
+REFUSED_ENV_PREFIXES = ("LD_", "DYLD_", "PYTHON", "REPLAY_")
+
+_THREADS = re.compile(r"[1-9][0-9]{0,5}(?:,[1-9][0-9]{0,5})*")
+# Locale names, time zones (including POSIX rules such as "<+0330>-3:30"), "AUTO,STRICT", ":4096:8".
+_NUMERICS_VALUE = re.compile(r"[A-Za-z0-9_.,:/+=@<>-]{0,256}")
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
+
+HINT = "recapture the run; a capsule edited by hand is refused rather than replayed"
+
+
+def refused_env_name(name: str) -> str | None:
+    """Why ``name`` may not be carried into the replay, or None when it may."""
+    if not ENV_NAME.fullmatch(name):
+        return "is not a variable name"
+    upper = name.upper()
+    if upper in REFUSED_ENV_NAMES or upper.startswith(REFUSED_ENV_PREFIXES):
+        return "steers the loader, shell or interpreter (or replay sets it itself), not the training"
+    return None
+
+
+def numerics_value_problem(name: str, value: str) -> str | None:
+    """Why ``value`` is not a well-formed value of numerics variable ``name``, or None."""
+    if name in THREAD_VARS:
+        return None if _THREADS.fullmatch(value) else "is not a positive thread count"
+    return None if _NUMERICS_VALUE.fullmatch(value) else "holds characters a numerics setting never has"
+
+
+def path_problem(path: str, absolute: bool = False) -> str | None:
+    """Why ``path`` is not a normalized recorded path (relative, or absolute where allowed), or None."""
+    if not path:
+        return "is empty"
+    if "\0" in path:
+        return "holds a NUL byte"
+    if path == ".":
+        return None
+    if path[0] == "/":
+        if not absolute:
+            return "is absolute"
+        if path == "/":
+            return "is the root folder"
+        wrapped = path + "/"
+    else:
+        wrapped = "/" + path + "/"
+    if "/../" in wrapped:
+        return "has a '..' segment"
+    if "//" in wrapped or "/./" in wrapped:
+        return "is not normalized"
+    return None
+
+
+def check(m: Manifest, source: str) -> None:
+    """Every rule in this module's docstring; the first broken one is a ``ManifestError`` naming its field."""
+    from replay.manifest import LOCK_NAME, PATCH_NAME, REFERENCE_DIR
+
+    if not _NAME.fullmatch(m.name):
+        _fail(source, "name", m.name, "is not a capsule name ([a-z0-9._-], as capture makes them)")
+    _check_command(m, source)
+    _fixed(source, "python.lock_file", m.python.lock_file, (LOCK_NAME,))
+    _fixed(source, "code.patch", m.code.patch, (None, PATCH_NAME))
+    _fixed(source, "outputs.reference_dir", m.outputs.reference_dir, (None, REFERENCE_DIR))
+    _paths(source, "python.project_paths", m.python.project_paths)
+
+    _paths(source, "data.roots", m.data.roots, absolute=True)
+    _under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)
+    _paths(source, "outputs.roots", m.outputs.roots)
+    _under_roots(source, "outputs.files", [f.path for f in m.outputs.files], m.outputs.roots)
+    _paths(source, "outputs.metrics_files", m.outputs.metrics_files)
+    outputs = {f.path for f in m.outputs.files}
+    for i, path in enumerate(m.outputs.metrics_files):
+        if path not in outputs:
+            _fail(source, f"outputs.metrics_files[{i}]", path, "is not one of the outputs")
+
+
+def _check_command(m: Manifest, source: str) -> None:
+    cmd = m.command
+    if not cmd.argv or not cmd.argv[0]:
+        _fail(source, "command.argv", cmd.argv, "is empty: there is no command to replay")
+    for i, arg in enumerate(cmd.argv):
+        if "\0" in arg:
+            _fail(source, f"command.argv[{i}]", arg, "holds a NUL byte")
+    if cmd.seed is not None and not 0 <= cmd.seed <= SEED_MAX:
+        _fail(source, "command.seed", cmd.seed, f"is out of range (0 to {SEED_MAX}, what PYTHONHASHSEED accepts)")
+    problem = path_problem(cmd.workdir)
+    if problem:
+        _fail(source, "command.workdir", cmd.workdir, problem)
+    for name, value in cmd.numerics_env.items():
+        if name not in NUMERICS_VARS:
+            _fail(source, f"command.numerics_env.{name}", value, "is not a numerics variable replay records")
+        problem = numerics_value_problem(name, value)
+        if problem:
+            _fail(source, f"command.numerics_env.{name}", value, problem)
+    for name, carried in cmd.env.items():
+        problem = refused_env_name(name)
+        if problem:
+            _fail(source, f"command.env.{name}", carried, problem)
+
+
+def _paths(source: str, field: str, paths: list[str], absolute: bool = False) -> None:
+    for i, path in enumerate(paths):
+        problem = path_problem(path, absolute)
+        if problem:
+            _fail(source, f"{field}[{i}]", path, problem)
+
+
+def _under_roots(source: str, field: str, paths: list[str], roots: list[str], absolute: bool = False) -> None:
+    """Each path is valid and is a root or lies under one.
+
+    The common case (relative, normalized paths under folder roots) is settled by a few tests over the whole
+    list at C speed; anything else goes through the exact per-path loop, which names the first problem.
+    """
+    prefixes = tuple(r + "/" for r in roots if r != ".")
+    if _all_normal_relative(paths) and ("." in roots or all(map(str.startswith, paths, repeat(prefixes)))):
+        return
+    exact = set(roots)
+    any_relative = "." in exact
+    for i, path in enumerate(paths):
+        if path in exact:
+            continue
+        problem = path_problem(path, absolute)
+        if problem:
+            _fail(source, f"{field}[{i}]", path, problem)
+        if not (path.startswith(prefixes) or (any_relative and path[0] != "/")):
+            _fail(source, f"{field}[{i}]", path, "is not under any of the recorded roots")
+
+
+def _all_normal_relative(paths: list[str]) -> bool:
+    """Whether every path passes ``path_problem`` as a relative path other than "." (a conservative test:
+    False sends the caller to the exact loop). Joined as ``/p1/NUL/p2/``, no ``//``, ``/./`` or ``/../``
+    can span two paths, since none holds a NUL."""
+    joined = "/\0/".join(paths)
+    if "\0" in "".join(paths):
+        return False
+    wrapped = f"/{joined}/"
+    return "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped
+
+
+def _fixed(source: str, field: str, value: str | None, allowed: tuple[str | None, ...]) -> None:
+    if value not in allowed:
+        shown = " or ".join("null" if a is None else repr(a) for a in allowed)
+        _fail(source, field, value, f"may only be {shown}")
+
+
+def _fail(source: str, field: str, value: object, problem: str) -> None:
+    raise ManifestError(f"{source}.{field}: {_shown(value)} {problem}", HINT)
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
