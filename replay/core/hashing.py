@@ -35,8 +35,11 @@ from replay.core.walk import Item, join, locate, walk
 from replay.errors import BadInput
 from replay.manifest import DataManifest, FileEntry
 
-# Big enough that hashlib drops the GIL for the whole update and the read syscall count stays low.
-CHUNK_SIZE = 1 << 20
+# Small enough to stay in any x86 core's L2 cache (AMD EPYC's is 512 KiB a core, older Intel's 256 KiB):
+# a buffer larger than L2 is evicted between the read that fills it and the hash that reads it, which cost
+# a 1 MiB buffer a third of OpenSSL's speed on EPYC (benchmarks/bench_hash.py prints every size side by
+# side). Still far above the 2 KiB past which hashlib drops the GIL for the whole update.
+CHUNK_SIZE = 64 << 10
 # At most this often a progress update reaches the reporter (20 per second).
 PROGRESS_INTERVAL_S = 0.05
 # Small files go to the pool in batches: one task per 30 KiB file would cost more than the hashing.
@@ -263,7 +266,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _buffer() -> tuple[bytearray, memoryview]:
-    # One buffer per thread, reused: allocating 1 MiB per small file would cost more than hashing it.
+    # One buffer per thread, reused: allocating a buffer per small file would cost more than hashing it.
     cached: tuple[bytearray, memoryview] | None = getattr(_local, "buffer", None)
     if cached is None:
         buf = bytearray(CHUNK_SIZE)
