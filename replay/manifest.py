@@ -40,12 +40,23 @@ class FileEntry:
 
 
 @dataclass
+class LinkEntry:
+    """A symlink inside a data folder: its content is hashed as a file's, and the link itself is kept here."""
+
+    path: str  # the link's recorded path
+    target: str  # what it points to, as written in the link
+    inside: bool  # whether it resolves inside its data root both on the host and in the container
+
+
+@dataclass
 class DataManifest:
     """Every input file (path, size, sha256) and one digest over all of them."""
 
     roots: list[str] = field(default_factory=list)
     files: list[FileEntry] = field(default_factory=list)
     digest: str = ""
+    # The symlinks met inside the data folders; None in capsules made before links were recorded.
+    links: list[LinkEntry] | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -75,6 +86,8 @@ class CodeVersion:
     dirty: bool = False
     patch: str | None = None
     patch_sha256: str | None = None
+    # Files in the snapshot that look like secrets, shipped anyway because capture had --allow-secret-files.
+    allowed_secret_files: list[str] = field(default_factory=list)
 
 
 @dataclass
