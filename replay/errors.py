@@ -40,6 +40,21 @@ class ManifestError(BadInput):
     """A replay.json that is missing, corrupt, or of an unknown schema version (exit 2)."""
 
 
+class UnsafeCapsule(BadInput):
+    """A capsule entry that is a link, FIFO, socket or device, or not the file its manifest records (exit 2)."""
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(
+            f"the capsule's {path} is {what}; nothing was run",
+            "a capsule holds only the plain files capture wrote: ask its author for a fresh copy",
+        )
+        self.path = path
+
+
+class DataUnreadable(BadInput):
+    """Data that this user can read but the container's user cannot (exit 2)."""
+
+
 class DataMismatch(BadInput):
     """The data on this machine is not the data that was captured (exit 2)."""
 

@@ -44,6 +44,7 @@ from replay.core.walk import READ_HINT as _READ_HINT
 from replay.core.walk import Item, Link, Odd, describe, join, locate, walk
 from replay.errors import BadInput
 from replay.manifest import DataManifest, FileEntry, LinkEntry
+from replay.safefs import NotRegular
 
 # Small enough to stay in any x86 core's L2 cache (AMD EPYC's is 512 KiB a core, older Intel's 256 KiB):
 # a buffer larger than L2 is evicted between the read that fills it and the hash that reads it, which cost
@@ -64,10 +65,6 @@ _local = threading.local()
 _NOFOLLOW_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | os.O_CLOEXEC
 
 
-class NotRegular(OSError):
-    """A no-follow open met a link, FIFO, socket or device where a regular file was expected."""
-
-
 def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None,
               nofollow: bool = False) -> tuple[int, str]:
     """Return ``(size, sha256 hex)`` of a file, read in chunks; ``on_bytes(n)`` after every chunk.
@@ -84,13 +81,13 @@ def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | No
         fd = os.open(path, _NOFOLLOW_FLAGS if nofollow else os.O_RDONLY)
     except OSError as exc:
         if nofollow and exc.errno == errno.ELOOP:
-            raise NotRegular(exc.errno, "a symbolic link", str(path)) from None
+            raise NotRegular(str(path), "a symbolic link") from None
         raise
     try:
         if nofollow:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
-                raise NotRegular(errno.EINVAL, describe(mode), str(path))
+                raise NotRegular(str(path), describe(mode))
         while n := os.readv(fd, [buf]):
             digest.update(view[:n])
             if size == 0 and n == len(buf) and hasattr(os, "posix_fadvise"):
