@@ -7,6 +7,7 @@ capture ran in), except data recorded from outside the project, which keeps its 
 from __future__ import annotations
 
 import json
+import os
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
@@ -215,11 +216,20 @@ def from_dict(raw: Any, source: str = "replay.json") -> Manifest:
 
 def load(path: Path) -> Manifest:
     """Load a manifest file, or the replay.json of a capsule folder."""
+    from replay.safefs import NotRegular, read_bytes
+
     target = path / MANIFEST_NAME if path.is_dir() else path
-    if not target.exists():
+    if not os.path.lexists(target):
         raise ManifestError(f"no capsule at {path} (no {MANIFEST_NAME})", "pass a folder made by `replay capture`")
     try:
-        raw = json.loads(target.read_text(encoding="utf-8"))
+        # Opened without following a link: a replay.json -> /etc/shadow must not be read, nor shown.
+        content = read_bytes(target.parent, target.name)
+    except NotRegular as exc:
+        raise ManifestError(f"{target} is {exc.what}, not a file", "a capsule holds only plain files: recapture") from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read {target} ({exc.strerror or exc})", "check the path") from None
+    try:
+        raw = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{target} is not valid JSON ({exc})", "recapture the run or restore the file") from None
     return from_dict(raw, str(target))

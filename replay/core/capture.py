@@ -38,6 +38,7 @@ from replay.manifest import (
     LOCK_NAME,
     PATCH_NAME,
     CodeVersion,
+    DataManifest,
     ImageInfo,
     Manifest,
     Outputs,
@@ -118,7 +119,8 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
     # --- 3. hashes: data, outputs, code ---------------------------------------------------------------
     with StatCache() as cache:
         reporter.stage("hashing data")
-        data = hash_paths(data_paths, root, cache=cache, reporter=reporter, what="data")
+        data = hash_paths(data_paths, root, cache=cache, reporter=reporter, what="data", record_links=True)
+        _refuse_leaving_links(data)
         reporter.stage("hashing outputs")
         outs = hash_paths(output_paths, root, cache=cache, reporter=reporter, what="output")
         metrics_files = [layout.record_path(req.cwd / m, root) for m in req.metrics]
@@ -177,6 +179,19 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         lap("build")
         save(manifest, stage)
     return CaptureResult(capsule, manifest, watch.timings)
+
+
+def _refuse_leaving_links(data: DataManifest) -> None:
+    """A link that leaves its data root dangles in the container, where only the root is mounted."""
+    leaving = [link for link in data.links or [] if not link.inside]
+    if leaving:
+        first = leaving[0]
+        more = f" (and {len(leaving) - 1} more)" if len(leaving) > 1 else ""
+        raise BadInput(
+            f"data link {first.path} -> {first.target} leaves its data folder{more}: in the container only the "
+            "data folder is mounted, so it would dangle",
+            f"copy the data in, or pass the link's target as its own --data root (--data {first.target})",
+        )
 
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
@@ -316,9 +331,13 @@ def _run_on_host(req: CaptureRequest, numerics: dict[str, str], carried: dict[st
             tail = (tail + [line.rstrip()])[-40:]
             reporter.log(line.rstrip(), "command")
         code = proc.wait()
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (errors.Stopped), anything: the child must not outlive us
         proc.terminate()
-        proc.wait()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         raise
     if code != 0:
         raise CommandFailed(f"the command exited with status {code}", "fix the training run, then capture again",
