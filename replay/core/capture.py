@@ -26,7 +26,8 @@ from replay.core.hashing import hash_paths
 from replay.core.hostinfo import collect_host
 from replay.core.ports import Engine
 from replay.core.render import DockerfileContext, render_dockerfile, write_build_context
-from replay.core.snapshot import Snapshot, take_snapshot
+from replay.core.secrets import refuse_secrets
+from replay.core.snapshot import Snapshot, code_files, take_snapshot
 from replay.core.statcache import StatCache
 from replay.errors import BadInput, CommandFailed
 from replay.fsutil import staged_dir
@@ -64,6 +65,7 @@ class CaptureRequest:
     base: str | None = None
     env: list[str] = field(default_factory=list)
     allow_secret_env: bool = False
+    allow_secret_files: bool = False  # ship snapshot files that look like secrets (listed in the manifest)
     tolerances: dict[str, str] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
     name: str | None = None
@@ -105,6 +107,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         raise BadInput("no outputs to capture", "name what the command produced with --output and --metrics")
     if not req.run:
         output_paths, metrics = _outputs_and_metrics(req)
+    allowed_secrets = _check_code_for_secrets(req, root, capsule)
     interp = interp_adapter.inspect(req.python)
     engine_version = engine.version()  # no engine: fail now, not after a minute of hashing
     lap("checks")
@@ -142,6 +145,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         lap("lock")
         try:
             code = _code_version(snap, stage)
+            code.allowed_secret_files = [f for f in allowed_secrets if f in set(snap.files)]
             workdir = layout.record_path(req.cwd, root)
             manifest = Manifest(
                 name=name,
@@ -179,6 +183,18 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         lap("build")
         save(manifest, stage)
     return CaptureResult(capsule, manifest, watch.timings)
+
+
+def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path) -> list[str]:
+    """The snapshot's files that look like secrets: refused (exit 2) unless --allow-secret-files.
+
+    Listed the cheap way (no hashing), with the data, outputs and capsule left out roughly as the real
+    snapshot will leave them out (it may leave out a little more, never less).
+    """
+    named = [*req.data, *req.outputs, *req.metrics]
+    exclude = [layout.record_path(req.cwd / p, root) for p in named] + [layout.record_path(capsule, root), ".replay"]
+    files, _, _ = code_files(root, exclude)
+    return refuse_secrets(root, files, req.allow_secret_files)
 
 
 def _refuse_leaving_links(data: DataManifest) -> None:

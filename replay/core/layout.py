@@ -7,11 +7,11 @@ import re
 from pathlib import Path, PurePosixPath
 
 from replay.adapters import git
+
+# The secret rules live in secrets.py; these names stay importable from here.
+from replay.core.secrets import SECRET_MARKERS, looks_secret  # noqa: F401
 from replay.errors import BadInput
 from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, Outputs
-
-# Names whose values look like credentials: never carried without --allow-secret-env, never stored.
-SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
 
 # Variables that change numerical results, recorded with their values at capture and set at replay.
 THREAD_VARS = (
@@ -97,7 +97,3 @@ def capsule_name(text: str) -> str:
     name = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("._-")
     return re.sub(r"[._-]{2,}", "-", name) or "capsule"
 
-
-def looks_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
