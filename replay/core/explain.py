@@ -364,6 +364,8 @@ def summary(expl: dict[str, Any]) -> str:
     """One human line, e.g. "differs at byte 1234 (sizes 5000 vs 5000); line 12: '0.8512' vs '0.8519'"."""
     if expl.get("kind") == "unreadable":
         return f"could not be read ({expl.get('error')})"
+    if expl.get("kind") == "not a file":  # a link, FIFO or device where an output belongs: never read
+        return str(expl.get("note", "not a regular file; not read"))
     offset = expl.get("first_byte_offset")
     if offset is None:
         return "identical"
