@@ -150,11 +150,10 @@ def mkdirs_beneath(root: Path, rel: str, owner: tuple[int, int] | None = None) -
 
 
 def chown_tree(root: Path, uid: int, gid: int) -> None:
-    """Give everything under ``root`` (and ``root``) to ``uid:gid``, following no link: what a container
-    user wrote there comes back to the verifier. Errors on single entries are skipped (best effort)."""
+    """Give everything under ``root`` (not ``root`` itself, which was never lent) to ``uid:gid``, following
+    no link: what a container user wrote there comes back to the verifier. Errors on single entries are
+    skipped (best effort: the rest still comes back)."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in (*dirnames, *filenames):
             with contextlib.suppress(OSError):
                 os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
-    with contextlib.suppress(OSError):
-        os.chown(root, uid, gid, follow_symlinks=False)

@@ -226,7 +226,7 @@ def test_replayed_container_is_isolated(make_project, engine) -> None:
     accepted: list[object] = []
     acceptor = threading.Thread(target=lambda: _accept_all(server, accepted), daemon=True)
     acceptor.start()
-    gateway = engine.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
+    gateway = _host_address(engine)
     threads = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
     try:
         # Sanity: the host's server does answer, so a refusal inside can only come from the sandbox.
@@ -262,6 +262,19 @@ def test_replayed_container_is_isolated(make_project, engine) -> None:
         st = path.lstat()
         assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()), path
         assert stat.S_IMODE(st.st_mode) & 0o002 == 0, path
+
+
+def _host_address(engine) -> str:
+    """An address of this host that a container on Docker's bridge network would reach: the bridge's
+    gateway, else any non-loopback address of the host's."""
+    for config in engine.api.inspect_network("bridge").get("IPAM", {}).get("Config") or []:
+        if config.get("Gateway"):
+            return str(config["Gateway"])
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    addresses = [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
+    preferred = [a for line, a in zip(out.splitlines(), addresses, strict=True) if " docker0 " in f" {line} "]
+    others = [a for a in addresses if not a.startswith("127.")]
+    return (preferred or others)[0]
 
 
 def _accept_all(server: object, accepted: list[object]) -> None:
