@@ -12,7 +12,11 @@ EXIT_DIVERGED = 1
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 3
 EXIT_COMMAND_FAILED = 4
-EXIT_INTERRUPTED = 130
+EXIT_SIGHUP = 129  # 128 + SIGHUP: the terminal went away
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+EXIT_SIGTERM = 143  # 128 + SIGTERM: asked to stop (kill, a CI job cancelled, systemd)
+
+_SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 15: "SIGTERM"}
 
 
 class ReplayError(Exception):
@@ -38,6 +42,21 @@ class BadInput(ReplayError):
 
 class ManifestError(BadInput):
     """A replay.json that is missing, corrupt, or of an unknown schema version (exit 2)."""
+
+
+class UnsafeCapsule(BadInput):
+    """A capsule entry that is a link, FIFO, socket or device, or not the file its manifest records (exit 2)."""
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(
+            f"the capsule's {path} is {what}; nothing was run",
+            "a capsule holds only the plain files capture wrote: ask its author for a fresh copy",
+        )
+        self.path = path
+
+
+class DataUnreadable(BadInput):
+    """Data that this user can read but the container's user cannot (exit 2)."""
 
 
 class DataMismatch(BadInput):
@@ -78,7 +97,23 @@ class CommandFailed(ReplayError):
 
 
 class Interrupted(ReplayError):
+    """Stopped by a signal (SIGINT, SIGTERM, SIGHUP) after cleaning up; exit 128 + the signal's number."""
+
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self) -> None:
-        super().__init__("interrupted", "nothing was kept; run the command again to start over")
+    def __init__(self, signum: int = 2) -> None:
+        name = _SIGNAL_NAMES.get(signum, f"signal {signum}")
+        super().__init__(f"interrupted ({name})" if signum != 2 else "interrupted",
+                         "nothing was kept; run the command again to start over")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class Stopped(BaseException):  # noqa: N818 - it is a signal, not an error
+    """Raised by the CLI's SIGTERM and SIGHUP handlers in the main thread. A BaseException, as
+    KeyboardInterrupt is, so that no ``except Exception`` swallows it and every ``finally`` (container
+    removal, temporary folders) runs on the way out; the boundary turns it into ``Interrupted``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import gc
 import operator
+import os
 import re
 import types
 import typing
@@ -55,12 +56,23 @@ class FileEntry:
 
 
 @dataclass
+class LinkEntry:
+    """A symlink inside a data folder: its content is hashed as a file's, and the link itself is kept here."""
+
+    path: str  # the link's recorded path
+    target: str  # what it points to, as written in the link
+    inside: bool  # whether it resolves inside its data root both on the host and in the container
+
+
+@dataclass
 class DataManifest:
     """Every input file (path, size, sha256) and one digest over all of them."""
 
     roots: list[str] = field(default_factory=list)
     files: list[FileEntry] = field(default_factory=list)
     digest: str = ""
+    # The symlinks met inside the data folders; None in capsules made before links were recorded.
+    links: list[LinkEntry] | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -90,6 +102,8 @@ class CodeVersion:
     dirty: bool = False
     patch: str | None = None
     patch_sha256: str | None = None
+    # Files in the snapshot that look like secrets, shipped anyway because capture had --allow-secret-files.
+    allowed_secret_files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -221,13 +235,18 @@ def from_dict(raw: Any, source: str = "replay.json") -> Manifest:
 
 def load(path: Path) -> Manifest:
     """Load a manifest file, or the replay.json of a capsule folder."""
+    from replay.safefs import NotRegular, read_bytes
+
     target = path / MANIFEST_NAME if path.is_dir() else path
-    if not target.exists():
+    if not os.path.lexists(target):
         raise ManifestError(f"no capsule at {path} (no {MANIFEST_NAME})", "pass a folder made by `replay capture`")
     if target.is_dir():
         raise ManifestError(f"{target} is a folder, not a file", "pass a folder made by `replay capture`")
     try:
-        data = target.read_bytes()
+        # Opened without following a link: a replay.json -> /etc/shadow must not be read, nor shown.
+        data = read_bytes(target.parent, target.name)
+    except NotRegular as exc:
+        raise ManifestError(f"{target} is {exc.what}, not a file", "a capsule holds only plain files: recapture") from None
     except OSError as exc:
         raise ManifestError(f"cannot read {target} ({exc.strerror or exc})",
                             "check its permissions, or restore the file") from None

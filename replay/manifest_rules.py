@@ -7,8 +7,8 @@ mounts into a container, and its variables steer the replayed process, so every 
 - Paths are POSIX, normalized (no ``.`` or empty segment, no trailing ``/``), with no ``..`` segment and no
   NUL. Outputs, metrics files, the workdir and project paths are relative to the project root; data roots
   and data files may be absolute (data recorded from outside the project), but never ``/`` itself.
-- Every data file lies under one of the data roots, every output file under one of the output roots, and
-  every metrics file is one of the output files.
+- Every data file and recorded data link lies under one of the data roots, every output file under one of
+  the output roots, and every metrics file is one of the output files.
 - ``command.argv`` is a non-empty list of strings, the first one not empty; ``command.seed`` is one that
   PYTHONHASHSEED accepts (0 to ``SEED_MAX``).
 - ``command.numerics_env`` holds only ``NUMERICS_VARS``; thread counts are positive integers (OpenMP's
@@ -118,6 +118,11 @@ def check(m: Manifest, source: str) -> None:
 
     _paths(source, "data.roots", m.data.roots, absolute=True)
     _under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)
+    if m.data.links:
+        _under_roots(source, "data.links", [link.path for link in m.data.links], m.data.roots, absolute=True)
+        for i, link in enumerate(m.data.links):
+            if not link.target or "\0" in link.target:
+                _fail(source, f"data.links[{i}].target", link.target, "is not a link target")
     _paths(source, "outputs.roots", m.outputs.roots)
     _under_roots(source, "outputs.files", [f.path for f in m.outputs.files], m.outputs.roots)
     _paths(source, "outputs.metrics_files", m.outputs.metrics_files)

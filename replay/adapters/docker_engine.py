@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -21,6 +22,13 @@ from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)")
 OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
+# Every ordinary engine call (ping, inspect, create, start, kill, remove) answers within this many seconds,
+# or the engine is reported as not answering (exit 3): an engine that accepts a connection and then says
+# nothing must not hang replay. Streams (a build, the log of a long run) have no read timeout of their own.
+API_TIMEOUT_S = 60.0
+TIMEOUT_ENV = "REPLAY_ENGINE_TIMEOUT"
+# How long past a run's own --timeout we wait for the engine to report the container's end.
+WAIT_GRACE_S = 60.0
 
 
 class BuildFailed(EnvironmentProblem):
@@ -32,8 +40,8 @@ class BuildFailed(EnvironmentProblem):
 class DockerEngine:
     """The ``Engine`` port backed by the Docker engine that DOCKER_HOST (or the default socket) names."""
 
-    def __init__(self, timeout: int = 600) -> None:
-        self._timeout = timeout
+    def __init__(self, timeout: float | None = None) -> None:
+        self._timeout = timeout if timeout is not None else _api_timeout()
         self._client: Any = None
 
     # --- connection --------------------------------------------------------------------------------
@@ -48,9 +56,9 @@ class DockerEngine:
                 client = docker.from_env(timeout=self._timeout)
                 client.ping()
             except DockerException as exc:
-                raise EngineUnavailable(_short(exc)) from None
+                raise EngineUnavailable(_short(exc, self._timeout)) from None
             except Exception as exc:  # requests/urllib3 errors leak through from_env on a dead socket
-                raise EngineUnavailable(_short(exc)) from None
+                raise EngineUnavailable(_short(exc, self._timeout)) from None
             self._client = client
         return self._client.api
 
@@ -66,8 +74,8 @@ class DockerEngine:
             yield
         except DockerException as exc:
             raise EnvironmentProblem(f"the Docker engine refused: {_short(exc)}", "see `docker info`") from None
-        except ConnectionError as exc:
-            raise EngineUnavailable(_short(exc)) from None
+        except OSError as exc:  # requests' timeouts and connection errors are OSErrors, as ConnectionError is
+            raise EngineUnavailable(_short(exc, self._timeout)) from None
 
     # --- images ------------------------------------------------------------------------------------
 
@@ -174,23 +182,36 @@ class DockerEngine:
         from docker.errors import DockerException
 
         try:
-            container = self.api.create_container(
-                image, command=argv, host_config=self.api.create_host_config(network_mode="none"),
-                use_config_proxy=False, labels={OWNER_LABEL: "probe"},
-            )
+            with self._errors_as_os():
+                container = self.api.create_container(
+                    image, command=argv, host_config=self.api.create_host_config(network_mode="none"),
+                    use_config_proxy=False, labels={OWNER_LABEL: "probe"},
+                )
         except DockerException as exc:
             raise ImageProblem(f"cannot start {image}: {_short(exc)}", "") from None
         try:
-            self.api.start(container)
-            status = self.api.wait(container, timeout=120)
-            out = self.api.logs(container, stdout=True, stderr=False).decode("utf-8", "replace")
-            if status.get("StatusCode") != 0:
-                err = self.api.logs(container, stdout=False, stderr=True).decode("utf-8", "replace")
-                raise ImageProblem(f"`{' '.join(argv)}` failed in {image}: {err.strip()[-300:]}", "")
-            return out
+            with self._errors_as_os():
+                return self._probe_output(container, image, argv)
         finally:
-            with contextlib.suppress(DockerException):
+            with contextlib.suppress(DockerException, OSError):
                 self.api.remove_container(container, force=True)
+
+    @contextlib.contextmanager
+    def _errors_as_os(self) -> Iterator[None]:
+        """Only a silent or vanished engine becomes EngineUnavailable here; docker's own errors pass."""
+        try:
+            yield
+        except OSError as exc:
+            raise EngineUnavailable(_short(exc, self._timeout)) from None
+
+    def _probe_output(self, container: Any, image: str, argv: list[str]) -> str:
+        self.api.start(container)
+        status = self.api.wait(container, timeout=120)
+        out = self.api.logs(container, stdout=True, stderr=False).decode("utf-8", "replace")
+        if status.get("StatusCode") != 0:
+            err = self.api.logs(container, stdout=False, stderr=True).decode("utf-8", "replace")
+            raise ImageProblem(f"`{' '.join(argv)}` failed in {image}: {err.strip()[-300:]}", "")
+        return out
 
     def run(self, spec: RunSpec, on_line: Callable[[str], None]) -> RunResult:
         """Run ``spec`` to completion. Ctrl-C, a timeout or any error kills and removes the container."""
@@ -220,41 +241,48 @@ class DockerEngine:
         tail: deque[str] = deque(maxlen=60)
         try:
             with self._errors():
-                self.api.start(container)
-            started = time.monotonic()
-            timed_out = threading.Event()
-            timer = None
-            if spec.timeout_s:
-                timer = threading.Timer(spec.timeout_s, self._kill_on_timeout, (container, timed_out))
-                timer.daemon = True
-                timer.start()
-            try:
-                for line in _lines(self.api.logs(container, stream=True, follow=True)):
-                    tail.append(line)
-                    on_line(line)
-                status = self.api.wait(container)
-            finally:
-                if timer:
-                    timer.cancel()
-            state = self.api.inspect_container(container)["State"]
-            return RunResult(
-                exit_code=int(status.get("StatusCode", -1)),
-                duration_s=time.monotonic() - started,
-                start_s=started - t0,
-                timed_out=timed_out.is_set(),
-                oom_killed=bool(state.get("OOMKilled")),
-                log_tail="\n".join(tail),
-            )
+                return self._follow(container, spec, on_line, tail, t0)
         finally:
-            # Runs on KeyboardInterrupt too: nothing is left behind.
-            with contextlib.suppress(DockerException):
+            # Runs on KeyboardInterrupt and errors.Stopped (SIGTERM/SIGHUP) too: nothing is left behind.
+            with contextlib.suppress(DockerException, OSError):
                 self.api.remove_container(container, force=True)
+
+    def _follow(self, container: Any, spec: RunSpec, on_line: Callable[[str], None], tail: deque[str],
+                t0: float) -> RunResult:
+        """Start the container, stream its log to its end, and read how it ended."""
+        self.api.start(container)
+        started = time.monotonic()
+        timed_out = threading.Event()
+        timer = None
+        if spec.timeout_s:
+            timer = threading.Timer(spec.timeout_s, self._kill_on_timeout, (container, timed_out))
+            timer.daemon = True
+            timer.start()
+        try:
+            # The log stream has no read timeout (a run may print nothing for hours); the wait that
+            # follows gets the run's own timeout plus a grace, or none.
+            for line in _lines(self.api.logs(container, stream=True, follow=True)):
+                tail.append(line)
+                on_line(line)
+            status = self.api.wait(container, timeout=spec.timeout_s + WAIT_GRACE_S if spec.timeout_s else None)
+        finally:
+            if timer:
+                timer.cancel()
+        state = self.api.inspect_container(container)["State"]
+        return RunResult(
+            exit_code=int(status.get("StatusCode", -1)),
+            duration_s=time.monotonic() - started,
+            start_s=started - t0,
+            timed_out=timed_out.is_set(),
+            oom_killed=bool(state.get("OOMKilled")),
+            log_tail="\n".join(tail),
+        )
 
     def _kill_on_timeout(self, container: Any, flag: threading.Event) -> None:
         from docker.errors import DockerException
 
         flag.set()
-        with contextlib.suppress(DockerException):
+        with contextlib.suppress(DockerException, OSError):
             self.api.kill(container)
 
     def leftover_containers(self) -> list[str]:
@@ -278,9 +306,21 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield pending.decode("utf-8", "replace")
 
 
-def _short(exc: BaseException) -> str:
+def _api_timeout() -> float:
+    """API_TIMEOUT_S, or REPLAY_ENGINE_TIMEOUT seconds where it is set to a positive number."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return API_TIMEOUT_S
+    return value if 0 < value < 86400 else API_TIMEOUT_S
+
+
+def _short(exc: BaseException, timeout: float | None = None) -> str:
     """One line from a docker-py error, without the URL noise."""
     text = str(exc)
+    if "timed out" in text or "Timeout" in type(exc).__name__:
+        within = f" within {timeout:g} s" if timeout else ""
+        return f"it accepted the connection but did not answer{within}"
     explanation = getattr(exc, "explanation", None)
     if explanation:
         text = explanation.decode() if isinstance(explanation, bytes) else str(explanation)

@@ -6,17 +6,19 @@ Heavy modules (docker, jinja2, the core) are imported inside the commands, so `r
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Annotated, Any
 
 import typer
 
 from replay import __version__
-from replay.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ReplayError
+from replay.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Interrupted, ReplayError, Stopped
 
 EXIT_CODES = """Exit codes: 0 done, or reproduced (identical/equivalent); 1 diverged; 2 bad input or could not
 verify (bad manifest, missing or changed data); 3 environment problem (no Docker engine, image or base
-missing); 4 the replayed command failed (non-zero exit, out of memory, timed out); 130 interrupted."""
+missing, the engine not answering); 4 the replayed command failed (non-zero exit, out of memory, timed
+out); 129 SIGHUP, 130 Ctrl-C, 143 SIGTERM (the container stopped and removed, nothing half-written)."""
 
 app = typer.Typer(
     name="replay",
@@ -69,8 +71,13 @@ def main(argv: list[str] | None = None) -> None:
 
     ex = _click_exceptions()
     args = _lift_verbose(list(sys.argv[1:] if argv is None else argv))
+    previous = _stop_on_signals()
     try:
         code = app(args=args, prog_name="replay", standalone_mode=False)
+    except Stopped as exc:  # SIGTERM or SIGHUP: every finally on the way has cleaned up
+        stopped = Interrupted(exc.signum)
+        ui.error(f"{stopped.message}: nothing was kept")
+        sys.exit(stopped.exit_code)
     except ReplayError as exc:
         if State.verbose:
             ui.err.print_exception()
@@ -94,9 +101,32 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        _restore(previous)
     if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into a returned 130
         ui.error("interrupted: nothing was kept")
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C (``Stopped``), once: a second signal while cleaning up is
+    ignored, so the clean-up (stop and remove the container, remove temporaries) is never cut short."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, frame: Any) -> None:
+        for other in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(other, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _click_exceptions() -> Any:

@@ -31,6 +31,9 @@ def capture_cmd(
     base: Annotated[str | None, typer.Option(help="Base image [default: python:X.Y.Z-slim].")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="Environment variable to carry (repeatable).")] = None,
     allow_secret_env: Annotated[bool, typer.Option(help="Allow --env names that look secret.")] = False,
+    allow_secret_files: Annotated[
+        bool, typer.Option(help="Ship code files that look like secrets (.env, *.pem, keys); listed in the manifest.")
+    ] = False,
     tolerance: Annotated[list[str] | None, typer.Option("--tolerance", help="NAME=SPEC: 1e-3 or rel:1e-6.")] = None,
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Glob of outputs not byte-compared.")] = None,
     name: Annotated[str | None, typer.Option(help="Capsule name [default: the project folder's].")] = None,
@@ -66,6 +69,7 @@ def capture_cmd(
         base=base or defaults.base,
         env=env or defaults.env,
         allow_secret_env=allow_secret_env,
+        allow_secret_files=allow_secret_files,
         tolerances=tolerances,
         ignore=ignore or defaults.ignore,
         name=name,

@@ -25,7 +25,8 @@ from replay.core.hashing import hash_paths
 from replay.core.hostinfo import collect_host
 from replay.core.ports import Engine
 from replay.core.render import DockerfileContext, render_dockerfile, write_build_context
-from replay.core.snapshot import Snapshot, take_snapshot
+from replay.core.secrets import refuse_secrets
+from replay.core.snapshot import Snapshot, code_files, take_snapshot
 from replay.core.statcache import StatCache
 from replay.errors import BadInput, CommandFailed
 from replay.fsutil import staged_dir
@@ -37,6 +38,7 @@ from replay.manifest import (
     LOCK_NAME,
     PATCH_NAME,
     CodeVersion,
+    DataManifest,
     ImageInfo,
     Manifest,
     Outputs,
@@ -61,6 +63,7 @@ class CaptureRequest:
     base: str | None = None
     env: list[str] = field(default_factory=list)
     allow_secret_env: bool = False
+    allow_secret_files: bool = False  # ship snapshot files that look like secrets (listed in the manifest)
     tolerances: dict[str, str] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
     name: str | None = None
@@ -102,6 +105,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         raise BadInput("no outputs to capture", "name what the command produced with --output and --metrics")
     if not req.run:
         output_paths, metrics = _outputs_and_metrics(req)
+    allowed_secrets = _check_code_for_secrets(req, root, capsule)
     interp = interp_adapter.inspect(req.python)
     engine_version = engine.version()  # no engine: fail now, not after a minute of hashing
     lap("checks")
@@ -116,7 +120,8 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
     # --- 3. hashes: data, outputs, code ---------------------------------------------------------------
     with StatCache() as cache:
         reporter.stage("hashing data")
-        data = hash_paths(data_paths, root, cache=cache, reporter=reporter, what="data")
+        data = hash_paths(data_paths, root, cache=cache, reporter=reporter, what="data", record_links=True)
+        _refuse_leaving_links(data)
         reporter.stage("hashing outputs")
         outs = hash_paths(output_paths, root, cache=cache, reporter=reporter, what="output")
         metrics_files = [layout.record_path(req.cwd / m, root) for m in req.metrics]
@@ -138,6 +143,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         lap("lock")
         try:
             code = _code_version(snap, stage)
+            code.allowed_secret_files = [f for f in allowed_secrets if f in set(snap.files)]
             workdir = layout.record_path(req.cwd, root)
             manifest = Manifest(
                 name=name,
@@ -175,6 +181,31 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         lap("build")
         save(manifest, stage)
     return CaptureResult(capsule, manifest, watch.timings)
+
+
+def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path) -> list[str]:
+    """The snapshot's files that look like secrets: refused (exit 2) unless --allow-secret-files.
+
+    Listed the cheap way (no hashing), with the data, outputs and capsule left out roughly as the real
+    snapshot will leave them out (it may leave out a little more, never less).
+    """
+    named = [*req.data, *req.outputs, *req.metrics]
+    exclude = [layout.record_path(req.cwd / p, root) for p in named] + [layout.record_path(capsule, root), ".replay"]
+    files, _, _ = code_files(root, exclude)
+    return refuse_secrets(root, files, req.allow_secret_files)
+
+
+def _refuse_leaving_links(data: DataManifest) -> None:
+    """A link that leaves its data root dangles in the container, where only the root is mounted."""
+    leaving = [link for link in data.links or [] if not link.inside]
+    if leaving:
+        first = leaving[0]
+        more = f" (and {len(leaving) - 1} more)" if len(leaving) > 1 else ""
+        raise BadInput(
+            f"data link {first.path} -> {first.target} leaves its data folder{more}: in the container only the "
+            "data folder is mounted, so it would dangle",
+            f"copy the data in, or pass the link's target as its own --data root (--data {first.target})",
+        )
 
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
@@ -321,9 +352,13 @@ def _run_on_host(req: CaptureRequest, numerics: dict[str, str], carried: dict[st
             tail = (tail + [line.rstrip()])[-40:]
             reporter.log(line.rstrip(), "command")
         code = proc.wait()
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (errors.Stopped), anything: the child must not outlive us
         proc.terminate()
-        proc.wait()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         raise
     if code != 0:
         raise CommandFailed(f"the command exited with status {code}", "fix the training run, then capture again",

@@ -97,15 +97,16 @@ def tolerance_for(name: str, tolerances: dict[str, str]) -> tuple[str, Tolerance
 # --- metrics -------------------------------------------------------------------------------------------
 
 
-def load_metrics(path: Path) -> dict[str, float]:
+def load_metrics(path: Path, content: bytes | None = None) -> dict[str, float]:
     """A JSON object of numbers, nested objects flattened to dotted names (``{"eval": {"acc": 1}}`` -> eval.acc).
 
     The file may come from a stranger's capsule or a replayed command: invalid, deeply nested or huge-number
     JSON is a ``BadInput`` naming what is wrong, never a traceback. "NaN", "Infinity" and "-Infinity" as
-    strings are read as those floats, as replay writes them.
+    strings are read as those floats, as replay writes them. ``content``, when given, is the file's bytes
+    already read (safely, by the caller); ``path`` names it.
     """
     try:
-        raw = jsonio.loads(path.read_bytes())
+        raw = jsonio.loads(path.read_bytes() if content is None else content)
     except OSError as exc:
         raise BadInput(f"cannot read metrics file {path} ({exc.strerror or exc})", METRICS_HINT) from None
     except jsonio.JSONInputError as exc:
@@ -260,7 +261,8 @@ def compare_outputs(
     """Match output files by path and say, for each, how the replay's copy relates to the reference.
 
     A file whose hashes differ gets an explanation when its reference copy exists under ``reference_root``;
-    with a tolerance key matching its path, a numeric file whose values all fall within is settled.
+    with a tolerance key matching its path, a numeric file whose values all fall within is settled. Both
+    copies are opened through ``safefs`` (no link followed, only regular files): someone else made them.
     """
     # Imported here: explain pulls in csv/difflib, and numpy lazily, which a byte-identical replay never needs.
     from replay.core.explain import explain
@@ -289,14 +291,32 @@ def compare_outputs(
         match = tolerance_for(path, tolerances)
         tol = match[1] if match else None
         result.tolerance = tol.describe() if tol else None
-        ref_copy = reference_root / path if reference_root is not None else None
-        if ref_copy is not None and ref_copy.is_file():
-            result.explanation = explain(ref_copy, replayed_root / path, tol)
+        if reference_root is not None:
+            result.explanation = _explain_safely(explain, reference_root, replayed_root, path, tol)
         if tol is not None and result.explanation and result.explanation.get("within_tolerance") is True:
             result.status = "within_tolerance"
         else:
             result.status = "ignored" if ignored else "differs"
     return results
+
+
+def _explain_safely(explain: Any, reference_root: Path, replayed_root: Path, path: str,
+                    tol: Tolerance | None) -> dict[str, Any] | None:
+    """The explanation from both copies, opened without following links; None without a reference copy."""
+    from replay.safefs import NotRegular, opened
+
+    try:
+        with opened(reference_root, path) as ref:
+            try:
+                with opened(replayed_root, path) as new:
+                    return dict(explain(ref, new, tol, suffix=Path(path).suffix))
+            except NotRegular as exc:
+                return {"kind": "not a file", "first_byte_offset": None,
+                        "note": f"the replayed {path} is {exc.what}; not read"}
+            except FileNotFoundError:
+                return None
+    except (NotRegular, FileNotFoundError, NotADirectoryError):
+        return None  # no usable reference copy (the capsule's were checked before the run)
 
 
 # --- verdict -------------------------------------------------------------------------------------------

@@ -37,25 +37,27 @@ ARRAY_CHUNK = 1 << 20  # elements per step, so a huge array never needs a full-s
 _MISSING = object()
 
 
-def explain(reference: Path, replayed: Path, tolerance: Tolerance | None = None) -> dict[str, Any]:
+def explain(reference: Path, replayed: Path, tolerance: Tolerance | None = None,
+            suffix: str | None = None) -> dict[str, Any]:
+    """``suffix`` names the kind where the paths do not (paths to opened descriptors, ``safefs.opened``)."""
     out: dict[str, Any] = {"kind": "binary", "reference_size": None, "replayed_size": None}
+    suffix = (reference.suffix if suffix is None else suffix).lower()
     try:
         out["reference_size"] = reference.stat().st_size
         out["replayed_size"] = replayed.stat().st_size
-        out["kind"] = _kind(reference, replayed)
+        out["kind"] = _kind(suffix, reference, replayed)
         out["first_byte_offset"] = offset = first_difference(reference, replayed)
         if tolerance is not None:
             out["tolerance"] = tolerance.describe()
         if offset is None:
             return out | ({"within_tolerance": True} if tolerance is not None else {})
-        detail = _detail(out["kind"], reference, replayed, offset, tolerance)
+        detail = _detail(out["kind"], reference, replayed, offset, tolerance, suffix)
     except OSError as exc:
         return out | {"kind": "unreadable", "first_byte_offset": None, "error": str(exc)}
     return out | detail
 
 
-def _kind(reference: Path, replayed: Path) -> str:
-    suffix = reference.suffix.lower()
+def _kind(suffix: str, reference: Path, replayed: Path) -> str:
     if suffix in (".npy", ".npz", ".json"):
         return suffix[1:]
     if suffix in (".csv", ".tsv"):
@@ -78,7 +80,7 @@ def _looks_text(path: Path) -> bool:
     return True
 
 
-def _detail(kind: str, ref: Path, new: Path, offset: int, tol: Tolerance | None) -> dict[str, Any]:
+def _detail(kind: str, ref: Path, new: Path, offset: int, tol: Tolerance | None, suffix: str) -> dict[str, Any]:
     # A file that does not parse as its suffix claims is explained by what it does look like.
     if kind in ("npy", "npz"):
         try:
@@ -95,7 +97,7 @@ def _detail(kind: str, ref: Path, new: Path, offset: int, tol: Tolerance | None)
             return {"kind": kind} | (_explain_text(ref, new, offset) if kind == "text" else {})
     if kind == "csv":
         try:
-            cells = _explain_csv(ref, new, offset, tol)
+            cells = _explain_csv(ref, new, offset, tol, suffix)
         except csv.Error as exc:  # e.g. a field over csv's size limit: the line detail still helps
             cells = {"note": f"not parsed as CSV ({exc})"}
         return _explain_text(ref, new, offset) | cells
@@ -169,10 +171,10 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None) -> dict[str, Any]:
+def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None, suffix: str = "") -> dict[str, Any]:
     if tol is None and offset > TEXT_CAP:
         return {}
-    delimiter = "\t" if ref.suffix.lower() == ".tsv" else ","
+    delimiter = "\t" if (suffix or ref.suffix).lower() == ".tsv" else ","
     first: dict[str, Any] | None = None
     beyond: dict[str, Any] | None = None
     header: list[str] | None = None
@@ -362,6 +364,8 @@ def summary(expl: dict[str, Any]) -> str:
     """One human line, e.g. "differs at byte 1234 (sizes 5000 vs 5000); line 12: '0.8512' vs '0.8519'"."""
     if expl.get("kind") == "unreadable":
         return f"could not be read ({expl.get('error')})"
+    if expl.get("kind") == "not a file":  # a link, FIFO or device where an output belongs: never read
+        return str(expl.get("note", "not a regular file; not read"))
     offset = expl.get("first_byte_offset")
     if offset is None:
         return "identical"

@@ -9,6 +9,13 @@ How a tree is walked (capture and verify walk alike, so this is part of the mani
   names, except a link back to a folder it sits in (a loop): that one is skipped with a warning, since its
   files are already recorded under their own path.
 - Broken links, sockets, FIFOs and devices inside a folder are skipped with a warning.
+- With ``record_links``, every symlink inside a folder is also kept as a ``LinkEntry`` (its target, and
+  whether it stays inside its root on this host and in the container, where the root is mounted alone).
+
+That is the contract for DATA, which the user names. What someone else made (replayed outputs, written by
+the capsule's command; a capsule's reference copies) is hashed with ``hash_nofollow`` instead: no link is
+followed, not even as a root, and links, FIFOs, sockets and devices are reported as odd entries, never
+opened.
 
 Paths are recorded POSIX-style, relative to ``base`` when inside it, else absolute.
 """
@@ -16,10 +23,13 @@ Paths are recorded POSIX-style, relative to ``base`` when inside it, else absolu
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import itertools
 import os
+import posixpath
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -31,12 +41,16 @@ from typing import Any
 from replay.core.events import NullReporter, Reporter
 from replay.core.statcache import StatCache
 from replay.core.walk import READ_HINT as _READ_HINT
-from replay.core.walk import Item, join, locate, walk
+from replay.core.walk import Item, Link, Odd, describe, join, locate, walk
 from replay.errors import BadInput
-from replay.manifest import DataManifest, FileEntry
+from replay.manifest import DataManifest, FileEntry, LinkEntry
+from replay.safefs import NotRegular
 
-# Big enough that hashlib drops the GIL for the whole update and the read syscall count stays low.
-CHUNK_SIZE = 1 << 20
+# Small enough to stay in any x86 core's L2 cache (AMD EPYC's is 512 KiB a core, older Intel's 256 KiB):
+# a buffer larger than L2 is evicted between the read that fills it and the hash that reads it, which cost
+# a 1 MiB buffer a third of OpenSSL's speed on EPYC (benchmarks/bench_hash.py prints every size side by
+# side). Still far above the 2 KiB past which hashlib drops the GIL for the whole update.
+CHUNK_SIZE = 64 << 10
 # At most this often a progress update reaches the reporter (20 per second).
 PROGRESS_INTERVAL_S = 0.05
 # Small files go to the pool in batches: one task per 30 KiB file would cost more than the hashing.
@@ -48,15 +62,32 @@ _DIGEST_LINES = 4096
 _local = threading.local()
 
 
-def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None) -> tuple[int, str]:
-    """Return ``(size, sha256 hex)`` of a file, read in chunks; ``on_bytes(n)`` after every chunk."""
+_NOFOLLOW_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | os.O_CLOEXEC
+
+
+def hash_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None,
+              nofollow: bool = False) -> tuple[int, str]:
+    """Return ``(size, sha256 hex)`` of a file, read in chunks; ``on_bytes(n)`` after every chunk.
+
+    With ``nofollow`` a link in the last component is refused (``NotRegular``), and so is anything the
+    opened descriptor shows is not a regular file (a FIFO is opened non-blocking, so it cannot hang us).
+    """
     buf, view = _buffer()
     digest = hashlib.sha256()
     size = 0
     # Plain os calls rather than open(): each system call hands the GIL over, so fewer of them lets small
     # files hash in parallel threads better (FileIO adds an fstat per file).
-    fd = os.open(path, os.O_RDONLY)
     try:
+        fd = os.open(path, _NOFOLLOW_FLAGS if nofollow else os.O_RDONLY)
+    except OSError as exc:
+        if nofollow and exc.errno == errno.ELOOP:
+            raise NotRegular(str(path), "a symbolic link") from None
+        raise
+    try:
+        if nofollow:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise NotRegular(str(path), describe(mode))
         while n := os.readv(fd, [buf]):
             digest.update(view[:n])
             if size == 0 and n == len(buf) and hasattr(os, "posix_fadvise"):
@@ -102,11 +133,13 @@ def hash_paths(
     reporter: Reporter | None = None,
     workers: int | None = None,
     what: str = "data",
+    record_links: bool = False,
 ) -> DataManifest:
     """Hash every file under ``paths`` into a manifest whose roots are ``paths`` in recorded form.
 
     Relative ``paths`` are taken from the current folder; ``what`` names them in errors ("data path x does
-    not exist"). A file reached through two roots is recorded once.
+    not exist"). A file reached through two roots is recorded once. With ``record_links`` the manifest's
+    ``links`` lists every symlink met inside the folders.
     """
     rep = reporter if reporter is not None else NullReporter()
     roots: list[Item] = []
@@ -121,8 +154,52 @@ def hash_paths(
         except OSError as exc:
             raise BadInput(f"cannot read {what} path {path} ({exc.strerror})", _READ_HINT) from None
         roots.append((local, record, st))
-    files = _hash_roots(roots, cache, rep, workers, what, first_wins=True)
-    return DataManifest(roots=sorted({record for _, record, _ in roots}), files=files, digest=tree_digest(files))
+    links: list[LinkEntry] | None = [] if record_links else None
+    files = _hash_roots(roots, cache, rep, workers, what, first_wins=True, links=links)
+    return DataManifest(roots=sorted({record for _, record, _ in roots}), files=files, digest=tree_digest(files),
+                        links=links)
+
+
+def hash_nofollow(paths: Sequence[str], base: Path, cache: StatCache | None = None,
+                  what: str = "output") -> tuple[DataManifest, list[Odd]]:
+    """Hash what someone else made under ``base`` (``paths`` relative to it), following no link at all.
+
+    Returns the regular files, and the odd entries (links, FIFOs, sockets, devices, and a path whose folder
+    on the way is a link), each with what it is; an odd entry is never opened. Missing paths are left out.
+    """
+    roots: list[Item] = []
+    odd: list[Odd] = []
+    for rel in paths:
+        st, why = lstat_beneath(base, rel)
+        if why:
+            odd.append((rel, why))
+        elif st is not None:
+            roots.append((os.path.join(base, rel), rel, st))
+    files = _hash_roots(roots, cache, NullReporter(), None, what, first_wins=True, odd=odd)
+    return DataManifest(roots=sorted(paths), files=files, digest=tree_digest(files)), sorted(set(odd))
+
+
+def lstat_beneath(base: Path, rel: str) -> tuple[os.stat_result | None, str]:
+    """The lstat of ``base/rel`` taken one component at a time, and "" ; or what is wrong on the way.
+
+    None and "" when it does not exist. A folder on the way that is a link (or not a folder) is wrong: the
+    path would lead out of ``base``.
+    """
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if rel.startswith("/") or ".." in parts or not parts:
+        return None, "a path that leaves its folder"
+    here = str(base)
+    for i, name in enumerate(parts):
+        here = os.path.join(here, name)
+        try:
+            st = os.lstat(here)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, ""
+        if i == len(parts) - 1:
+            return st, ""
+        if not stat.S_ISDIR(st.st_mode):
+            return None, f"under {'/'.join(parts[: i + 1])}, which is {describe(st.st_mode, here)}"
+    return None, ""  # pragma: no cover - the loop returns
 
 
 @dataclass
@@ -130,22 +207,26 @@ class ManifestDiff:
     missing: list[FileEntry] = field(default_factory=list)
     changed: list[tuple[FileEntry, FileEntry]] = field(default_factory=list)  # (expected, actual)
     extra: list[FileEntry] = field(default_factory=list)
+    # Links that are not the recorded ones, or that leave their root: (path, what is wrong).
+    links: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.changed or self.extra)
+        return not (self.missing or self.changed or self.extra or self.links)
 
     def summary(self) -> str:
         """E.g. "2 missing, 1 changed, 0 extra"."""
-        return f"{len(self.missing)} missing, {len(self.changed)} changed, {len(self.extra)} extra"
+        text = f"{len(self.missing)} missing, {len(self.changed)} changed, {len(self.extra)} extra"
+        return text + (f", {len(self.links)} links" if self.links else "")
 
     def problems(self) -> list[dict[str, object]]:
         """One flat record per file that differs, tagged with ``problem`` (for ``DataMismatch``)."""
         out = self.to_dict()
-        return [{"problem": kind, **record} for kind in ("missing", "changed", "extra") for record in out[kind]]
+        found = [{"problem": kind, **record} for kind in ("missing", "changed", "extra") for record in out[kind]]
+        return found + [{"problem": problem, "path": path} for path, problem in self.links]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "ok": self.ok,
             "missing": [{"path": e.path, "expected_size": e.size, "expected_sha256": e.sha256} for e in self.missing],
             "changed": [
@@ -160,6 +241,9 @@ class ManifestDiff:
             ],
             "extra": [{"path": a.path, "actual_size": a.size, "actual_sha256": a.sha256} for a in self.extra],
         }
+        if self.links:  # only then: the document stays as it was for data without link problems
+            out["links"] = [{"path": path, "problem": problem} for path, problem in self.links]
+        return out
 
 
 def diff_manifests(expected: DataManifest, actual: DataManifest) -> ManifestDiff:
@@ -213,9 +297,28 @@ def check_data(
         except OSError as exc:
             raise BadInput(f"cannot read data path {local} ({exc.strerror})", _READ_HINT) from None
         roots.append((local, root, st))
-    files = _hash_roots(roots, cache, rep, workers, "data", first_wins=False)
+    links: list[LinkEntry] = []
+    files = _hash_roots(roots, cache, rep, workers, "data", first_wins=False, links=links)
     # No tree digest: the diff compares file by file, and the digest of 100,000 entries costs a quarter second.
-    return diff_manifests(expected, DataManifest(roots=list(expected.roots), files=files))
+    diff = diff_manifests(expected, DataManifest(roots=list(expected.roots), files=files))
+    diff.links = diff_links(expected.links, links)
+    return diff
+
+
+def diff_links(expected: list[LinkEntry] | None, found: list[LinkEntry]) -> list[tuple[str, str]]:
+    """Links that leave their root (they would dangle in the container), and, where the capsule recorded
+    its links, every link that is not the recorded one."""
+    problems = {f.path: f"is a link to {f.target}, which leaves its data root (it would dangle in the container)"
+                for f in found if not f.inside}
+    if expected is not None:
+        want = {e.path: e.target for e in expected}
+        have = {f.path: f.target for f in found}
+        for path in sorted(want.keys() | have.keys()):
+            if want.get(path) != have.get(path) and path not in problems:
+                was = f"a link to {want[path]}" if path in want else "not a link"
+                now = f"a link to {have[path]}" if path in have else "not a link"
+                problems[path] = f"was {was} at capture, and is {now} now"
+    return sorted(problems.items())
 
 
 # --- recorded paths (the walk itself lives in walk.py) ------------------------------------------------
@@ -266,7 +369,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _buffer() -> tuple[bytearray, memoryview]:
-    # One buffer per thread, reused: allocating 1 MiB per small file would cost more than hashing it.
+    # One buffer per thread, reused: allocating a buffer per small file would cost more than hashing it.
     cached: tuple[bytearray, memoryview] | None = getattr(_local, "buffer", None)
     if cached is None:
         buf = bytearray(CHUNK_SIZE)
@@ -300,13 +403,13 @@ def _batches(items: list[Item]) -> list[list[Item]]:
     return out
 
 
-def _hash_batch(batch: list[Item], tally: _Tally) -> list[tuple[Item, int, str, bool]]:
+def _hash_batch(batch: list[Item], tally: _Tally, nofollow: bool = False) -> list[tuple[Item, int, str, bool]]:
     out = []
     for item in batch:
         local, _, before = item
         try:
-            size, sha = hash_file(local, tally.add)
-            after = os.stat(local)
+            size, sha = hash_file(local, tally.add, nofollow=nofollow)
+            after = os.lstat(local) if nofollow else os.stat(local)
         except OSError as exc:
             raise BadInput(f"cannot read {local} ({exc.strerror or exc})", _READ_HINT) from None
         stable = size == before.st_size == after.st_size and before.st_mtime_ns == after.st_mtime_ns
@@ -315,19 +418,21 @@ def _hash_batch(batch: list[Item], tally: _Tally) -> list[tuple[Item, int, str, 
 
 
 def _hash_roots(
-    roots: list[Item], cache: StatCache | None, reporter: Reporter, workers: int | None, what: str, first_wins: bool
+    roots: list[Item], cache: StatCache | None, reporter: Reporter, workers: int | None, what: str, first_wins: bool,
+    links: list[LinkEntry] | None = None, odd: list[Odd] | None = None,
 ) -> list[FileEntry]:
     """The entries of every file under ``roots`` (each ``(local, record, stat)``), sorted by path.
 
-    Where roots overlap, the first root to reach a file records it if ``first_wins``, else the last.
+    Where roots overlap, the first root to reach a file records it if ``first_wins``, else the last. With
+    ``links``, the symlinks met are appended there; with ``odd``, nothing is followed (see ``walk``).
     """
     with _no_gc():
-        entries, todo, total = _walk_and_look_up(roots, cache, what, reporter.warn, first_wins)
+        entries, todo, total = _walk_and_look_up(roots, cache, what, reporter.warn, first_wins, links, odd)
     done = total - sum([item[2].st_size for item in todo])
     # Only this (the calling) thread talks to the reporter; workers just count bytes.
     reporter.progress("hashing", done, total)
     if todo:
-        _hash_in_pool(todo, entries, cache, reporter, workers, what, done, total)
+        _hash_in_pool(todo, entries, cache, reporter, workers, what, done, total, nofollow=odd is not None)
         reporter.progress("hashing", total, total)
     if cache is not None:
         cache.flush()
@@ -336,11 +441,20 @@ def _hash_roots(
 
 
 def _walk_and_look_up(
-    roots: list[Item], cache: StatCache | None, what: str, warn: Callable[[str], None], first_wins: bool
+    roots: list[Item], cache: StatCache | None, what: str, warn: Callable[[str], None], first_wins: bool,
+    links: list[LinkEntry] | None = None, odd: list[Odd] | None = None,
 ) -> tuple[list[FileEntry], list[Item], int]:
     """Walk the roots and ask the cache: the entries of the files it knows, the files left to hash, and the
     bytes of all. With the cache warm, this is all the work a check does, and all of it is per file."""
-    walks = [walk(local, record, st, what, warn) for local, record, st in roots]
+    walks = []
+    for local, record, st in roots:
+        met: list[Link] | None = [] if links is not None else None
+        walks.append(walk(local, record, st, what, warn, links=met, odd=odd))
+        if links is not None and met:
+            seen = {link.path for link in links}
+            links.extend(_link_entry(link, local, record) for link in met if link[0] not in seen)
+    if links is not None:
+        links.sort(key=attrgetter("path"))
     items: list[Item] = list(itertools.chain.from_iterable(walks))
     if _overlap([record for _, record, _ in roots]):  # a file may have been reached twice: keep one
         by_path: dict[str, Item] = {}
@@ -355,6 +469,27 @@ def _walk_and_look_up(
     entries = [FileEntry(i[1], i[2].st_size, sha) for i, sha in zip(items, known, strict=True) if sha is not None]
     todo = [i for i, sha in zip(items, known, strict=True) if sha is None] if len(entries) < len(items) else []
     return entries, todo, total
+
+
+def _link_entry(link: Link, root_local: str, root_record: str) -> LinkEntry:
+    """Whether a link resolves inside its root twice over: on this host (every link on the way followed),
+    and in the container, where the root alone is mounted (at the workspace, or at its absolute path)."""
+    record, local, target = link
+    real_root = os.path.realpath(root_local)
+    on_host = _within(os.path.realpath(local), real_root)
+    if target.startswith("/"):
+        # An absolute target keeps its meaning in the container only where the root keeps its own path.
+        in_container = root_record.startswith("/") and _within(posixpath.normpath(target), root_record)
+    else:
+        lexical = posixpath.normpath(posixpath.join(posixpath.dirname(record), target))
+        in_container = _within(lexical, posixpath.normpath(root_record))
+    return LinkEntry(path=record, target=target, inside=on_host and in_container)
+
+
+def _within(path: str, root: str) -> bool:
+    if root == ".":
+        return not path.startswith("/") and path != ".." and not path.startswith("../")
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _overlap(records: list[str]) -> bool:
@@ -376,6 +511,7 @@ def _hash_in_pool(
     what: str,
     done: int,
     total: int,
+    nofollow: bool = False,
 ) -> None:
     """Hash ``todo`` in a thread pool, appending to ``entries`` and filling ``cache`` as batches finish."""
     batches = _batches(todo)
@@ -384,7 +520,7 @@ def _hash_in_pool(
     pool = ThreadPoolExecutor(max_workers=min(_workers(workers), len(batches)), thread_name_prefix="hash")
     try:
         pending: set[Future[list[tuple[Item, int, str, bool]]]] = {
-            pool.submit(_hash_batch, batch, tally) for batch, tally in zip(batches, tallies, strict=True)
+            pool.submit(_hash_batch, batch, tally, nofollow) for batch, tally in zip(batches, tallies, strict=True)
         }
         last = done
         while pending:

@@ -7,6 +7,9 @@ import re
 from pathlib import Path, PurePosixPath
 
 from replay.adapters import git
+
+# The secret rules live in secrets.py; these names stay importable from here.
+from replay.core.secrets import SECRET_MARKERS, looks_secret  # noqa: F401
 from replay.errors import BadInput
 from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, Outputs
 
@@ -15,9 +18,6 @@ from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, Outputs
 from replay.manifest_rules import NUMERICS_VARS as NUMERICS_VARS
 from replay.manifest_rules import SEED_MAX as SEED_MAX
 from replay.manifest_rules import THREAD_VARS as THREAD_VARS
-
-# Names whose values look like credentials: never carried without --allow-secret-env, never stored.
-SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
 
 
 def check_seed(seed: int) -> int:
@@ -97,7 +97,3 @@ def capsule_name(text: str) -> str:
     name = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("._-")
     return re.sub(r"[._-]{2,}", "-", name) or "capsule"
 
-
-def looks_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)

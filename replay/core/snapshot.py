@@ -13,12 +13,12 @@ from pathlib import Path, PurePosixPath
 from replay.adapters import git
 from replay.core.events import Reporter
 from replay.core.hashing import hash_paths
+from replay.core.secrets import secret_name
 from replay.core.statcache import StatCache
 
 # Outside git there is no .gitignore to trust: skip what is never code and may hold secrets.
 _SKIP_DIRS = {".git", ".hg", ".svn", ".replay", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
               "node_modules", ".ipynb_checkpoints", ".tox", ".nox"}
-_SKIP_FILES = {".env", ".netrc", ".pypirc", ".git-credentials", "id_rsa", "id_ed25519"}
 
 
 @dataclass
@@ -30,13 +30,20 @@ class Snapshot:
     excluded: list[str] = field(default_factory=list)
 
 
-def take_snapshot(root: Path, exclude: list[str], cache: StatCache | None, reporter: Reporter) -> Snapshot:
+def code_files(root: Path, exclude: list[str]) -> tuple[list[str], list[str], git.GitInfo | None]:
+    """The files that would go into the image (cheap: no hashing), those left out by ``exclude``, and git's
+    view of the tree (None outside git)."""
     info = git.inspect(root)
     files = info.files if info is not None else _walk(root)
     skip = [PurePosixPath(e) for e in exclude if e and not e.startswith("/")]
     kept = [f for f in files if not any(PurePosixPath(f).is_relative_to(s) for s in skip)]
+    return kept, sorted(set(files) - set(kept)), info
+
+
+def take_snapshot(root: Path, exclude: list[str], cache: StatCache | None, reporter: Reporter) -> Snapshot:
+    kept, excluded, info = code_files(root, exclude)
     manifest = hash_paths([root / f for f in kept], root, cache=cache, reporter=reporter, what="code")
-    return Snapshot(root=root, files=kept, digest=manifest.digest, git=info, excluded=sorted(set(files) - set(kept)))
+    return Snapshot(root=root, files=kept, digest=manifest.digest, git=info, excluded=excluded)
 
 
 def _walk(root: Path) -> list[str]:
@@ -46,7 +53,7 @@ def _walk(root: Path) -> list[str]:
         # Virtualenvs are environments, not code: they are rebuilt from the lock.
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not (here / d / "pyvenv.cfg").exists())
         for name in sorted(filenames):
-            if name in _SKIP_FILES or name.startswith(".env.") or name.endswith(".pyc"):
+            if name.endswith(".pyc") or secret_name((here / name).relative_to(root).as_posix()):
                 continue
             path = here / name
             if path.is_file():

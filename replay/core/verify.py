@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replay.core import layout
+from replay.core.access import check_data_access
 from replay.core.compare import (
     MetricResult,
     OutputResult,
@@ -27,7 +29,7 @@ from replay.core.compare import (
 )
 from replay.core.diagnose import diagnose
 from replay.core.events import NullReporter, Reporter, Stopwatch
-from replay.core.hashing import check_data, hash_paths
+from replay.core.hashing import check_data, hash_nofollow, lstat_beneath
 from replay.core.hostinfo import collect_host
 from replay.core.ports import Engine, Mount, RunResult, RunSpec
 from replay.core.report import VerifyReport
@@ -40,8 +42,16 @@ from replay.errors import (
     DataMismatch,
     ImageProblem,
     ReplayError,
+    UnsafeCapsule,
 )
+from replay.fsutil import chown_tree, mkdirs_beneath
 from replay.manifest import REFERENCE_DIR, FileEntry, HostInfo, Manifest, load
+from replay.safefs import read_bytes
+
+# The image's own user (templates/Dockerfile.j2): a root verifier runs the replay as this user.
+CONTAINER_UID = CONTAINER_GID = 10001
+# What a file the replay left where an output belongs, but that is not a regular file, is recorded as.
+NOT_A_FILE = "(not a regular file)"
 
 VERDICT_EXIT = {"identical": EXIT_OK, "equivalent": EXIT_OK, "diverged": EXIT_DIVERGED}
 
@@ -100,6 +110,9 @@ def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None)
     watch = Stopwatch()
     prepared = prepare(open_capsule(req.target), req)
     watch.lap("manifest")
+    reporter.stage("checking the capsule's reference copies")
+    with StatCache() as cache:
+        check_references(prepared.capsule, cache)
     reporter.stage("checking the image")
     engine_version = engine.version()
     if req.ensure_image is not None and engine.image(prepared.manifest.image.id) is None:
@@ -109,6 +122,7 @@ def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None)
     reporter.stage("checking data")
     with StatCache() as cache:
         check_inputs(prepared.manifest, req, cache, reporter)
+    check_data_access([_data_source(root, req) for root in prepared.manifest.data.roots], *_container_ids())
     watch.lap("data")
     with output_folder(req.keep) as out_root:
         result = run_replay(engine, prepared, req, out_root, reporter)
@@ -164,6 +178,28 @@ def check_image(engine: Engine, m: Manifest) -> None:
                            f"remove or re-tag it (docker tag {m.image.id} {m.image.tag})")
 
 
+def check_references(capsule: Capsule, cache: StatCache | None = None) -> None:
+    """The capsule's reference copies, before anything runs: plain files only (no link, FIFO or device, and
+    no folder on the way that is a link), each matching the size and sha256 that replay.json records.
+    A copy that is missing is allowed (its differences are then only not explained)."""
+    m = capsule.manifest
+    if m.outputs.reference_dir is None:
+        return
+    st, why = lstat_beneath(capsule.path, REFERENCE_DIR)
+    if why or (st is not None and not stat.S_ISDIR(st.st_mode)):
+        raise UnsafeCapsule(REFERENCE_DIR, why or "not a folder")
+    if st is None:
+        return
+    found, odd = hash_nofollow([REFERENCE_DIR], capsule.path, cache=cache, what="reference")
+    if odd:
+        raise UnsafeCapsule(*odd[0])
+    want = {layout.reference_copy(f.path): f for f in m.outputs.files}
+    for copy in found.files:
+        entry = want.get(copy.path)
+        if entry is not None and (entry.size, entry.sha256) != (copy.size, copy.sha256):
+            raise UnsafeCapsule(copy.path, "not the file replay.json records (its size or sha256 differs)")
+
+
 def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, reporter: Reporter) -> None:
     """The data, before anything runs: every missing, changed or extra file is named."""
     diff = check_data(m.data, req.cwd, mapping=req.data_map, cache=cache, reporter=reporter)
@@ -180,14 +216,23 @@ def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root:
     """The recorded command in a fresh container, its outputs written under ``out_root``."""
     m = prepared.manifest
     mounts = [Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots]
-    for rel in layout.output_mount_dirs(m.outputs):
-        host = out_root / rel
-        host.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            host.chmod(0o777)  # root on the host: the container's own non-root user writes here
-        mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
+    root = os.geteuid() == 0
+    try:
+        for rel in layout.output_mount_dirs(m.outputs):
+            # Root on the host: the fresh folder is lent to the container's own user (never made
+            # world-writable), and everything under out_root is given back once the run ends.
+            host = mkdirs_beneath(out_root, rel, owner=(CONTAINER_UID, CONTAINER_GID) if root else None)
+            mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
+        return _run(engine, m, req, mounts, prepared.env, reporter)
+    finally:
+        if root:
+            chown_tree(out_root, os.geteuid(), os.getegid())
+
+
+def _run(engine: Engine, m: Manifest, req: VerifyRequest, mounts: list[Mount], env: dict[str, str],
+         reporter: Reporter) -> RunResult:
     spec = RunSpec(
-        image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
+        image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=env,
         mounts=mounts, user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes,
         timeout_s=req.timeout_s, labels={"io.replay.capsule": m.name},
     )
@@ -198,15 +243,20 @@ def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root:
 def compare_replay(prepared: Prepared, out_root: Path) -> Comparison:
     """Every output by hash (explained where it differs) and every metric, against this capsule's references."""
     m, capsule = prepared.manifest, prepared.capsule
-    replayed = _replayed_files(m, out_root)
+    replayed, odd = _replayed_files(m, out_root)
     outputs = compare_outputs(m.outputs.files, replayed, out_root, capsule.path / REFERENCE_DIR, prepared.ignore,
                               prepared.tolerances)
+    for result in outputs:
+        if result.path in odd:  # never read: say what the replay left there instead
+            result.replayed_sha256 = NOT_A_FILE
+            result.explanation = {"kind": "not a file", "first_byte_offset": None,
+                                  "note": f"the replay left {odd[result.path]} here; not followed, not read"}
     new_metrics: dict[str, float] = {}
     per_file: dict[str, list[str]] = {}
     for metrics_file in m.outputs.metrics_files:
-        found = _metrics_or_none(out_root / metrics_file)
+        found = _metrics_or_none(out_root, metrics_file)
         new_metrics.update(found)
-        reference = _metrics_or_none(capsule.path / layout.reference_copy(metrics_file))
+        reference = _metrics_or_none(capsule.path, layout.reference_copy(metrics_file))
         per_file[metrics_file] = sorted({*found, *reference})
     metrics = compare_metrics(m.outputs.metrics, new_metrics, prepared.tolerances)
     outputs = settle_metrics_files(outputs, m.outputs.metrics_files, metrics, per_file)
@@ -252,10 +302,14 @@ def _data_source(root: str, req: VerifyRequest) -> Path:
     return local.resolve()
 
 
-def _container_user() -> str:
+def _container_ids() -> tuple[int, int]:
     """The host user when it is not root (its files stay removable); the image's own user otherwise."""
-    uid = os.geteuid()
-    return "10001:10001" if uid == 0 else f"{uid}:{os.getegid()}"
+    return (CONTAINER_UID, CONTAINER_GID) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+
+
+def _container_user() -> str:
+    uid, gid = _container_ids()
+    return f"{uid}:{gid}"
 
 
 @contextmanager
@@ -273,27 +327,23 @@ def output_folder(keep: Path | None) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _metrics_or_none(path: Path) -> dict[str, float]:
-    """Metrics of a file, or none when it is missing or no longer a JSON object of numbers (which diverges)."""
+def _metrics_or_none(base: Path, rel: str) -> dict[str, float]:
+    """Metrics of a file under ``base`` (reached without following a link), or none when it is missing,
+    not a regular file, or no longer a JSON object of numbers (all of which diverge)."""
     try:
-        return load_metrics(path) if path.exists() else {}
-    except BadInput:
+        return load_metrics(base / rel, read_bytes(base, rel))
+    except (BadInput, OSError):
         return {}
 
 
-def _replayed_files(m: Manifest, out_root: Path) -> list[FileEntry]:
-    """Files the replay produced where the capture declared outputs: a declared file, or all under a folder."""
-    files = {f.path for f in m.outputs.files}
-    wanted = []
-    for root in m.outputs.roots:
-        local = out_root / root
-        if root in files and not local.is_file():
-            continue  # a missing declared file is reported by compare_outputs
-        if local.exists():
-            wanted.append(local)
-    if not wanted:
-        return []
-    return hash_paths(wanted, out_root, what="output").files
+def _replayed_files(m: Manifest, out_root: Path) -> tuple[list[FileEntry], dict[str, str]]:
+    """Files the replay produced where the capture declared outputs (a declared file, or all under a
+    folder), and what it left there that is not a regular file: the command is someone else's, so nothing
+    it wrote is followed (a link to /etc/shadow is reported as a link, never read)."""
+    found, odd = hash_nofollow(list(m.outputs.roots), out_root, what="output")
+    strange = dict(odd)
+    entries = found.files + [FileEntry(path, 0, NOT_A_FILE) for path in strange]
+    return entries, strange
 
 
 def raise_on_failure(result: RunResult, req: VerifyRequest) -> None:

@@ -16,6 +16,10 @@ from replay.errors import BadInput
 # One file found: (where to read it on this machine, how the manifest records it, its stat). A plain
 # tuple, not a NamedTuple: building tens of thousands of NamedTuples costs more than the rest of the walk.
 Item = tuple[str, str, os.stat_result]
+# A symlink met inside a folder: (recorded path, local path, its target as written in the link).
+Link = tuple[str, str, str]
+# An entry a no-follow walk refuses to read: (recorded path, what it is, e.g. "a symbolic link to /etc").
+Odd = tuple[str, str]
 
 READ_HINT = "check that it is readable and that nothing is changing it"
 
@@ -47,11 +51,21 @@ def locate(path: Path, base: Path) -> tuple[str, str]:
     return local, Path(rel if rel is not None else local).as_posix()
 
 
-def walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[[str], None]) -> list[Item]:
-    """Every regular file at or under ``local`` (whose stat is ``st``), recorded under ``record``."""
+def walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[[str], None],
+         links: list[Link] | None = None, odd: list[Odd] | None = None) -> list[Item]:
+    """Every regular file at or under ``local`` (whose stat is ``st``), recorded under ``record``.
+
+    With ``links``, every symlink met inside a folder is also appended there (data: it is still followed).
+    With ``odd``, the walk follows no link at all (replayed outputs, capsule files: made by someone else):
+    links, FIFOs, sockets and devices are appended to ``odd`` with what they are, and never opened.
+    """
+    follow = odd is None
     if stat.S_ISREG(st.st_mode):
         return [(local, record, st)]
     if not stat.S_ISDIR(st.st_mode):
+        if odd is not None:
+            odd.append((record, describe(st.st_mode, local)))
+            return []
         raise BadInput(f"{what} path {local} is neither a file nor a folder", "pass a file or a folder")
     out: list[Item] = []
     skipped: list[str] = []
@@ -67,8 +81,16 @@ def walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[
         try:
             for entry in entries:
                 name = entry.name
+                if (links is not None or not follow) and entry.is_symlink():  # d_type: no system call
+                    target = _readlink(name, fd, local_prefix)
+                    if links is not None:
+                        links.append((prefix + name, local_prefix + name, target))
+                    if odd is not None:
+                        odd.append((prefix + name, f"a symbolic link to {target}"))
+                        continue
                 try:
-                    child_st = entry.stat()  # follows symlinks; the only system call per file
+                    # Follows symlinks (data) or not (no-follow walks); the only system call per file.
+                    child_st = entry.stat() if follow else entry.stat(follow_symlinks=False)
                 except OSError:
                     skipped.append(f"skipped {prefix}{name}: a broken symlink, or it vanished while being listed")
                     continue
@@ -81,6 +103,8 @@ def walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[
                         skipped.append(f"skipped {prefix}{name}: a symlink back to a folder that contains it")
                     else:
                         stack.append((local_prefix + name, prefix + name, (*above, key)))
+                elif odd is not None:
+                    odd.append((prefix + name, describe(mode)))
                 else:
                     skipped.append(f"skipped {prefix}{name}: not a regular file or folder")
         finally:
@@ -89,6 +113,29 @@ def walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[
     for message in sorted(skipped):
         warn(message)
     return out
+
+
+def describe(mode: int, local: str | None = None) -> str:
+    """What a non-regular entry is, in words (for reports: "a FIFO", "a symbolic link to /etc/shadow")."""
+    if stat.S_ISLNK(mode):
+        target = _readlink(local, -1, "") if local else "?"
+        return f"a symbolic link to {target}"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _readlink(name: str, fd: int, local_prefix: str) -> str:
+    try:
+        return os.readlink(name, dir_fd=fd) if fd >= 0 else os.readlink(local_prefix + name)
+    except OSError:
+        return "?"
 
 
 def _list(folder: str, what: str) -> tuple[int, list[os.DirEntry[str]]]:

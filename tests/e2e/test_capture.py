@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import tarfile
+import time
+from pathlib import Path
 
 from tests.e2e.conftest import BASE
 
@@ -83,19 +88,50 @@ def test_image_is_pinned_non_root_offline_and_has_every_locked_package(make_proj
     assert inside["name"] == project.name and inside["data"] == manifest["data"]
 
 
+def layer_files_containing(saved: Path, needles: list[bytes]) -> dict[bytes, list[str]]:
+    """For each needle, the files of the saved image's layers that hold it: every layer tar is opened
+    (compressed or not) and every file in it read, so that a compressed layer cannot hide a match."""
+    found: dict[bytes, list[str]] = {n: [] for n in needles}
+    with tarfile.open(saved) as outer:
+        for member in outer:
+            stream = outer.extractfile(member) if member.isfile() else None
+            if stream is None or member.name.endswith((".json", "VERSION", "repositories")):
+                continue
+            try:
+                layer = tarfile.open(fileobj=stream, mode="r|*")  # noqa: SIM115 - closed by the with below
+            except tarfile.ReadError:
+                continue  # not a layer (an OCI config or index blob)
+            with layer:
+                for item in layer:
+                    handle = layer.extractfile(item) if item.isfile() else None
+                    data = handle.read() if handle is not None else b""
+                    for needle in needles:
+                        if needle in data:
+                            found[needle].append(f"{member.name}:{item.name}")
+    return found
+
+
 def test_secret_canary_reaches_neither_capsule_nor_image(make_project, engine, tmp_path) -> None:
     canary = "canary-7f3a9c1e5b-do-not-leak"
+    shipped = "positive-control-3b1d-shipped"  # in the code snapshot: must be found, or the search proves nothing
     project = make_project("seeded")
     (project.root / ".env").write_text(f"API_TOKEN={canary}\n")  # git-ignored, as real secrets are
+    (project.root / "notes").mkdir()
+    (project.root / "notes" / "server.pem").write_text(f"{shipped}\n")  # untracked, not ignored: it would ship
     capture_args = ["capture", "--name", project.name, "--base", BASE, "--env", "API_TOKEN"]
     refused = project.replay(*capture_args, *project.scenario["capture"], API_TOKEN=canary)
     assert refused.code == 2 and "--allow-secret-env" in refused.stderr  # names that look secret need consent
+    refused = project.replay(*capture_args, "--allow-secret-env", *project.scenario["capture"], API_TOKEN=canary)
+    assert refused.code == 2 and "notes/server.pem looks like a secret" in refused.stderr, refused.stderr
+    assert "--allow-secret-files" in refused.stderr and "Traceback" not in refused.stderr
 
-    result = project.replay(*capture_args, "--allow-secret-env", *project.scenario["capture"], API_TOKEN=canary)
+    result = project.replay(*capture_args, "--allow-secret-env", "--allow-secret-files",
+                            *project.scenario["capture"], API_TOKEN=canary)
     assert result.code == 0, result.stderr
 
     manifest = json.loads((project.capsule / "replay.json").read_text())
     assert manifest["command"]["env"] == {"API_TOKEN": None}  # the name is kept, never the value
+    assert manifest["code"]["allowed_secret_files"] == ["notes/server.pem"]
     for path in project.capsule.rglob("*"):
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
@@ -104,7 +140,11 @@ def test_secret_canary_reaches_neither_capsule_nor_image(make_project, engine, t
         for chunk in engine.save(manifest["image"]["id"]):
             handle.write(chunk)
     assert saved.stat().st_size > 10_000_000
-    assert canary.encode() not in saved.read_bytes()
+    train = (project.root / "train.py").read_bytes().splitlines()[0]
+    found = layer_files_containing(saved, [canary.encode(), shipped.encode(), train])
+    assert found[shipped.encode()], "the positive control was not found: the layer search is blind"
+    assert any(name.endswith("workspace/train.py") for name in found[train])
+    assert found[canary.encode()] == []
 
     # At verify the secret comes from the verifier's environment; without it, a clear bad-input error.
     missing = project.replay("verify", str(project.capsule))
@@ -187,3 +227,92 @@ def test_a_package_that_cannot_be_locked_is_bad_input(make_project) -> None:
     assert result.code == 2
     assert "cannot lock the environment" in result.stderr and "Traceback" not in result.stderr
     assert not project.capsule.exists()
+
+
+def test_a_data_link_that_leaves_the_data_folder_is_refused_with_the_way_out(make_project, tmp_path) -> None:
+    project = make_project("seeded")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (project.root / "data" / "digits.npz").rename(elsewhere / "digits.npz")
+    (project.root / "data" / "digits.npz").symlink_to(elsewhere / "digits.npz")
+
+    result = project.capture()
+
+    assert result.code == 2, result.stderr
+    assert "data link data/digits.npz" in result.stderr and "leaves its data folder" in result.stderr
+    assert f"--data {elsewhere / 'digits.npz'}" in result.stderr and "Traceback" not in result.stderr
+    assert not project.capsule.exists()
+
+
+def test_a_killed_capture_leaves_staging_that_the_next_capture_removes(make_project) -> None:
+    project = make_project("seeded")
+    parent = project.root / ".replay"
+    proc = subprocess.Popen([sys.executable, "-m", "replay", "capture", "--name", project.name, "--base", BASE,
+                             "--no-cache", *project.scenario["capture"]], cwd=project.root, env=project.env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if parent.is_dir() and any(".staging-" in p.name for p in parent.iterdir()):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the capture ended before its staging folder was seen"
+        proc.kill()  # SIGKILL: no clean-up can run
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    leftovers = [p for p in parent.iterdir() if ".staging-" in p.name]
+    assert leftovers, "SIGKILL left no staging folder: the test proves nothing"
+
+    result = project.capture()
+
+    assert result.code == 0, result.stderr
+    assert not [p for p in parent.iterdir() if ".staging-" in p.name]
+
+
+def test_sigterm_during_capture_run_stops_the_command(make_project, tmp_path) -> None:
+    project = make_project("sleeper")
+    pid_file = tmp_path / "child.pid"
+    (project.root / "train.py").write_text(
+        "import os, time\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "print('training for a long time...', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    subprocess.run(["git", "commit", "-qam", "pid"], cwd=project.root, check=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e.invalid",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e.invalid"})
+    proc = subprocess.Popen([sys.executable, "-m", "replay", "capture", "--name", project.name, "--base", BASE,
+                             "--run", *project.scenario["capture"]], cwd=project.root, env=project.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = 0
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert pid_file.exists(), "the command never started"
+        time.sleep(0.3)
+        child = int(pid_file.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+    assert proc.returncode == 143, stderr
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert not _alive(child), "the training command outlived the capture"
+    assert not project.capsule.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -94,25 +94,38 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
         attack(capsule, project, sentinel)
     before = tree_checksum(sentinel)
 
+    reports = tmp_path / "reports"
+
     def fill(text: str) -> str:
-        return text.format(capsule=capsule, project=project, sentinel=sentinel)
+        return text.format(capsule=capsule, project=project, sentinel=sentinel, reports=reports)
 
     runs = [[fill(a) for a in spec.get("args", [])]]
     if spec.get("json"):
         runs.append([*runs[0], "--json"])
     for args in runs:
-        result = captured.replay_in(project, "verify", str(capsule), *args)
+        shutil.rmtree(reports, ignore_errors=True)
+        reports.mkdir()
+        result = captured.replay_in(project, "verify", str(capsule), *args, timeout=spec.get("timeout", 600))
 
         assert result.code == spec["exit"], f"{spec['why']}\n{result.stderr}"
         assert "Traceback" not in result.stderr, result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1, result.stderr
-        assert spec["stderr"] in errors[0], errors[0]
+        if spec["exit"] == 1:  # the replay ran and diverged: a verdict, not an error
+            assert not errors, result.stderr
+            if "--json" not in args:
+                assert spec["stdout"] in result.stdout, result.stdout
+        else:
+            assert len(errors) == 1, result.stderr
+            assert spec["stderr"] in errors[0], errors[0]
         if "--json" in args:
             report = json.loads(result.stdout, parse_constant=_refuse_constant)
-            assert report["verdict"] == "error" and report["exit_code"] == spec["exit"]
+            assert report["verdict"] == spec.get("verdict", "error") and report["exit_code"] == spec["exit"]
+        written = [p.read_text(errors="replace") for p in sorted(reports.iterdir()) if p.is_file()]
         for text in spec.get("stdout_lacks", []):
             assert fill(text) not in result.stdout
+            assert fill(text) not in result.stderr
+            for content in written:
+                assert fill(text) not in content
         assert tree_checksum(sentinel) == before, "the sentinel folder changed"
         for path in spec.get("must_not_exist", []):
             assert not os.path.lexists(fill(path)), f"{fill(path)} was created"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import new_project
+from tests.e2e.conftest import BASE, new_project
 
 CAPSULE_LABEL = "io.replay.capsule"
 
@@ -161,33 +165,207 @@ def test_ctrl_c_stops_and_removes_the_container(make_project, engine) -> None:
     assert "Traceback" not in stderr
 
 
+ISOLATION_PROBE = r"""
+import errno, json, os, socket, sys
+
+def attempt(fn):
+    try:
+        fn()
+        return 0
+    except OSError as exc:
+        return exc.errno
+
+def write(path):
+    with open(path, "w") as handle:
+        handle.write("probe")
+
+def connect(host, port):
+    with socket.create_connection((host, port), timeout=3):
+        pass
+
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
+mounts = {line.split()[1]: line.split()[2] for line in open("/proc/mounts")}
+facts = {
+    "uid": os.getuid(),
+    "home_owner": os.stat("/home/replay").st_uid,
+    "home_write": attempt(lambda: write("/home/replay/probe")),
+    "data_write": attempt(lambda: write("/workspace/data/probe")),
+    "tmp_fs": mounts.get("/tmp"),
+    "tmp_write": attempt(lambda: write("/tmp/probe")),
+    "pid1": open("/proc/1/comm").read().strip(),
+    "threads": {k: os.environ.get(k) for k in json.loads(sys.argv[1])},
+    "ifaces": sorted(n for _, n in socket.if_nameindex()),
+    "loopback_server": attempt(lambda: connect("127.0.0.1", int(sys.argv[2]))),
+    "gateway_server": attempt(lambda: connect(sys.argv[3], int(sys.argv[2]))),
+    "cap_eff": status["CapEff"].strip(),
+    "cap_bnd": status["CapBnd"].strip(),
+    "no_new_privs": status["NoNewPrivs"].strip(),
+}
+os.makedirs("out", exist_ok=True)
+open("out/result.txt", "w").write(json.dumps(facts))
+"""
+
+
 def test_replayed_container_is_isolated(make_project, engine) -> None:
-    """The recorded command runs with no network, a read-only root, no capabilities, as a non-root user."""
+    """Each property by a probe that only it can stop: a read-only root (a write to the user's own home),
+    read-only data (a write into a data folder the user may write on the host), /tmp a tmpfs, an init as
+    PID 1, the pinned thread variables, no network (a server on the host is unreachable, on 127.0.0.1
+    and on the bridge's gateway), no capabilities at all (the bounding set too), no new privileges."""
+    import socket
+    import threading
+
     project = make_project("failing")
-    probe = project.root / "train.py"
-    probe.write_text(
-        "import os, socket, pathlib\n"
-        "pathlib.Path('out').mkdir(exist_ok=True)\n"
-        "facts = {'uid': os.getuid(), 'ifaces': sorted(n for _, n in socket.if_nameindex())}\n"
-        "try:\n    open('/workspace/x', 'w')\n    facts['root_writable'] = True\n"
-        "except OSError:\n    facts['root_writable'] = False\n"
-        "status = dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines() if ':\\t' in line)\n"
-        "facts['cap_eff'] = status['CapEff'].strip(); facts['no_new_privs'] = status['NoNewPrivs'].strip()\n"
-        "open('out/result.txt', 'w').write(repr(sorted(facts.items())))\n"
-    )
-    assert project.capture().code == 0
-    keep = project.root / "kept"
+    (project.root / "probe.py").write_text(ISOLATION_PROBE)
+    subprocess.run(["git", "add", "probe.py"], cwd=project.root, check=True)
+    os.chmod(project.root / "data", 0o777)  # on the host the container's user may write here: only the mount stops it
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+    acceptor = threading.Thread(target=lambda: _accept_all(server, accepted), daemon=True)
+    acceptor.start()
+    gateway = _host_address(engine)
+    threads = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
+    try:
+        # Sanity: the host's server does answer, so a refusal inside can only come from the sandbox.
+        socket.create_connection((gateway, port), timeout=3).close()
+        argv = ["--", "python", "probe.py", json.dumps(threads), str(port), gateway]
+        captured = project.replay("capture", "--name", project.name, "--base", BASE, "--data", "data",
+                                  "--output", "out/result.txt", *argv)
+        assert captured.code == 0, captured.stderr
+        keep = project.root / "kept"
+        result = project.replay("verify", str(project.capsule), "--keep", str(keep))
+        accepted_before = len(accepted)
+    finally:
+        server.close()
 
-    result = project.replay("verify", str(project.capsule), "--keep", str(keep))
-
-    assert result.code == 1  # the probe's output differs from the captured one, of course
-    facts = dict(eval((keep / "out" / "result.txt").read_text()))  # noqa: S307 - our own repr
+    assert result.code == 1, result.stderr  # the probe's output differs from the captured one, of course
+    facts = json.loads((keep / "out" / "result.txt").read_text())
+    manifest = json.loads((project.capsule / "replay.json").read_text())
     assert facts["uid"] != 0
+    if os.geteuid() == 0:  # the image's user runs the replay, and owns its home: only a read-only root stops it
+        assert facts["home_owner"] == facts["uid"] and facts["home_write"] == errno.EROFS
+    assert facts["data_write"] == errno.EROFS
+    assert facts["tmp_fs"] == "tmpfs" and facts["tmp_write"] == 0
+    assert facts["pid1"] in ("docker-init", "tini")
+    assert facts["threads"] == {k: manifest["command"]["numerics_env"][k] for k in threads}
     assert facts["ifaces"] == ["lo"]
-    assert facts["root_writable"] is False
-    assert facts["cap_eff"] == "0000000000000000"
+    assert facts["loopback_server"] == errno.ECONNREFUSED  # its own loopback, not the host's
+    assert facts["gateway_server"] in (errno.ENETUNREACH, errno.EHOSTUNREACH)
+    assert accepted_before == 1  # only the sanity connection above reached the server
+    assert facts["cap_eff"] == facts["cap_bnd"] == "0000000000000000"
     assert facts["no_new_privs"] == "1"
-    assert os.stat(keep / "out" / "result.txt").st_size > 0
+    # Everything the container wrote came back to the verifier, and nothing was made world-writable.
+    for path in [keep, *keep.rglob("*")]:
+        st = path.lstat()
+        assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()), path
+        assert stat.S_IMODE(st.st_mode) & 0o002 == 0, path
+
+
+def _host_address(engine) -> str:
+    """An address of this host that a container on Docker's bridge network would reach: the bridge's
+    gateway, else any non-loopback address of the host's."""
+    for config in engine.api.inspect_network("bridge").get("IPAM", {}).get("Config") or []:
+        if config.get("Gateway"):
+            return str(config["Gateway"])
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    addresses = [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
+    preferred = [a for line, a in zip(out.splitlines(), addresses, strict=True) if " docker0 " in f" {line} "]
+    others = [a for a in addresses if not a.startswith("127.")]
+    return (preferred or others)[0]
+
+
+def _accept_all(server: object, accepted: list[object]) -> None:
+    import socket
+
+    assert isinstance(server, socket.socket)
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        accepted.append(conn)
+        conn.close()
+
+
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_stop_and_remove_the_container_and_temporaries(make_project, engine, tmp_path,
+                                                                          signame, code) -> None:
+    project = make_project("sleeper")
+    assert project.capture().code == 0
+    label = {"label": f"{CAPSULE_LABEL}={project.name}"}
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+
+    proc = subprocess.Popen([sys.executable, "-m", "replay", "verify", str(project.capsule)], cwd=project.root,
+                            env=project.env(TMPDIR=str(temp)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not engine.api.containers(filters=label) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert engine.api.containers(filters=label), "the replay container never started"
+        assert [p.name for p in temp.iterdir() if p.name.startswith("replay-verify-")]  # the output folder
+        time.sleep(1)
+        proc.send_signal(getattr(signal, signame))
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == code, stderr
+    assert f"interrupted ({signame})" in stderr and "Traceback" not in stderr
+    assert not engine.api.containers(all=True, filters=label)
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("replay-verify-")]
+
+
+@contextlib.contextmanager
+def silent_engine(folder):
+    """A unix socket that accepts every connection and never answers: an engine that hangs."""
+    import socket
+    import tempfile
+    import threading
+
+    short = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))  # a unix socket path must stay under 108 bytes
+    path = short / "silent.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(16)
+    held: list[object] = []
+
+    def hold() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)  # kept open, never answered
+
+    threading.Thread(target=hold, daemon=True).start()
+    try:
+        yield f"unix://{path}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()  # type: ignore[attr-defined]
+        shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.mark.parametrize("command", ["verify", "capture"])
+def test_an_engine_that_never_answers_is_exit_3_in_bounded_time(seeded, tmp_path, command) -> None:
+    with silent_engine(tmp_path) as host:
+        args = [str(seeded.capsule)] if command == "verify" else [
+            "--name", seeded.name + "-silent", "--into", str(tmp_path / "capsule"), *seeded.scenario["capture"]]
+        # The bound is the subprocess timeout; the engine timeout is shortened so that the test is quick.
+        result = seeded.replay(command, *args, timeout=120, DOCKER_HOST=host, REPLAY_ENGINE_TIMEOUT="3")
+
+    assert result.code == 3, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "did not answer within 3 s" in lines[0]
+    assert "Traceback" not in result.stderr
 
 
 def test_memory_limit_kill_is_reported(make_project) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from replay import fsutil
+from replay.errors import BadInput
 from replay.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_dir
 
 
@@ -149,3 +150,86 @@ def test_staged_dir_without_replace_refuses_a_non_empty_folder(tmp_path: Path) -
     assert os.listdir(final) == ["old.txt"]
     assert (final / "old.txt").read_text() == "old"
     assert os.listdir(tmp_path) == ["demo"]
+
+
+# --- leftovers of a killed capture ---------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    """A pid that no process has: a child that has exited and been reaped."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_staging_records_its_owner_and_leaves_no_owner_file_in_the_result(tmp_path: Path) -> None:
+    final = tmp_path / "capsule"
+    with staged_dir(final) as stage:
+        owner = (stage / fsutil.OWNER_FILE).read_text().split()
+        assert owner[0] == str(os.getpid()) and owner[1].isdigit()
+        (stage / "x").write_text("x")
+    assert sorted(p.name for p in final.iterdir()) == ["x"]
+
+
+def test_stale_staging_folders_of_dead_owners_are_removed(tmp_path: Path) -> None:
+    dead = tmp_path / ".old.staging-abc"
+    dead.mkdir()
+    (dead / "big.bin").write_bytes(b"x" * 1000)
+    (dead / fsutil.OWNER_FILE).write_text(f"{_dead_pid()} 12345\n")
+    reused = tmp_path / ".reused.staging-def"  # our own pid, but another start time: the pid was reused
+    reused.mkdir()
+    (reused / fsutil.OWNER_FILE).write_text(f"{os.getpid()} 1\n")
+    alive = tmp_path / ".alive.staging-ghi"
+    alive.mkdir()
+    (alive / fsutil.OWNER_FILE).write_text(fsutil._owner_of(os.getpid()) + "\n")
+    unowned = tmp_path / ".legacy.staging-jkl"  # no owner file: left alone
+    unowned.mkdir()
+
+    with staged_dir(tmp_path / "capsule"):
+        pass
+
+    assert not dead.exists() and not reused.exists()
+    assert alive.exists() and unowned.exists()
+
+
+# --- folders made beneath replay's own fresh folder ----------------------------------------------------
+
+
+def test_mkdirs_beneath_makes_each_folder_and_gives_the_last_to_its_owner(tmp_path: Path) -> None:
+    made = fsutil.mkdirs_beneath(tmp_path, "out/deep/er", owner=(os.getuid(), os.getgid()))
+    assert made == (tmp_path / "out" / "deep" / "er").resolve() and made.is_dir()
+    assert stat.S_IMODE(made.stat().st_mode) & 0o002 == 0  # never world-writable
+
+
+@pytest.mark.parametrize("rel", ["../escape", "/etc", "out/../../x", ""])
+def test_mkdirs_beneath_refuses_paths_that_leave(tmp_path: Path, rel: str) -> None:
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with pytest.raises(BadInput):
+        fsutil.mkdirs_beneath(fresh, rel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh"]
+
+
+def test_mkdirs_beneath_never_goes_through_a_link(tmp_path: Path) -> None:
+    fresh, victim = tmp_path / "fresh", tmp_path / "victim"
+    fresh.mkdir()
+    victim.mkdir()
+    (fresh / "out").symlink_to(victim)
+    with pytest.raises(BadInput, match="not a folder"):
+        fsutil.mkdirs_beneath(fresh, "out/sub")
+    assert list(victim.iterdir()) == []
+
+
+def test_chown_tree_does_not_follow_links(tmp_path: Path) -> None:
+    tree, victim = tmp_path / "tree", tmp_path / "victim.txt"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "f").write_text("x")
+    victim.write_text("mine")
+    (tree / "link").symlink_to(victim)
+    before = victim.stat()
+    fsutil.chown_tree(tree, os.getuid(), os.getgid())
+    after = victim.stat()
+    assert (before.st_uid, before.st_gid, before.st_ctime_ns) == (after.st_uid, after.st_gid, after.st_ctime_ns)

@@ -175,7 +175,7 @@ def test_unreadable_file_is_bad_input(tmp_path: Path, monkeypatch: pytest.Monkey
         write(tmp_path / "d" / f"f{i}", "abc")
     real = hashing.hash_file
 
-    def flaky(path: str, on_bytes: object = None) -> tuple[int, str]:
+    def flaky(path: str, on_bytes: object = None, nofollow: bool = False) -> tuple[int, str]:
         if str(path).endswith("f3"):
             raise PermissionError(13, "Permission denied")
         return real(path, on_bytes)  # type: ignore[arg-type]
@@ -339,7 +339,7 @@ def test_file_changing_while_hashed_is_flagged_and_not_cached(tmp_path: Path, mo
     f = write(tmp_path / "a", "abc")
     real = hashing.hash_file
 
-    def touching(path: str, on_bytes: object = None) -> tuple[int, str]:
+    def touching(path: str, on_bytes: object = None, nofollow: bool = False) -> tuple[int, str]:
         result = real(path, on_bytes)  # type: ignore[arg-type]
         os.utime(path, ns=(OLD_NS + 10**9, OLD_NS + 10**9))  # a writer got in while we read
         return result

@@ -277,10 +277,11 @@ def test_unreadable_replay_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     target = tmp_path / "replay.json"
     target.write_text("{}")
 
-    def denied(self: Path) -> bytes:
+    def denied(folder: Path, name: str, *args: object, **kwargs: object) -> bytes:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    # As root nothing is unreadable by its mode: make the capsule-safe reader refuse instead.
+    monkeypatch.setattr("replay.safefs.read_bytes", denied)
     with pytest.raises(ManifestError, match="cannot read .*Permission denied"):
         load(tmp_path)
 
