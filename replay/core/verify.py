@@ -29,6 +29,7 @@ from replay.core.diagnose import diagnose
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import check_data, hash_paths
 from replay.core.hostinfo import collect_host
+from replay.core.noise import collect_evidence
 from replay.core.ports import Engine, Mount, RunResult, RunSpec
 from replay.core.report import VerifyReport
 from replay.core.statcache import StatCache
@@ -199,8 +200,12 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
                  timings: dict[str, float]) -> VerifyReport:
     """The verdict with its evidence, and a diagnosis of what changed underneath when it diverged."""
     m = prepared.manifest
+    stability = m.outputs.stability
+    evidence = collect_evidence(comparison.outputs, comparison.metrics,
+                                stability.unstable_outputs if stability else (),
+                                stability.unstable_metrics if stability else (), stability.runs if stability else 0)
     findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=comparison.verdict != "identical",
-                        numerics_env=m.command.numerics_env)
+                        numerics_env=m.command.numerics_env, evidence=evidence)
     return VerifyReport(
         capsule=m.name,
         capsule_path=str(prepared.capsule.path),
