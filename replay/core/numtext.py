@@ -104,10 +104,10 @@ def compare_line(a: str, b: str, tol: Tolerance | None = None) -> LineDiff | Non
     if a == b:
         return None
     ta, tb = tokenize(a), tokenize(b)
-    if len(ta) != len(tb) or any(x.kind != y.kind for x, y in zip(ta, tb)):
+    if len(ta) != len(tb) or any(x.kind != y.kind for x, y in zip(ta, tb, strict=False)):
         return LineDiff(structural=True, classes={NoiseClass.OTHER})
     diff = LineDiff(structural=False)
-    for i, (x, y) in enumerate(zip(ta, tb)):
+    for i, (x, y) in enumerate(zip(ta, tb, strict=False)):
         if x.text == y.text:
             continue
         if x.kind is not TokenKind.NUMBER:

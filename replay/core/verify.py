@@ -159,8 +159,9 @@ def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, repor
 
 
 def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root: Path,
-               reporter: Reporter) -> RunResult:
-    """The recorded command in a fresh container, its outputs written under ``out_root``."""
+               reporter: Reporter, adjust: Callable[[RunSpec], RunSpec] | None = None) -> RunResult:
+    """The recorded command in a fresh container, its outputs written under ``out_root``; ``adjust`` changes
+    the spec before it runs (``replay check --vary``: another clock, time zone, user...)."""
     m = prepared.manifest
     mounts = [Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots]
     for rel in layout.output_mount_dirs(m.outputs):
@@ -174,6 +175,8 @@ def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root:
         mounts=mounts, user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes,
         timeout_s=req.timeout_s, labels={"io.replay.capsule": m.name},
     )
+    if adjust is not None:
+        spec = adjust(spec)
     reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
     return engine.run(spec, lambda line: reporter.log(line, "command"))
 
