@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from replay.core.hostinfo import NUMERIC_CPU_FLAGS
-from replay.core.noise import NoiseEvidence, describe
+from replay.core.noise import NoiseClass, NoiseEvidence, describe
 from replay.manifest import GpuInfo, HostInfo
 
 FindingKind = Literal["data", "image", "environment", "hardware", "seed", "command", "noise"]
@@ -135,16 +135,19 @@ def _noise(evidence: NoiseEvidence | None) -> list[Finding]:
                                         "noise, not a regression", True))
         elif item.explained:
             text = describe(item.classes, what) if not item.is_metric else \
-                f"{what} looks like {next(iter(_labels(item.classes)))}"
-            out.append(Finding("noise", f"{text}: noise from a clock, an allocator or rounding, not a regression "
+                f"{what} looks like {NoiseClass(next(iter(item.classes))).label}"
+            out.append(Finding("noise", f"{text}: noise from {_causes(item.classes)}, not a regression "
                                         f"(`replay check` measures it; --ignore or --tolerance settles it)", True))
     return out
 
 
-def _labels(classes: dict[str, int]) -> list[str]:
-    from replay.core.noise import NoiseClass
+_CAUSES = {"timing": "the clock", "timestamp": "the clock", "address": "the allocator",
+           "temp_path": "temporary file names", "float_noise": "float rounding"}
 
-    return [NoiseClass(c).label for c in classes]
+
+def _causes(classes: dict[str, int]) -> str:
+    found = list(dict.fromkeys(_CAUSES.get(c, "elsewhere") for c in sorted(classes)))
+    return " and ".join(found)
 
 
 def _seed(evidence: NoiseEvidence | None) -> Finding:

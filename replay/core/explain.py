@@ -2,7 +2,9 @@
 
 ``explain`` always gives ``kind`` (npy, npz, json, csv, text, binary, or unreadable), both sizes and the
 first differing byte; then what the kind allows: the first differing line, CSV cell, JSON keys, or
-per-array statistics. With a tolerance, numeric kinds also say ``within_tolerance``: whether every value
+per-array statistics; text and CSV also get ``numeric`` (``replay.core.numtext``: numbers compared as
+numbers, how many moved and how far, and the noise class of each differing line). With a tolerance, numeric
+kinds and text also say ``within_tolerance``: whether every value
 is within it (non-numeric values must still be equal).
 
 Reading is bounded: line, cell and key detail only look at the first ``TEXT_CAP`` bytes. Checking a
