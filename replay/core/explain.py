@@ -25,6 +25,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from replay.core import numtext
 from replay.core.compare import Tolerance, first_difference
 
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".csv", ".tsv", ".yaml", ".yml"}
@@ -100,21 +101,10 @@ def _detail(kind: str, ref: Path, new: Path, offset: int, tol: Tolerance | None)
             cells = _explain_csv(ref, new, offset, tol)
         except csv.Error as exc:  # e.g. a field over csv's size limit: the line detail still helps
             cells = {"note": f"not parsed as CSV ({exc})"}
-        return _explain_text(ref, new, offset) | _numeric(ref, new, None) | cells
+        return _explain_text(ref, new, offset) | numtext.explain_numeric(ref, new, None, TEXT_CAP) | cells
     if kind == "text":
-        return _explain_text(ref, new, offset) | _numeric(ref, new, tol)
+        return _explain_text(ref, new, offset) | numtext.explain_numeric(ref, new, tol, TEXT_CAP)
     return {}
-
-
-def _numeric(ref: Path, new: Path, tol: Tolerance | None) -> dict[str, Any]:
-    """Numbers compared as numbers and each difference classified; read whole only when a verdict rests on it."""
-    from replay.core.numtext import compare_text
-
-    found = compare_text(ref, new, tol, cap=None if tol is not None else TEXT_CAP)
-    out: dict[str, Any] = {"numeric": found.to_dict()}
-    if tol is not None:
-        out["within_tolerance"] = found.within()
-    return out
 
 
 # --- text ----------------------------------------------------------------------------------------------
@@ -209,7 +199,7 @@ def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None) -> di
                 differing += 1
                 first = first or cell
                 if tol is None or not (tol.allows(x, y) if x is not None and y is not None
-                                       else _cell_within(cell_a, cell_b, tol)):
+                                       else numtext.cell_within(cell_a, cell_b, tol)):
                     beyond_count += 1
                     beyond = beyond or cell
             if first is not None and tol is None:
@@ -219,16 +209,6 @@ def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None) -> di
         out |= {"differing_cells": differing, "cells_beyond_tolerance": beyond_count}
         out |= {"first_cell_beyond_tolerance": beyond, "within_tolerance": beyond_count == 0}
     return out
-
-
-def _cell_within(a: str | None, b: str | None, tol: Tolerance) -> bool:
-    """A cell such as "0.17 sec": the same text, its numbers within the tolerance."""
-    from replay.core.numtext import compare_line
-
-    if a is None or b is None:
-        return False
-    diff = compare_line(a, b, tol)
-    return diff is None or (not diff.structural and all(m.allowed for m in diff.moves))
 
 
 # --- JSON ----------------------------------------------------------------------------------------------
@@ -409,29 +389,11 @@ def summary(expl: dict[str, Any]) -> str:
     elif expl.get("note"):
         parts.append(expl["note"])
     numeric = expl.get("numeric")
-    if isinstance(numeric, dict) and numeric.get("lines_differing") and (extra := _numeric_part(numeric)):
+    if isinstance(numeric, dict) and numeric.get("lines_differing") and (extra := numtext.summary_part(numeric)):
         parts.append(extra)
     if "within_tolerance" in expl:
         verb = "within" if expl["within_tolerance"] else "beyond"
         parts.append(f"{verb} tolerance {expl.get('tolerance', '')}".rstrip())
-    return "; ".join(parts)
-
-
-def _numeric_part(numeric: dict[str, Any]) -> str:
-    from replay.core.noise import describe
-
-    classes = numeric.get("classes") or {}
-    parts = [] if set(classes) <= {"other"} else [describe(classes)]
-    moved = numeric.get("numbers_moved") or 0
-    if moved:
-        text = f"{moved} number{'s' if moved != 1 else ''} moved"
-        if numeric.get("max_rel_move") is not None:
-            text += f" (max rel {_g(numeric['max_rel_move'])})"
-        elif numeric.get("max_abs_move") is not None:
-            text += f" (max abs {_g(numeric['max_abs_move'])})"
-        parts.append(text)
-    if numeric.get("structure_equal") is False and moved:
-        parts.append("text other than numbers differs too")
     return "; ".join(parts)
 
 

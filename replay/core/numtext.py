@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from replay.core.compare import Tolerance
-from replay.core.noise import NoiseClass, classify_number
+from replay.core.noise import NoiseClass, classify_number, describe
 
 LINE_CAP = 1 << 20
 
@@ -242,3 +242,40 @@ def ceil_1(value: float) -> str:
     if mantissa >= 10:
         mantissa, exp = 1, exp + 1
     return f"{mantissa}e{exp:+03d}" if not -3 <= exp <= 3 else f"{mantissa * 10.0**exp:g}"
+
+
+# --- for explain ---------------------------------------------------------------------------------------
+
+
+def explain_numeric(ref: Path, new: Path, tol: Tolerance | None, cap: int) -> dict[str, Any]:
+    """``numeric`` for an explanation; the whole files are read only when a verdict rests on it (a tolerance)."""
+    found = compare_text(ref, new, tol, cap=None if tol is not None else cap)
+    out: dict[str, Any] = {"numeric": found.to_dict()}
+    if tol is not None:
+        out["within_tolerance"] = found.within()
+    return out
+
+
+def cell_within(a: str | None, b: str | None, tol: Tolerance) -> bool:
+    """A CSV cell such as "0.17 sec": the same text, its numbers within the tolerance."""
+    if a is None or b is None:
+        return False
+    diff = compare_line(a, b, tol)
+    return diff is None or (not diff.structural and all(m.allowed for m in diff.moves))
+
+
+def summary_part(numeric: dict[str, Any]) -> str:
+    """The numeric part of explain's one line: what kind of values differ, how many numbers moved, how far."""
+    classes = numeric.get("classes") or {}
+    parts = [] if set(classes) <= {"other"} else [describe(classes)]
+    moved = numeric.get("numbers_moved") or 0
+    if moved:
+        text = f"{moved} number{'s' if moved != 1 else ''} moved"
+        if isinstance(numeric.get("max_rel_move"), float):
+            text += f" (max rel {numeric['max_rel_move']:.3g})"
+        elif isinstance(numeric.get("max_abs_move"), float):
+            text += f" (max abs {numeric['max_abs_move']:.3g})"
+        parts.append(text)
+    if numeric.get("structure_equal") is False and moved:
+        parts.append("text other than numbers differs too")
+    return "; ".join(parts)
