@@ -8,6 +8,7 @@ file's content is recorded there as its packages and its sha256).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,7 +46,16 @@ class CapsuleDiff:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "a": self.a, "b": self.b, "same": self.same,
-                "sections": {name: [c.to_dict() for c in self.sections.get(name, [])] for name in SECTIONS}}
+                "sections": {name: [_finite(c.to_dict()) for c in self.sections.get(name, [])] for name in SECTIONS}}
+
+
+def _finite(change: dict[str, Any]) -> dict[str, Any]:
+    """Strict JSON: a NaN or infinite metric is written as the string "NaN", "Infinity" or "-Infinity"."""
+    for side in ("a", "b"):
+        value = change[side]
+        if isinstance(value, float) and not math.isfinite(value):
+            change[side] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return change
 
 
 def diff_manifests(a: Manifest, b: Manifest, label_a: str = "A", label_b: str = "B") -> CapsuleDiff:

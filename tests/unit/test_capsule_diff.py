@@ -30,7 +30,7 @@ def test_every_section_lists_what_differs() -> None:
     b.command.argv = ["python", "train.py"]
     b.host.cores, b.host.cpu_model = 64, "Intel Xeon"
     b.outputs.files = [FileEntry("out/model.pkl", 4097, SHA_B), FileEntry("out/metrics.json", 54, SHA_B)]
-    b.outputs.metrics = {"accuracy": 0.9, "eval.loss": 0.125, "eval.f1": 0.8}
+    b.outputs.metrics = {"accuracy": 0.9, "eval.loss": float("nan"), "eval.f1": 0.8}
 
     result = diff_manifests(a, b, "cluster", "laptop")
 
@@ -49,8 +49,10 @@ def test_every_section_lists_what_differs() -> None:
     assert ("argv", "changed") in s["command"]
     assert ("cores", "changed") in s["hosts"] and ("CPU", "changed") in s["hosts"]
     assert s["outputs"] == {("out/model.pkl", "changed"): ("4096 B aaaaaaaaaaaa", "4097 B bbbbbbbbbbbb")}
-    assert s["metrics"] == {("accuracy", "changed"): (0.95, 0.9), ("eval.f1", "added"): (None, 0.8)}
+    assert s["metrics"][("accuracy", "changed")] == (0.95, 0.9) and s["metrics"][("eval.f1", "added")] == (None, 0.8)
+    assert s["metrics"][("eval.loss", "changed")][0] == 0.125
     doc = result.to_dict()
     assert doc["schema"] == "replay.capsule-diff" and doc["schema_version"] == 1 and doc["same"] is False
     assert list(doc["sections"]) == list(SECTIONS) and doc["a"] == "cluster"
     json.dumps(doc, allow_nan=False)  # strict JSON
+    assert {"item": "eval.loss", "change": "changed", "a": 0.125, "b": "NaN"} in doc["sections"]["metrics"]
