@@ -144,6 +144,16 @@ class ImageInfo:
 
 
 @dataclass
+class Stability:
+    """What `capture --runs N` saw: the outputs and metrics that differed between the runs it compared
+    (the captured run and N replays). Verify reads it to call a later difference in them noise."""
+
+    runs: int
+    unstable_outputs: list[str] = field(default_factory=list)
+    unstable_metrics: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Outputs:
     roots: list[str] = field(default_factory=list)
     files: list[FileEntry] = field(default_factory=list)
@@ -151,6 +161,8 @@ class Outputs:
     metrics: dict[str, float] = field(default_factory=dict)
     # Copies of the reference outputs kept in the capsule, to explain where a replay differs.
     reference_dir: str | None = REFERENCE_DIR
+    # Absent unless captured with --runs N (older readers ignore it; schema_version stays 1).
+    stability: Stability | None = None
 
 
 @dataclass
@@ -196,6 +208,8 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        if out["outputs"].get("stability") is None:
+            del out["outputs"]["stability"]  # written only when recorded: other manifests stay as they were
         # schema_version first: the one field every reader looks at before anything else.
         return {"schema_version": out.pop("schema_version"), **out}
 

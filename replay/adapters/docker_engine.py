@@ -229,6 +229,7 @@ class DockerEngine:
                 security_opt=["no-new-privileges"],
                 init=True,  # PID 1 forwards signals, so Ctrl-C and timeouts stop the command at once
                 nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+                cpuset_cpus=spec.cpuset,
                 mem_limit=spec.memory_bytes,
                 memswap_limit=spec.memory_bytes,  # no swap beyond the limit: an OOM kill is reported, not hidden
             )
@@ -237,6 +238,7 @@ class DockerEngine:
                 spec.image, command=spec.argv, working_dir=spec.workdir, environment=spec.env,
                 user=spec.user, host_config=host_config, labels={OWNER_LABEL: "verify", **spec.labels},
                 network_disabled=not spec.network, use_config_proxy=False, entrypoint=[],
+                hostname=spec.hostname,
             )
         tail: deque[str] = deque(maxlen=60)
         try:

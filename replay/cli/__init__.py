@@ -53,10 +53,12 @@ def _root(
 
 
 def _register() -> None:
-    from replay.cli import base, capture, manifest, show, verify
+    from replay.cli import base, capture, check, diff, manifest, show, verify
 
     app.command("capture", epilog=capture.EPILOG)(capture.capture_cmd)
     app.command("verify", epilog=verify.EPILOG)(verify.verify_cmd)
+    app.command("check", epilog=check.EPILOG)(check.check_cmd)
+    app.command("diff", epilog=diff.EPILOG)(diff.diff_cmd)
     app.command("show", epilog=show.EPILOG)(show.show_cmd)
     app.command("manifest", epilog=manifest.EPILOG)(manifest.manifest_cmd)
     app.add_typer(base.app, name="base")
@@ -150,4 +152,4 @@ def _lift_verbose(args: list[str]) -> list[str]:
 
 def _command(args: list[str]) -> str:
     first = next((a for a in args if not a.startswith("-")), "")
-    return f"{first} " if first in {"capture", "verify", "show", "manifest", "base"} else ""
+    return f"{first} " if first in {"capture", "verify", "check", "diff", "show", "manifest", "base"} else ""

@@ -41,6 +41,7 @@ def capture_cmd(
     run: Annotated[bool, typer.Option("--run", help="Run the command here first, then capture.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing capsule folder.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Relock and rebuild every image layer.")] = False,
+    runs: Annotated[int, typer.Option("--runs", help="Replay N times once built; record what varied.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Snapshot a finished training run into a capsule and a pinned image."""
@@ -77,6 +78,7 @@ def capture_cmd(
         force=force,
         run=run,
         no_cache=no_cache,
+        runs=runs,
     )
     with ui.RichReporter(verbose=State.verbose) as reporter:
         result = capture(req, factory.engine(), reporter)
@@ -100,6 +102,7 @@ def capture_cmd(
             "image_size": m.image.size,
             "counts": counts,
             "timings": result.timings,
+            "stability": _stability(m),
             "warnings": reporter.warnings,
         })
         return
@@ -118,9 +121,23 @@ def capture_cmd(
     table.add_row("data", f"{counts['data_files']} files, {ui.human_bytes(counts['data_bytes'])}")
     table.add_row("outputs", f"{counts['outputs']} files, {counts['metrics']} metrics")
     table.add_row("packages", f"{counts['packages']} pinned with hashes")
+    if m.outputs.stability is not None:
+        st = m.outputs.stability
+        varied = [*st.unstable_outputs, *st.unstable_metrics]
+        table.add_row("stability", f"{st.runs} runs compared; " + (f"varied: {', '.join(varied)}" if varied
+                                                                     else "every output and metric the same"))
     ui.out.print("[green]captured[/] " + m.name)
     ui.out.print(table)
     ui.out.print(f"verify with: replay verify {_shown(result.capsule, cwd)}")
+
+
+def _stability(m: object) -> dict[str, object] | None:
+    from dataclasses import asdict
+
+    from replay.manifest import Manifest
+
+    assert isinstance(m, Manifest)
+    return asdict(m.outputs.stability) if m.outputs.stability is not None else None
 
 
 def _shown(path: Path, cwd: Path) -> str:

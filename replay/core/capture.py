@@ -45,6 +45,7 @@ from replay.manifest import (
     Policy,
     PythonEnv,
     RunCommand,
+    Stability,
     save,
 )
 from replay.manifest_rules import numerics_value_problem, refused_env_name
@@ -71,6 +72,7 @@ class CaptureRequest:
     force: bool = False
     run: bool = False
     no_cache: bool = False  # rebuild every layer and relock: a cold capture
+    runs: int = 0  # replay this many times once built, and record what varied (Outputs.stability)
 
 
 @dataclass
@@ -98,6 +100,8 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         parse_tolerance(spec)
     if req.seed is not None:
         layout.check_seed(req.seed)
+    if not 0 <= req.runs <= 100:
+        raise BadInput(f"--runs {req.runs} is out of range", "pass 1 to 100 replays (or leave it out)")
     carried = _carried_env(req.env, req.allow_secret_env)
     numerics = _numerics_env()
     data_paths = [_existing(p, req.cwd, "data") for p in req.data]
@@ -179,6 +183,9 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         manifest.image.size = record.size if record else 0
         manifest.image.dockerfile_sha256 = _sha256_file(stage / DOCKERFILE_NAME)
         lap("build")
+        if req.runs:
+            manifest.outputs.stability = _stability(engine, stage, manifest, root, req.runs, reporter)
+            lap("runs")
         save(manifest, stage)
     return CaptureResult(capsule, manifest, watch.timings)
 
@@ -206,6 +213,13 @@ def _refuse_leaving_links(data: DataManifest) -> None:
             "data folder is mounted, so it would dangle",
             f"copy the data in, or pass the link's target as its own --data root (--data {first.target})",
         )
+def _stability(engine: Engine, stage: Path, manifest: Manifest, root: Path, runs: int, reporter: Reporter) -> Stability:
+    """`replay check` on the capsule being made: the captured run and ``runs`` replays, compared."""
+    from replay.core.check import CheckRequest, check
+    from replay.core.verify import Capsule
+
+    req = CheckRequest(target=stage, cwd=root, runs=runs, check_data=False)  # the data was hashed just now
+    return check(req, engine, reporter, capsule=Capsule(stage, manifest)).stability()
 
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from replay.core.hostinfo import NUMERIC_CPU_FLAGS
+from replay.core.noise import NoiseClass, NoiseEvidence, describe
 from replay.manifest import GpuInfo, HostInfo
 
-FindingKind = Literal["data", "image", "environment", "hardware", "seed", "command"]
+FindingKind = Literal["data", "image", "environment", "hardware", "seed", "command", "noise"]
 
 # Variables that fix how many threads BLAS/OpenMP split a reduction into. With one of them set, the
 # partial sums are the same on any core count (OpenBLAS and MKL fall back to OMP_NUM_THREADS).
@@ -52,23 +53,24 @@ def diagnose(
     data_verified: bool = True,
     image_verified: bool = True,
     numerics_env: dict[str, str] | None = None,
+    evidence: NoiseEvidence | None = None,
 ) -> list[Finding]:
-    """Findings about a diverged replay, likely causes first (stable within each group)."""
+    """Findings about a diverged replay, likely causes first (stable within each group).
+
+    With ``evidence`` (what differs, classified), outputs that only a clock, an allocator or float rounding
+    moved are named as noise, and a missing seed is blamed only where something differs beyond noise.
+    """
     if not diverged:
         return []
     findings = [*_inputs(data_verified, image_verified)]
+    findings += _noise(evidence)
     if seed is None:
-        findings.append(
-            Finding(
-                "seed",
-                "no seed was recorded: a run that draws random numbers without a fixed seed differs on every "
-                "run; pass --seed and read REPLAY_SEED in the training script",
-                likely=True,
-            )
-        )
+        findings.append(_seed(evidence))
     findings += _hardware(capture, verify, numerics_env or {})
     findings += _software(capture, verify)
-    if seed is not None and _identical(capture, verify):
+    if evidence is not None and evidence.all_noise:
+        pass  # every difference is explained as noise: no need to send the reader after nondeterminism
+    elif seed is not None and _identical(capture, verify):
         findings.append(
             Finding(
                 "environment",
@@ -120,6 +122,43 @@ def _inputs(data_verified: bool, image_verified: bool) -> list[Finding]:
             "image", "image was not checked against the capture: other libraries, other results", True
         )
     return [data, image]
+
+
+def _noise(evidence: NoiseEvidence | None) -> list[Finding]:
+    if evidence is None:
+        return []
+    out = []
+    for item in evidence.items:
+        what = "metric " + item.name if item.is_metric else item.name
+        if item.varied_at_capture:
+            out.append(Finding("noise", f"{what} already varied between runs at capture ({evidence.capture_runs} runs): "
+                                        "noise, not a regression", True))
+        elif item.explained:
+            text = describe(item.classes, what) if not item.is_metric else \
+                f"{what} looks like {NoiseClass(next(iter(item.classes))).label}"
+            out.append(Finding("noise", f"{text}: noise from {_causes(item.classes)}, not a regression "
+                                        f"(`replay check` measures it; --ignore or --tolerance settles it)", True))
+    return out
+
+
+_CAUSES = {"timing": "the clock", "timestamp": "the clock", "address": "the allocator",
+           "temp_path": "temporary file names", "float_noise": "float rounding"}
+
+
+def _causes(classes: dict[str, int]) -> str:
+    found = list(dict.fromkeys(_CAUSES.get(c, "elsewhere") for c in sorted(classes)))
+    return " and ".join(found)
+
+
+def _seed(evidence: NoiseEvidence | None) -> Finding:
+    advice = "pass --seed and read REPLAY_SEED in the training script"
+    if evidence is None or evidence.beyond_noise:
+        names = ", ".join(i.name for i in (evidence.beyond_noise if evidence else [])[:3])
+        where = f" ({names} differ beyond float noise)" if names else ""
+        return Finding("seed", "no seed was recorded and values differ beyond noise" + where + ": a run that "
+                       f"draws random numbers without a fixed seed differs on every run; {advice}", True)
+    return Finding("seed", "no seed was recorded, but only noise differs (clocks, addresses, rounding): a seed "
+                   "would not change it", False)
 
 
 def _hardware(capture: HostInfo, verify: HostInfo, numerics_env: dict[str, str]) -> list[Finding]:

@@ -2,7 +2,9 @@
 
 ``explain`` always gives ``kind`` (npy, npz, json, csv, text, binary, or unreadable), both sizes and the
 first differing byte; then what the kind allows: the first differing line, CSV cell, JSON keys, or
-per-array statistics. With a tolerance, numeric kinds also say ``within_tolerance``: whether every value
+per-array statistics; text and CSV also get ``numeric`` (``replay.core.numtext``: numbers compared as
+numbers, how many moved and how far, and the noise class of each differing line). With a tolerance, numeric
+kinds and text also say ``within_tolerance``: whether every value
 is within it (non-numeric values must still be equal).
 
 Reading is bounded: line, cell and key detail only look at the first ``TEXT_CAP`` bytes. Checking a
@@ -23,6 +25,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from replay.core import numtext
 from replay.core.compare import Tolerance, first_difference
 
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".csv", ".tsv", ".yaml", ".yml"}
@@ -100,9 +103,9 @@ def _detail(kind: str, ref: Path, new: Path, offset: int, tol: Tolerance | None,
             cells = _explain_csv(ref, new, offset, tol, suffix)
         except csv.Error as exc:  # e.g. a field over csv's size limit: the line detail still helps
             cells = {"note": f"not parsed as CSV ({exc})"}
-        return _explain_text(ref, new, offset) | cells
+        return _explain_text(ref, new, offset) | numtext.explain_numeric(ref, new, None, TEXT_CAP) | cells
     if kind == "text":
-        return _explain_text(ref, new, offset)
+        return _explain_text(ref, new, offset) | numtext.explain_numeric(ref, new, tol, TEXT_CAP)
     return {}
 
 
@@ -197,7 +200,8 @@ def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None, suffi
                         "abs_diff": abs(y - x) if x is not None and y is not None else None}
                 differing += 1
                 first = first or cell
-                if x is None or y is None or tol is None or not tol.allows(x, y):
+                if tol is None or not (tol.allows(x, y) if x is not None and y is not None
+                                       else numtext.cell_within(cell_a, cell_b, tol)):
                     beyond_count += 1
                     beyond = beyond or cell
             if first is not None and tol is None:
@@ -388,6 +392,9 @@ def summary(expl: dict[str, Any]) -> str:
         parts.append(f"line {line}: {_short(expl['reference_line'])} vs {_short(expl['replayed_line'])}")
     elif expl.get("note"):
         parts.append(expl["note"])
+    numeric = expl.get("numeric")
+    if isinstance(numeric, dict) and numeric.get("lines_differing") and (extra := numtext.summary_part(numeric)):
+        parts.append(extra)
     if "within_tolerance" in expl:
         verb = "within" if expl["within_tolerance"] else "beyond"
         parts.append(f"{verb} tolerance {expl.get('tolerance', '')}".rstrip())

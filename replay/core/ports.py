@@ -47,6 +47,8 @@ class RunSpec:
     memory_bytes: int | None = None
     timeout_s: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    hostname: str | None = None  # None: the engine's default (Docker: the container's short ID)
+    cpuset: str | None = None  # CPUs the command may run on, e.g. "0" or "0-3" (what sched_getaffinity sees)
 
 
 @dataclass

@@ -21,7 +21,9 @@ Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
 ``data``            the input data check: files, bytes, status.
 ``run``             the replayed command: exit_code, duration_s, timed_out, oom_killed, log_tail.
 ``diagnosis``       likely causes of a divergence, each {"kind": data | image | environment | hardware |
-                    seed | command, "message", "likely"}; empty unless diverged.
+                    seed | command | noise, "message", "likely"}; empty unless diverged. ``noise``: an output
+                    or metric whose differences are all timings, timestamps, addresses, temp paths or float
+                    rounding, or that already varied between runs at capture (``replay.core.noise``).
 ``hosts``           {"capture": HostInfo, "verify": HostInfo} as in replay.json's ``host``.
 ``timings``         seconds per stage, e.g. {"build": 0.0, "run": 41.2, "compare": 0.8, "total": 43.1}.
 ``replay_version``  the replay that wrote the report.

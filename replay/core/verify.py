@@ -31,6 +31,7 @@ from replay.core.diagnose import diagnose
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import check_data, hash_nofollow, lstat_beneath
 from replay.core.hostinfo import collect_host
+from replay.core.noise import collect_evidence
 from replay.core.ports import Engine, Mount, RunResult, RunSpec
 from replay.core.report import VerifyReport
 from replay.core.statcache import StatCache
@@ -212,32 +213,35 @@ def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, repor
 
 
 def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root: Path,
-               reporter: Reporter) -> RunResult:
-    """The recorded command in a fresh container, its outputs written under ``out_root``."""
+               reporter: Reporter, adjust: Callable[[RunSpec], RunSpec] | None = None) -> RunResult:
+    """The recorded command in a fresh container, its outputs written under ``out_root``; ``adjust`` changes
+    the spec before it runs (``replay check --vary``: another clock, time zone, user...)."""
     m = prepared.manifest
-    mounts = [Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots]
+    spec = RunSpec(
+        image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
+        mounts=[Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots],
+        user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes, timeout_s=req.timeout_s,
+        labels={"io.replay.capsule": m.name},
+    )
+    if adjust is not None:
+        spec = adjust(spec)
     root = os.geteuid() == 0
     try:
         for rel in layout.output_mount_dirs(m.outputs):
-            # Root on the host: the fresh folder is lent to the container's own user (never made
+            # Root on the host: the fresh folder is lent to the user the container runs as (never made
             # world-writable), and everything under out_root is given back once the run ends.
-            host = mkdirs_beneath(out_root, rel, owner=(CONTAINER_UID, CONTAINER_GID) if root else None)
-            mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
-        return _run(engine, m, req, mounts, prepared.env, reporter)
+            host = mkdirs_beneath(out_root, rel, owner=_uid_gid(spec.user) if root else None)
+            spec.mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
+        reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
+        return engine.run(spec, lambda line: reporter.log(line, "command"))
     finally:
         if root:
             chown_tree(out_root, os.geteuid(), os.getegid())
 
 
-def _run(engine: Engine, m: Manifest, req: VerifyRequest, mounts: list[Mount], env: dict[str, str],
-         reporter: Reporter) -> RunResult:
-    spec = RunSpec(
-        image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=env,
-        mounts=mounts, user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes,
-        timeout_s=req.timeout_s, labels={"io.replay.capsule": m.name},
-    )
-    reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
-    return engine.run(spec, lambda line: reporter.log(line, "command"))
+def _uid_gid(user: str) -> tuple[int, int]:
+    uid, _, gid = user.partition(":")
+    return int(uid), int(gid or uid)
 
 
 def compare_replay(prepared: Prepared, out_root: Path) -> Comparison:
@@ -267,8 +271,12 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
                  timings: dict[str, float]) -> VerifyReport:
     """The verdict with its evidence, and a diagnosis of what changed underneath when it diverged."""
     m = prepared.manifest
+    stability = m.outputs.stability
+    evidence = collect_evidence(comparison.outputs, comparison.metrics,
+                                stability.unstable_outputs if stability else (),
+                                stability.unstable_metrics if stability else (), stability.runs if stability else 0)
     findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=comparison.verdict != "identical",
-                        numerics_env=m.command.numerics_env)
+                        numerics_env=m.command.numerics_env, evidence=evidence)
     return VerifyReport(
         capsule=m.name,
         capsule_path=str(prepared.capsule.path),

@@ -9,7 +9,7 @@ import pytest
 from tests.e2e.conftest import SCENARIOS
 
 
-@pytest.mark.parametrize("scenario", ["seeded", "unseeded", "noisy", "failing"])
+@pytest.mark.parametrize("scenario", ["seeded", "unseeded", "noisy", "failing", "timestamped", "timings-only"])
 def test_scenario_verdict(make_project, scenario: str) -> None:
     project = make_project(scenario)
     captured = project.capture("--json")

@@ -44,7 +44,7 @@ def test_text_line_and_diff(tmp_path: Path) -> None:
     assert "-epoch 12 loss 0.012" in diff and "+epoch 12 loss 0.019" in diff
     assert summary(expl) == (
         f"differs at byte {expl['first_byte_offset']} (sizes {len(ref)} vs {len(new)}); "
-        "line 12: 'epoch 12 loss 0.012' vs 'epoch 12 loss 0.019'"
+        "line 12: 'epoch 12 loss 0.012' vs 'epoch 12 loss 0.019'; 1 number moved (max rel 0.583)"
     )
 
 

@@ -23,6 +23,7 @@ from replay.manifest import (
     Policy,
     PythonEnv,
     RunCommand,
+    Stability,
     from_dict,
     load,
     save,
@@ -85,6 +86,7 @@ def full_manifest() -> Manifest:
             metrics_files=["out/metrics.json"],
             metrics={"accuracy": 0.95, "eval.loss": 0.125},
             reference_dir="reference",
+            stability=Stability(runs=3, unstable_outputs=["out/run.log"], unstable_metrics=["accuracy"]),
         ),
         policy=Policy(tolerances={"accuracy": "1e-6", "eval.*": "rel:1e-9"}, ignore=["out/*.log"]),
         host=HostInfo(

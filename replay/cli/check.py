@@ -1,0 +1,129 @@
+"""`replay check`: replay a capsule several times, render what is stable and what is noise, exit 0 or 1."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from replay.core.check import CheckReport
+
+EPILOG = """Example:
+
+\b
+  replay check .replay/digits --runs 3 --vary timezone --vary cpus
+
+Exit codes: 0 every output and metric is the same in every run (and under every variation); 1 something
+differs between runs or changes under a variation (the report says what, how far, and suggests a --tolerance
+or --ignore); 2 bad input or changed data; 3 environment problem; 4 the replayed command failed."""
+
+
+def check_cmd(
+    target: Annotated[str, typer.Argument(help="A capsule folder (anything `replay verify` accepts).")],
+    runs: Annotated[int, typer.Option("--runs", help="Replays to compare (the capture's own run counts too).")] = 2,
+    vary: Annotated[list[str] | None, typer.Option(
+        "--vary", help="One extra run with this changed: time, timezone, locale, user, hostname, cpus, umask, all.",
+    )] = None,
+    data: Annotated[
+        list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop each replayed command after SECONDS.")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU limit for the replayed command.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
+) -> None:
+    """Replay a capsule N times in fresh containers and report, per output and metric, whether it is stable."""
+    from replay import factory, ui
+    from replay.cli import State
+    from replay.core import targets
+    from replay.core.check import CheckRequest, check
+    from replay.core.compare import parse_assignment
+    from replay.core.limits import check_cpus, parse_memory
+    from replay.errors import BadInput
+    from replay.fsutil import atomic_write_text
+
+    cwd = Path.cwd()
+    data_map = {}
+    for item in data or []:
+        recorded, local = parse_assignment(item, "--data")
+        data_map[recorded.rstrip("/")] = (cwd / local).resolve()
+    if timeout is not None and timeout <= 0:
+        raise BadInput(f"--timeout {timeout:g} is not positive", "pass a number of seconds, e.g. --timeout 600")
+    cpus_limit = check_cpus(cpus) if cpus is not None else None
+    memory_bytes = parse_memory(memory) if memory is not None else None
+    with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
+        resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
+        req = CheckRequest(target=resolved.path, cwd=cwd, runs=runs, vary=list(vary or []),
+                           data_map={**resolved.data_map, **data_map}, timeout_s=timeout, cpus=cpus_limit,
+                           memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)
+        with ui.RichReporter(verbose=State.verbose) as reporter:
+            result = check(req, factory.engine(), reporter)
+    if report:
+        atomic_write_text(report, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+    if as_json:
+        ui.print_json(result.to_dict())
+    else:
+        render(result)
+    raise typer.Exit(result.exit_code)
+
+
+def render(result: CheckReport) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from replay import ui
+    from replay.core.noise import describe
+
+    out = ui.out
+    word, style = ("STABLE", "green") if result.stable else ("UNSTABLE", "red")
+    out.print(Panel(f"[bold {style}]{word}[/]  {result.capsule}  ({len(result.compared)} runs compared: "
+                    f"{', '.join(result.compared)}; exit {result.exit_code})", expand=False))
+    colour = {"stable": "green", "unstable": "red", "differs_from_capture": "yellow"}
+    table = Table(title="outputs", title_justify="left")
+    for col in ("path", "status", "spread", "suggestion"):
+        table.add_column(col, overflow="fold", no_wrap=col == "status")
+    for o in result.outputs:
+        spread = []
+        if o.max_abs is not None:
+            spread.append(f"max abs {o.max_abs:.3g}")
+        if o.max_rel is not None:
+            spread.append(f"max rel {o.max_rel:.3g}")
+        if o.classes:
+            spread.append(describe(o.classes))
+        hint = f"{o.suggestion.argument} (suggested)" if o.suggestion else ""
+        table.add_row(o.path, f"[{colour.get(o.status, 'white')}]{o.status}[/]", "; ".join(spread) or "-", hint)
+    out.print(table)
+    if result.metrics:
+        mt = Table(title="metrics", title_justify="left")
+        for col in ("metric", "status", "min", "max", "largest diff", "suggestion"):
+            mt.add_column(col, overflow="fold", no_wrap=col in ("status", "min", "max", "largest diff"),
+                          justify="right" if col in ("min", "max", "largest diff") else "left")
+        for x in result.metrics:
+            hint = f"{x.suggestion.argument} (suggested)" if x.suggestion else ""
+            mt.add_row(x.name, f"[{colour.get(x.status, 'white')}]{x.status}[/]", _num(x.min), _num(x.max),
+                       _num(x.largest_diff), hint)
+        out.print(mt)
+    for v in result.variations:
+        if v.error:
+            line = f"[red]the command failed[/]: {v.error}"
+        elif v.caused:
+            line = f"[red]changed[/] {', '.join(v.caused)}"
+        elif v.changed_outputs or v.changed_metrics:
+            line = f"[yellow]changed only what also differs between runs[/] ({', '.join(v.also_unstable)})"
+        else:
+            line = "[green]changed nothing[/]"
+        out.print(f"--vary {v.name} ({v.applied}): {line}", soft_wrap=True)
+        if v.note:
+            out.print(f"  [dim]{v.note}[/]", soft_wrap=True)
+    if not result.stable:
+        out.print("[dim]suggestions would make these runs verify; they are not a diagnosis[/]")
+    out.print("[dim]" + "  ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()) + "[/]")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
