@@ -108,6 +108,8 @@ def open_bundle(path: Path, reporter: Reporter | None = None) -> Bundle:
         if header is not None:
             raise BundleError(f"member {header[0]!r} is not listed in the index (added after packing)")
         _check_end(fh)
+    if total % RECORD:
+        raise BundleError("the bundle's size is not a whole number of tar records (truncated or padded)")
     return bundle
 
 

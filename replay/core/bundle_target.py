@@ -36,6 +36,11 @@ def checked(path: Path, allowed_signers: Path | None, reporter: Reporter | None 
     """The bundle with every member checked, and its signature when ``allowed_signers`` asks for one."""
     from replay.core import signing
 
+    if not path.is_file():
+        raise BundleError(f"{path}: no such bundle file", "pass a file made by `replay pack`")
+    if not is_bundle(path):
+        raise BundleError(f"{path} is not a replay bundle (it does not start with index.json)",
+                          "pass a file made by `replay pack`")
     bundle = open_bundle(path, reporter)
     if allowed_signers is not None:
         if bundle.signature is None:
