@@ -50,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== the author"
-"$replay" capture --run --name digits --base "$own_base" >/dev/null 2>capture.log || { cat capture.log; exit 1; }
+"$replay" capture --run --name digits --base "$own_base" -- python train.py >/dev/null 2>capture.log || { cat capture.log; exit 1; }
 ssh-keygen -q -t ed25519 -N "" -C alice -f alice_key
 echo "alice@example.org namespaces=\"replay-bundle\" $(cat alice_key.pub)" > "$work/reviewer/allowed_signers"
 step "replay pack .replay/digits -o digits.replay --with-data --sign alice_key"
