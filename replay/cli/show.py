@@ -29,7 +29,7 @@ def show_cmd(
 
     found = bundle_target.split_target(target, Path.cwd())
     if found is not None and found[1] is None:
-        _show_bundle(found[0], as_json)
+        _show_bundle(found[0], as_json, target)
         return
     with tempfile.TemporaryDirectory(prefix="replay-show-") as scratch:
         path = Path(target)
@@ -40,7 +40,7 @@ def show_cmd(
         _show_capsule(load(path), as_json)
 
 
-def _show_bundle(path: Path, as_json: bool) -> None:
+def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
     from rich.table import Table
 
     from replay import ui
@@ -66,7 +66,7 @@ def _show_bundle(path: Path, as_json: bool) -> None:
     for c in index.capsules:
         table.add_row(c.name, c.image, str(len(c.files)), "yes" if c.with_data else "no")
     ui.out.print(table)
-    ui.out.print(f"show one with: replay show {path}#NAME", soft_wrap=True)
+    ui.out.print(f"show one with: replay show {shown}#NAME", soft_wrap=True)
 
 
 def _show_capsule(m: Manifest, as_json: bool) -> None:
