@@ -203,6 +203,12 @@ def iter_blob(bundle: Bundle, raw_sha256: str) -> Iterator[bytes]:
 def extract(bundle: Bundle, raw_sha256: str, root: Path, relpath: str, reporter: Reporter | None = None) -> Path:
     """Write one member to ``root/relpath`` (``root`` a folder replay made); never outside, never over a file."""
     safe_relpath(relpath, "unpack")
+    member = bundle.index.by_blob.get(raw_sha256)
+    if member is not None:
+        stat = os.statvfs(root)
+        if member.raw_size > stat.f_bavail * stat.f_frsize:  # a declared size that would fill the disk
+            raise BundleError(f"{relpath} declares {member.raw_size} bytes, more than the free space under {root}",
+                              "free some space, or do not trust this bundle")
     *folders, name = relpath.split("/")
     dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
