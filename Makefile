@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   ?= replay-base/python:3.11-bookworm
 export REPLAY_BASE := $(BASE)
 
-.PHONY: install engine base demo test test-unit check bench clean
+.PHONY: install engine base tools demo test test-unit check bench clean
 
 $(BIN)/replay: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,16 @@ engine:
 base: install engine
 	@REPLAY=$(BIN)/replay bash scripts/ensure-base.sh
 
+tools:
+	@bash scripts/ensure-tools.sh
+
 demo: base
 	@bash demo/run.sh
 
-test: base
+test: base tools
 	$(BIN)/pytest -q
 
-test-unit: install
+test-unit: install tools
 	$(BIN)/pytest -q tests/unit tests/cli
 
 check: install
@@ -35,11 +38,12 @@ check: install
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests/cli/test_docs.py
 
-bench: base
+bench: base tools
 	$(BIN)/python benchmarks/bench_hash.py
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/bench_manifest.py
 	$(BIN)/python benchmarks/bench_capture_verify.py
+	$(BIN)/python benchmarks/bench_bundle.py
 
 clean:
 	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache

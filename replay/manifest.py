@@ -141,6 +141,8 @@ class ImageInfo:
     base: BaseImage
     platform: str = "linux/amd64"
     dockerfile_sha256: str = ""
+    # REPO@sha256:DIGEST after `replay push`: the registry manifest that pins this image's config (its ID).
+    registry_digest: str | None = None
 
 
 @dataclass

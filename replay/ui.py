@@ -8,7 +8,17 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from replay import jsonio
 
@@ -45,6 +55,21 @@ def human_bytes(size: float) -> str:
     return f"{size:.1f} TiB"  # pragma: no cover
 
 
+class _BytesColumn(ProgressColumn):
+    """For tasks counted in bytes (``RichReporter.BYTE_TASKS``): done of total, rate, and time left."""
+
+    def render(self, task: Task) -> Text:
+        if not task.fields.get("bytes"):
+            return Text("")
+        done = human_bytes(task.completed)
+        total = f" / {human_bytes(task.total)}" if task.total else ""
+        speed = task.finished_speed or task.speed
+        rate = f"  {human_bytes(speed)}/s" if speed else ""
+        left = task.time_remaining
+        eta = f"  ETA {int(left) // 60}:{int(left) % 60:02d}" if left is not None and speed else ""
+        return Text(f"{done}{total}{rate}{eta}", style="progress.download")
+
+
 class RichReporter:
     """Draws the core's progress on stderr: a bar per task, streamed logs dimmed, warnings in yellow.
 
@@ -60,11 +85,14 @@ class RichReporter:
         self._tasks: dict[str, Any] = {}
         self._last_stage = time.perf_counter()
 
+    # Tasks the core counts in bytes: they get a size, rate and ETA column.
+    BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pushing"})
+
     def __enter__(self) -> RichReporter:
         if not self.quiet:
             self._progress = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                TimeElapsedColumn(), console=err, transient=True,
+                TimeElapsedColumn(), _BytesColumn(), console=err, transient=True,
             )
             self._progress.start()
         return self
@@ -84,7 +112,7 @@ class RichReporter:
         if self._progress is None:
             return
         if task not in self._tasks:
-            self._tasks[task] = self._progress.add_task(task, total=total)
+            self._tasks[task] = self._progress.add_task(task, total=total, bytes=task in self.BYTE_TASKS)
         self._progress.update(self._tasks[task], completed=completed, total=total)
 
     def log(self, line: str, source: str = "tool") -> None:

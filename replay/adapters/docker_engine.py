@@ -29,6 +29,8 @@ API_TIMEOUT_S = 60.0
 TIMEOUT_ENV = "REPLAY_ENGINE_TIMEOUT"
 # How long past a run's own --timeout we wait for the engine to report the container's end.
 WAIT_GRACE_S = 60.0
+# Go's os.ModeType bits in the engine's stat of a path: dir, symlink, device, pipe, socket, char device, irregular.
+_GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
 
 
 class BuildFailed(EnvironmentProblem):
@@ -96,17 +98,106 @@ class DockerEngine:
         )
 
     def pull(self, ref: str) -> ImageRecord:
+        """Pull ``REPO:TAG`` or ``REPO@sha256:DIGEST``; errors inside the stream are errors too."""
         from docker.errors import DockerException
 
-        repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+        repo, tag = _split_ref(ref)
         try:
-            self.api.pull(repo, tag=tag)
+            for chunk in self.api.pull(repo, tag=tag, stream=True, decode=True):
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise ImageProblem(f"cannot pull {ref} ({str(chunk['error']).strip()[:300]})",
+                                       "check the reference and that the registry answers (docker login if needed)")
         except DockerException as exc:
-            raise ImageProblem(f"cannot pull {ref} ({_short(exc)})", "") from None
+            raise ImageProblem(f"cannot pull {ref} ({_short(exc)})",
+                               "check the reference and that the registry answers (docker login if needed)") from None
         record = self.image(ref)
         if record is None:  # pragma: no cover - the engine said it pulled
             raise ImageProblem(f"pulled {ref} but the engine does not list it", "")
         return record
+
+    def push(self, ref: str, on_bytes: Callable[[int, int], None] | None = None) -> str:
+        """Push ``ref``; the registry digest from the engine's final status. Credentials: the Docker config."""
+        from docker.errors import DockerException
+
+        repo, tag = _split_ref(ref)
+        digest = ""
+        progress: dict[str, tuple[int, int]] = {}
+        try:
+            for chunk in self.api.push(repo, tag=tag, stream=True, decode=True):
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):
+                    raise ImageProblem(f"cannot push {ref} ({str(chunk['error']).strip()[:300]})",
+                                       "check the registry answers and your credentials (docker login)")
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+                detail = chunk.get("progressDetail") or {}
+                if on_bytes and chunk.get("id") and detail.get("total"):
+                    progress[str(chunk["id"])] = (int(detail.get("current", 0)), int(detail["total"]))
+                    on_bytes(sum(c for c, _ in progress.values()), sum(t for _, t in progress.values()))
+        except DockerException as exc:
+            raise ImageProblem(f"cannot push {ref} ({_short(exc)})",
+                               "check the registry answers and your credentials (docker login)") from None
+        if not digest.startswith("sha256:"):
+            raise ImageProblem(f"the engine pushed {ref} but reported no digest", "see `docker push`")
+        return digest
+
+    def load(self, archive: Iterable[bytes]) -> list[str]:
+        """Stream a docker-archive into the engine (chunked upload); the IDs it reports loading."""
+        from docker.errors import DockerException
+
+        loaded: list[str] = []
+        try:
+            for chunk in self.api.load_image(archive):
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):
+                    raise ImageProblem(f"the engine refused the image ({str(chunk['error']).strip()[:300]})",
+                                       "the bundle's image is damaged: ask for the bundle again")
+                text = str(chunk.get("stream") or "")
+                if "Loaded image ID:" in text:
+                    loaded.append(text.split("Loaded image ID:", 1)[1].strip())
+        except DockerException as exc:
+            raise ImageProblem(f"the engine refused the image ({_short(exc)})",
+                               "the bundle's image is damaged: ask for the bundle again") from None
+        return loaded
+
+    def read_file(self, image: str, path: str, max_bytes: int) -> bytes | None:
+        """A created (never started) container's ``get_archive`` of one path, parsed strictly."""
+        import io
+        import tarfile
+
+        from docker.errors import DockerException, NotFound
+
+        with self._errors():
+            container = self.api.create_container(image, command=["/nonexistent"], network_disabled=True,
+                                                  labels={OWNER_LABEL: "read"}, use_config_proxy=False, entrypoint=[])
+        try:
+            try:
+                stream, stat = self.api.get_archive(container, path)
+            except NotFound:
+                return None
+            if int(stat.get("size", 0)) > max_bytes or int(stat.get("mode", 0)) & _GO_MODE_TYPE or stat.get("linkTarget"):
+                raise ImageProblem(f"{path} in image {image[:19]} is not a regular file of at most {max_bytes} bytes",
+                                   "the image was not made by `replay capture`")
+            raw = bytearray()
+            for chunk in stream:
+                raw += chunk
+                if len(raw) > max_bytes + 64 * 1024:
+                    raise ImageProblem(f"{path} in image {image[:19]} is larger than {max_bytes} bytes", "")
+            with tarfile.open(fileobj=io.BytesIO(bytes(raw)), mode="r:") as tar:
+                members = tar.getmembers()
+                if len(members) != 1 or not members[0].isreg() or members[0].size > max_bytes:
+                    raise ImageProblem(f"{path} in image {image[:19]} is not one regular file", "")
+                handle = tar.extractfile(members[0])
+                assert handle is not None
+                return handle.read()
+        except (tarfile.TarError, DockerException) as exc:
+            raise ImageProblem(f"cannot read {path} from image {image[:19]} ({_short(exc)})", "") from None
+        finally:
+            with contextlib.suppress(DockerException):
+                self.api.remove_container(container, force=True)
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         with self._errors():
@@ -291,6 +382,18 @@ class DockerEngine:
         with self._errors():
             found = self.api.containers(all=True, filters={"label": OWNER_LABEL})
         return [c["Id"] for c in found]
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    """``REPO@sha256:D`` -> (REPO, sha256:D); ``REPO:TAG`` -> (REPO, TAG); ``REPO`` -> (REPO, latest)."""
+    if "@" in ref:
+        repo, _, digest = ref.partition("@")
+        return repo, digest
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, _, tag = ref.rpartition(":")
+        return repo, tag
+    return ref, "latest"
 
 
 def _tmpfs_options(t: Tmpfs) -> str:

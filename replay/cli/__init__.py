@@ -53,7 +53,7 @@ def _root(
 
 
 def _register() -> None:
-    from replay.cli import base, capture, check, diff, manifest, show, verify
+    from replay.cli import base, bundle, capture, check, diff, manifest, registry, show, verify
 
     app.command("capture", epilog=capture.EPILOG)(capture.capture_cmd)
     app.command("verify", epilog=verify.EPILOG)(verify.verify_cmd)
@@ -61,6 +61,10 @@ def _register() -> None:
     app.command("diff", epilog=diff.EPILOG)(diff.diff_cmd)
     app.command("show", epilog=show.EPILOG)(show.show_cmd)
     app.command("manifest", epilog=manifest.EPILOG)(manifest.manifest_cmd)
+    app.command("pack", epilog=bundle.PACK_EPILOG)(bundle.pack_cmd)
+    app.command("unpack", epilog=bundle.UNPACK_EPILOG)(bundle.unpack_cmd)
+    app.command("push", epilog=registry.PUSH_EPILOG)(registry.push_cmd)
+    app.command("pull", epilog=registry.PULL_EPILOG)(registry.pull_cmd)
     app.add_typer(base.app, name="base")
 
 
@@ -152,4 +156,5 @@ def _lift_verbose(args: list[str]) -> list[str]:
 
 def _command(args: list[str]) -> str:
     first = next((a for a in args if not a.startswith("-")), "")
-    return f"{first} " if first in {"capture", "verify", "check", "diff", "show", "manifest", "base"} else ""
+    known = {"capture", "verify", "check", "diff", "show", "manifest", "base", "pack", "unpack", "push", "pull"}
+    return f"{first} " if first in known else ""

@@ -10,24 +10,75 @@ import typer
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from replay.manifest import Manifest
+
 EPILOG = """Example:
 
 \b
-  replay show .replay/digits          (or --json for the whole manifest)"""
+  replay show .replay/digits          (or --json for the whole manifest)
+  replay show digits.replay           (the capsules in a bundle; digits.replay#NAME for one of them)"""
 
 
 def show_cmd(
-    target: Annotated[Path, typer.Argument(help="A capsule folder or its replay.json.")],
+    target: Annotated[str, typer.Argument(help="A capsule folder or its replay.json, a bundle FILE or FILE#NAME.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
 ) -> None:
     """Summarize a capsule: command, seed, code, image, packages, data, outputs and metrics."""
+    import tempfile
+
+    from replay.core import bundle_target
+    from replay.manifest import load
+
+    found = bundle_target.split_target(target, Path.cwd())
+    if found is not None and found[1] is None:
+        _show_bundle(found[0], as_json, target)
+        return
+    with tempfile.TemporaryDirectory(prefix="replay-show-") as scratch:
+        path = Path(target)
+        if found is not None:
+            bundle = bundle_target.checked(found[0], None)
+            path = Path(scratch) / "capsule"
+            bundle_target.unpack_capsule(bundle, bundle.index.capsule(str(found[1])), path)
+        _show_capsule(load(path), as_json)
+
+
+def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     from replay import ui
-    from replay.manifest import load
+    from replay.core import bundle_target
 
-    m = load(target)
+    bundle = bundle_target.checked(path, None)
+    index = bundle.index
+    if as_json:
+        ui.print_json({"schema": "replay.bundle-listing", "schema_version": 1, "path": str(path),
+                       "signed": bundle.signature is not None, "created_by": index.created_by,
+                       "capsules": [{"name": c.name, "image": c.image, "files": len(c.files), "with_data": c.with_data}
+                                    for c in index.capsules],
+                       "images": [{"id": i.id, "layers": len(i.layers)} for i in index.images],
+                       "members": len(index.members), "raw_bytes": sum(m.raw_size for m in index.members),
+                       "size": path.stat().st_size})
+        return
+    # Names and the packer's words come from the bundle: shown as text, never read as rich markup.
+    ui.out.print(f"[bold]{escape(path.name)}[/]  {ui.human_bytes(path.stat().st_size)}, {len(index.members)} members, "
+                 f"made by {escape(index.created_by or 'an unknown packer')}; every member checked")
+    ui.out.print(escape(bundle.provenance(None)), soft_wrap=True)
+    table = Table(title=f"capsules ({len(index.capsules)})", title_justify="left")
+    for col in ("name", "image", "files", "data"):
+        table.add_column(col, overflow="fold")
+    for c in index.capsules:
+        table.add_row(escape(c.name), escape(c.image), str(len(c.files)), "yes" if c.with_data else "no")
+    ui.out.print(table)
+    ui.out.print(f"show one with: replay show {escape(shown)}#NAME", soft_wrap=True)
+
+
+def _show_capsule(m: Manifest, as_json: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from replay import ui
+
     if as_json:
         ui.print_json(m.to_dict())
         return

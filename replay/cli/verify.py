@@ -16,6 +16,8 @@ EPILOG = """Example:
 
 \b
   replay verify .replay/digits --junit verify.xml --markdown verify.md
+  replay verify digits.replay --allowed-signers allowed_signers
+  replay verify 127.0.0.1:5000/team/digits@sha256:...
 
 Verdicts and exit codes: identical (0): every output byte-identical; equivalent (0): the differences are all
 in ignored outputs or within tolerances; diverged (1); could not verify (2): bad manifest, arguments, or
@@ -24,7 +26,8 @@ image under its tag; the replayed command failed (4): non-zero exit, killed for 
 
 
 def verify_cmd(
-    target: Annotated[str, typer.Argument(help="A capsule folder (made by `replay capture`).")],
+    target: Annotated[str, typer.Argument(
+        help="A capsule folder (made by `replay capture`), a bundle FILE or FILE#NAME, or REPO@sha256:DIGEST.")],
     data: Annotated[
         list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")
     ] = None,
@@ -38,6 +41,9 @@ def verify_cmd(
     timeout: Annotated[float | None, typer.Option(help="Stop the replayed command after SECONDS.")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU limit for the replayed command.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
+    allowed_signers: Annotated[Path | None, typer.Option(
+        "--allowed-signers", help="A bundle must be signed by a principal of this ssh-keygen allowed_signers file.")
+    ] = None,
 ) -> None:
     """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
     from replay import factory, ui
@@ -64,20 +70,25 @@ def verify_cmd(
     timeout_s = check_timeout(timeout) if timeout is not None else None
     cpus_limit = check_cpus(cpus) if cpus is not None else None
     memory_bytes = parse_memory(memory) if memory is not None else None
+    engine = factory.engine()
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
-        resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
+        ctx = targets.ResolveContext(cwd, Path(scratch), allowed_signers=allowed_signers, engine=engine)
+        resolved = targets.one(targets.resolve([target], ctx), target)
         req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},
                             tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout_s,
                             cpus=cpus_limit, memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             try:
-                result = verify(req, factory.engine(), reporter)
+                result = verify(req, engine, reporter)
             except ReplayError as exc:
                 if as_json or report or junit or markdown:
-                    _write_reports(error_report(req.target, exc), as_json, report, junit, markdown)
+                    failed = error_report(req.target, exc)
+                    failed.provenance = resolved.provenance or None
+                    _write_reports(failed, as_json, report, junit, markdown)
                 if isinstance(exc, DataMismatch) and not as_json:
                     _render_data_problems(exc.problems)
                 raise
+    result.provenance = resolved.provenance or None
     _write_reports(result, as_json, report, junit, markdown)
     if not as_json:
         render(result)
@@ -126,6 +137,8 @@ def render(result: VerifyReport) -> None:
     out = ui.out
     out.print(Panel(f"[bold {style}]{result.verdict.upper()}[/]  {escape(result.capsule)}  "
                     f"(image {ui.short(result.image_id)}, exit {result.exit_code})", expand=False))
+    if result.provenance:
+        out.print(escape(result.provenance), soft_wrap=True)
     status_style = {"identical": "green", "within_tolerance": "cyan", "ignored": "dim", "differs": "red",
                     "missing": "red", "unexpected": "yellow", "diverged": "red"}
     table = Table(title="outputs", title_justify="left")

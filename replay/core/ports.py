@@ -92,7 +92,19 @@ class Engine(Protocol):
     def save(self, ref: str) -> Iterable[bytes]:
         """The image as the engine's save stream (not byte-deterministic: hash its members, not the tar)."""
 
-    def pull(self, ref: str) -> ImageRecord: ...
+    def load(self, archive: Iterable[bytes]) -> list[str]:
+        """Load a docker-archive stream (streamed, never held whole); return the IDs of the images loaded."""
+
+    def push(self, ref: str, on_bytes: Callable[[int, int], None] | None = None) -> str:
+        """Push the image tagged ``ref`` to its registry (credentials from the Docker config); return its
+        registry digest (``sha256:...``)."""
+
+    def pull(self, ref: str) -> ImageRecord:
+        """Pull ``ref`` (``REPO:TAG`` or ``REPO@sha256:DIGEST``) from its registry."""
+
+    def read_file(self, image: str, path: str, max_bytes: int) -> bytes | None:
+        """The regular file at ``path`` in ``image`` (no container is started), None when there is none;
+        refused when it is larger than ``max_bytes`` or not a regular file."""
 
     def probe(self, image: str, argv: list[str]) -> str:
         """Run a short command in ``image`` with no network and return its stdout."""

@@ -28,6 +28,8 @@ Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
 ``timings``         seconds per stage, e.g. {"build": 0.0, "run": 41.2, "compare": 0.8, "total": 43.1}.
 ``replay_version``  the replay that wrote the report.
 ``error``           one line when verdict is "error", else null.
+``provenance``      where the capsule came from, in one line, for a bundle (signed by whom, unsigned, or
+                    signature not checked) or a registry digest; null for a capsule folder.
 
 Numbers that JSON cannot hold (NaN, Infinity, -Infinity: a diverged loss) are written as those strings, so
 that the output is strict JSON that jq and every parser accepts.
@@ -70,6 +72,7 @@ class VerifyReport:
     timings: dict[str, float] = field(default_factory=dict)
     replay_version: str = __version__
     error: str | None = None
+    provenance: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}

@@ -29,12 +29,16 @@ class ResolvedCapsule:
     data_map: dict[str, Path] = field(default_factory=dict)
     # Makes the capsule's image present in ``engine`` when it is not (load from a bundle, pull by digest).
     ensure_image: Callable[[Engine], None] | None = None
+    # One line on where it comes from, for reports: a bundle's signature status, a registry digest.
+    provenance: str = ""
 
 
 @dataclass
 class ResolveContext:
     cwd: Path
     scratch: Path  # a fresh folder the caller owns and removes: unpacked bundles go here
+    allowed_signers: Path | None = None  # a bundle must then carry a valid signature by a principal listed there
+    engine: Engine | None = None  # for targets that need one to resolve (a registry reference is pulled)
 
 
 Resolver = Callable[[str, ResolveContext], "list[ResolvedCapsule] | None"]

@@ -31,6 +31,7 @@ TOP_LEVEL_KEYS = [
     "timings",
     "replay_version",
     "error",
+    "provenance",
 ]
 OUTPUT_KEYS = [
     "path",
