@@ -51,13 +51,14 @@ def _root(
 
 
 def _register() -> None:
-    from replay.cli import base, capture, manifest, show, verify
+    from replay.cli import base, capture, manifest, show, task, verify
 
     app.command("capture", epilog=capture.EPILOG)(capture.capture_cmd)
     app.command("verify", epilog=verify.EPILOG)(verify.verify_cmd)
     app.command("show", epilog=show.EPILOG)(show.show_cmd)
     app.command("manifest", epilog=manifest.EPILOG)(manifest.manifest_cmd)
     app.add_typer(base.app, name="base")
+    app.command("task", epilog=task.EPILOG)(task.task_cmd)
 
 
 _register()
@@ -120,4 +121,4 @@ def _lift_verbose(args: list[str]) -> list[str]:
 
 def _command(args: list[str]) -> str:
     first = next((a for a in args if not a.startswith("-")), "")
-    return f"{first} " if first in {"capture", "verify", "show", "manifest", "base"} else ""
+    return f"{first} " if first in {"capture", "verify", "show", "manifest", "base", "task"} else ""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-COMMANDS = ["capture", "verify", "show", "manifest", "base build"]
+COMMANDS = ["capture", "verify", "show", "manifest", "base build", "task"]
 
 
 def help_text(*args: str) -> str:
