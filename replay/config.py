@@ -16,6 +16,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _LISTS = ("data", "outputs", "metrics", "env", "ignore")
+_BACKEND_STRINGS = ("backend", "partition", "time", "workdir")
+_BACKEND_INTS = ("gpus", "jobs")
 
 
 @dataclass
@@ -29,6 +31,13 @@ class ProjectDefaults:
     env: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     tolerances: dict[str, str] = field(default_factory=dict)
+    # Batch backend for `replay verify` (``backend = "slurm"``) and its options; the CLI's flags win.
+    backend: str | None = None
+    partition: str | None = None
+    time: str | None = None
+    gpus: int | None = None
+    workdir: str | None = None
+    jobs: int | None = None
     source: Path | None = None
 
 
@@ -42,7 +51,7 @@ def load_defaults(root: Path) -> ProjectDefaults:
         raise BadInput(f"{path} is not valid TOML ({exc})", "fix the file or remove its [tool.replay] table") from None
     if not isinstance(table, dict):
         raise BadInput(f"{path}: [tool.replay] is not a table", "see the README's 'Team defaults'")
-    known = {"base", "python", "seed", "tolerances", *_LISTS}
+    known = {"base", "python", "seed", "tolerances", *_LISTS, *_BACKEND_STRINGS, *_BACKEND_INTS}
     unknown = sorted(set(table) - known)
     if unknown:
         raise BadInput(f"{path}: unknown [tool.replay] key {unknown[0]!r}", f"use one of {', '.join(sorted(known))}")
@@ -62,6 +71,18 @@ def load_defaults(root: Path) -> ProjectDefaults:
             if not isinstance(table[key], str):
                 raise BadInput(f"{path}: [tool.replay] {key} must be a string", f'e.g. {key} = "..."')
             setattr(out, key, table[key])
+    for key in _BACKEND_STRINGS:
+        if key in table:
+            if not isinstance(table[key], str):
+                raise BadInput(f"{path}: [tool.replay] {key} must be a string", f'e.g. {key} = "..."')
+            setattr(out, key, table[key])
+    for key in _BACKEND_INTS:
+        if key in table:
+            value = table[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "gpus" else 1):
+                raise BadInput(f"{path}: [tool.replay] {key} must be a {'non-negative' if key == 'gpus' else 'positive'}"
+                               " integer", f"e.g. {key} = 4")
+            setattr(out, key, value)
     if "seed" in table:
         seed = table["seed"]
         if not isinstance(seed, int) or isinstance(seed, bool):  # TOML true is a Python int too
