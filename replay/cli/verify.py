@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from replay.cli.backend_options import BackendOpt, GpusOpt, JobsOpt, PartitionOpt, TimeOpt, WorkdirOpt
+
 if TYPE_CHECKING:
     from replay.core.report import VerifyReport
     from replay.manifest import HostInfo
@@ -38,6 +40,12 @@ def verify_cmd(
     timeout: Annotated[float | None, typer.Option(help="Stop the replayed command after SECONDS.")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU limit for the replayed command.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
+    backend: BackendOpt = None,
+    jobs: JobsOpt = None,
+    partition: PartitionOpt = None,
+    time_limit: TimeOpt = None,
+    gpus: GpusOpt = None,
+    workdir: WorkdirOpt = None,
 ) -> None:
     """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
     from replay import factory, ui
@@ -58,6 +66,16 @@ def verify_cmd(
         raise BadInput(f"--timeout {timeout:g} is not positive", "pass a number of seconds, e.g. --timeout 600")
     cpus_limit = check_cpus(cpus) if cpus is not None else None
     memory_bytes = parse_memory(memory) if memory is not None else None
+    from replay.cli import backend_options
+
+    chosen = backend_options.settings(cwd, backend, jobs, partition, time_limit, gpus, workdir)
+    if chosen.name != "local":
+        from replay.core.batch_task import VerifyOptions
+
+        options = VerifyOptions(cwd=str(cwd), data_map={k: str(v) for k, v in data_map.items()},
+                                tolerances=tolerances, ignore=list(ignore or []), timeout_s=timeout,
+                                cpus=cpus_limit, memory_bytes=memory_bytes)
+        backend_options.verify_on_backend(chosen, [target], options, as_json, report, junit, markdown)
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
         resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
         req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},

@@ -39,6 +39,7 @@ class RemoteGroup:
 
     capsules: list[Path]
     sources: ImageSources = field(default_factory=ImageSources)
+    options: VerifyOptions | None = None  # this group's own (its project's cwd and data), else the batch's
 
 
 def default_workdir(capsules: Sequence[Path]) -> Path:
@@ -62,7 +63,8 @@ def group_by_experiment(capsules: Sequence[Path]) -> list[RemoteGroup]:
 def payloads(groups: Sequence[RemoteGroup], options: VerifyOptions) -> list[TaskSpec]:
     out = []
     for i, group in enumerate(groups):
-        task = GroupTask(id=f"task-{i}", capsules=[str(Path(c).resolve()) for c in group.capsules], options=options)
+        task = GroupTask(id=f"task-{i}", capsules=[str(Path(c).resolve()) for c in group.capsules],
+                         options=group.options or options)
         out.append(TaskSpec(id=task.id, payload={**task.to_payload(), **group.sources.to_payload()}))
     return out
 
@@ -147,3 +149,46 @@ class _suppress_interrupt:
 
     def __exit__(self, kind: object, exc: object, tb: object) -> bool:
         return kind is KeyboardInterrupt
+
+
+@dataclass
+class BackendSettings:
+    """``--backend`` and its options, command line over ``[tool.replay]``, checked before anything runs."""
+
+    name: str = "local"
+    jobs: int = 4
+    partition: str | None = None
+    time_limit: str | None = None
+    gpus: int | None = None
+    workdir: Path | None = None
+
+    @classmethod
+    def merge(cls, defaults: Any, cwd: Path, backend: str | None = None, jobs: int | None = None,
+              partition: str | None = None, time_limit: str | None = None, gpus: int | None = None,
+              workdir: Path | None = None) -> BackendSettings:
+        """``defaults`` is a ``replay.config.ProjectDefaults``; a relative workdir is under ``cwd``."""
+        from replay.errors import BadInput
+
+        name = backend or getattr(defaults, "backend", None) or "local"
+        jobs = jobs if jobs is not None else getattr(defaults, "jobs", None) or 4
+        if jobs < 1:
+            raise BadInput(f"--jobs {jobs} is not positive", "e.g. --jobs 8")
+        raw_workdir = workdir if workdir is not None else getattr(defaults, "workdir", None)
+        settings = cls(
+            name=name, jobs=jobs,
+            partition=partition if partition is not None else getattr(defaults, "partition", None),
+            time_limit=time_limit if time_limit is not None else getattr(defaults, "time", None),
+            gpus=gpus if gpus is not None else getattr(defaults, "gpus", None),
+            workdir=(cwd / raw_workdir).resolve() if raw_workdir is not None else None,
+        )
+        if name != "slurm" and (settings.partition or settings.time_limit or settings.gpus):
+            raise BadInput(f"--partition, --time and --gpus are options of --backend slurm, not {name}",
+                           "add --backend slurm, or drop them")
+        return settings
+
+    def options(self, capsules: Sequence[Path]) -> dict[str, Any]:
+        """What ``replay.factory.backend(name, **options)`` takes for this backend."""
+        if self.name != "slurm":
+            return {}
+        return {"workdir": self.workdir or default_workdir(capsules), "partition": self.partition,
+                "time_limit": self.time_limit, "gpus": self.gpus}
