@@ -104,3 +104,24 @@ def _tolerances(table: dict[str, Any], path: Path) -> dict[str, str]:
         else:
             raise BadInput(f"{path}: [tool.replay] tolerances.{key} must be a string", f'e.g. {key} = "1e-3"')
     return out
+
+
+def merge_capture_options(defaults: ProjectDefaults, *, data: list[str] | None = None, outputs: list[str] | None = None,
+                          metrics: list[str] | None = None, seed: int | None = None, python: str | None = None,
+                          base: str | None = None, env: list[str] | None = None, ignore: list[str] | None = None,
+                          tolerances: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """`replay capture`'s options over the project's defaults: a given option replaces its default, except
+    tolerances, which add to (and per name override) the defaults. Keys are CaptureRequest's fields."""
+    merged_tolerances = dict(defaults.tolerances)
+    merged_tolerances.update(dict(tolerances or []))
+    return {
+        "data": data or defaults.data,
+        "outputs": outputs or defaults.outputs,
+        "metrics": metrics or defaults.metrics,
+        "seed": seed if seed is not None else defaults.seed,
+        "python": python or defaults.python or "python3",
+        "base": base or defaults.base,
+        "env": env or defaults.env,
+        "ignore": ignore or defaults.ignore,
+        "tolerances": merged_tolerances,
+    }

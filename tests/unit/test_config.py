@@ -186,3 +186,14 @@ def test_backend_table(tmp_path: Path) -> None:
 def test_bad_backend_values_are_refused(tmp_path: Path, line: str) -> None:
     write(tmp_path, f"[tool.replay]\n{line}\n")
     assert line.split()[0] in error_of(tmp_path).message
+
+
+def test_capture_options_win_over_defaults_and_tolerances_add_up(tmp_path: Path) -> None:
+    from replay.config import merge_capture_options
+
+    write(tmp_path, '[tool.replay]\ndata = ["data"]\nseed = 7\ntolerances = { acc = "1e-3", loss = "1e-2" }\n')
+    d = load_defaults(tmp_path)
+    merged = merge_capture_options(d, data=["other"], seed=0, tolerances=[("acc", "0")])
+    assert merged["data"] == ["other"] and merged["seed"] == 0  # seed 0 is a value, not "unset"
+    assert merged["tolerances"] == {"acc": "0", "loss": "1e-2"}
+    assert merge_capture_options(d)["data"] == ["data"] and merge_capture_options(d)["python"] == "python3"
