@@ -121,13 +121,17 @@ def main() -> None:
         results = [json.loads((backend.folder / f"result-{i}.json").read_text()) for i in range(len(groups))]
         slurm_verdicts = [r["verdict"] for r in reports]
 
+        script_starts = sorted(_script_start(backend.folder / f"log-{i}.txt") for i in range(len(groups)))
         # Submit-to-start per task: the first from sbatch, each later one from the end of the task it waited
         # for (with --jobs 1, the previous one): what Slurm and a fresh `python -m replay task` add.
         ends = sorted((r["started"] + r["duration_s"]) for r in results)
         starts = sorted(r["started"] for r in results)
         gaps = [starts[0] - submitted]
+        sched = [script_starts[0] - submitted]
         if args.jobs == 1:
             gaps += [s - e for s, e in zip(starts[1:], ends[:-1], strict=True)]
+            sched += [s - e for s, e in zip(script_starts[1:], ends[:-1], strict=True)]
+        startup = [s - b for s, b in zip(starts, script_starts, strict=True)]
 
         table = Table(title=f"{len(groups)} capsules, --jobs {args.jobs}", title_justify="left")
         for col in ("backend", "total (s)", "per task (s)", "verdicts"):
@@ -142,6 +146,9 @@ def main() -> None:
         console.print(f"submit-to-start: first task {gaps[0]:.2f} s"
                       + (f"; later tasks median {statistics.median(gaps[1:]):.2f} s, max {max(gaps[1:]):.2f} s"
                          if len(gaps) > 1 else ""))
+        console.print(f"of which Slurm (to the batch script's first line): first {sched[0]:.2f} s"
+                      + (f", later median {statistics.median(sched[1:]):.2f} s" if len(sched) > 1 else "")
+                      + f"; `python -m replay task` start-up to run_task: median {statistics.median(startup):.2f} s")
         console.print(f"replay task on the node, median run_task {statistics.median(r['duration_s'] for r in results):.2f}"
                       f" s; local median {statistics.median(r['duration_s'] for r in local):.2f} s")
         if local_verdicts != slurm_verdicts:
@@ -154,6 +161,13 @@ def main() -> None:
         for stage in set(_package_stages()) - stages_before:  # without -f: one in use by another build stays
             subprocess.run(["docker", "rmi", stage], capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _script_start(log: Path) -> float:
+    for line in log.read_text().splitlines():
+        if line.startswith("replay-task-start "):
+            return float(line.split()[1])
+    raise SystemExit(f"{log} has no start line")
 
 
 def _package_stages() -> list[str]:

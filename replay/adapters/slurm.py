@@ -247,7 +247,9 @@ class SlurmBackend:
     def _script(self, folder: Path) -> str:
         task = shlex.quote(str(folder)) + "/task-${SLURM_ARRAY_TASK_ID}.json"
         result = shlex.quote(str(folder)) + "/result-${SLURM_ARRAY_TASK_ID}.json"
+        # The start line lets a benchmark split Slurm's scheduling delay from replay's own start-up.
         return ("#!/bin/bash\n# replay batch task: verify one group on this node's own engine\n"
+                'echo "replay-task-start $(date +%s.%N) on $(hostname)"\n'
                 f"exec {shlex.quote(self.python)} -m replay task {task} --result {result}\n")
 
     @staticmethod
