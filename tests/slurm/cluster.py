@@ -7,7 +7,8 @@ are ours), waits until ``sinfo`` shows the node idle, and stops exactly those PI
 ``scancel`` of whatever its own jobs left). The client commands find it through ``SLURM_CONF``.
 
 Also a command, for the benchmark and the README's sample session:
-``python tests/slurm/cluster.py DIR`` starts one, prints ``export SLURM_CONF=...``, and stops it on Ctrl-C.
+``python tests/slurm/cluster.py DIR`` starts one, prints ``export SLURM_CONF=...``, and stops it on Ctrl-C or
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -187,6 +188,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python tests/slurm/cluster.py DIR", file=sys.stderr)
         return 2
+    # Stop on Ctrl-C and on SIGTERM alike (a shell's background job starts with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     ensure_installed()
     cluster = Cluster(Path(argv[0]).resolve()).start()
     print(f"export SLURM_CONF={cluster.conf}   # one-node cluster up in {cluster.startup_s:.1f} s; Ctrl-C stops it",
