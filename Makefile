@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   ?= replay-base/python:3.11-bookworm
 export REPLAY_BASE := $(BASE)
 
-.PHONY: install engine base tools demo test test-unit check bench clean
+.PHONY: install engine slurm base tools demo test test-unit check bench clean
 
 $(BIN)/replay: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(BIN)/replay
 engine:
 	@bash scripts/ensure-engine.sh
 
+# Debian's slurm-wlm + munge for the Slurm tests' one-node cluster (tests/slurm/cluster.py starts it).
+slurm:
+	@bash scripts/ensure-slurm.sh
+
 base: install engine
 	@REPLAY=$(BIN)/replay bash scripts/ensure-base.sh
 
@@ -27,7 +31,7 @@ tools:
 demo: base
 	@bash demo/run.sh
 
-test: base tools
+test: base tools slurm
 	$(BIN)/pytest -q
 
 test-unit: install tools

@@ -12,6 +12,8 @@ from replay.errors import BadInput
 
 _TOML_HINT = "fix the file or remove its [tool.replay] table"
 _LISTS = ("data", "outputs", "metrics", "env", "ignore")
+_BACKEND_STRINGS = ("backend", "partition", "time", "workdir")
+_BACKEND_INTS = ("gpus", "jobs")
 
 
 @dataclass
@@ -25,6 +27,13 @@ class ProjectDefaults:
     env: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     tolerances: dict[str, str] = field(default_factory=dict)
+    # Batch backend for `replay verify` (``backend = "slurm"``) and its options; the CLI's flags win.
+    backend: str | None = None
+    partition: str | None = None
+    time: str | None = None
+    gpus: int | None = None
+    workdir: str | None = None
+    jobs: int | None = None
     source: Path | None = None
 
 
@@ -40,7 +49,7 @@ def load_defaults(root: Path) -> ProjectDefaults:
         raise BadInput(f"{path} is not valid TOML ({exc})", _TOML_HINT) from None
     if not isinstance(table, dict):
         raise BadInput(f"{path}: [tool.replay] is not a table", "see the README's 'Team defaults'")
-    known = {"base", "python", "seed", "tolerances", *_LISTS}
+    known = {"base", "python", "seed", "tolerances", *_LISTS, *_BACKEND_STRINGS, *_BACKEND_INTS}
     unknown = sorted(set(table) - known)
     if unknown:
         raise BadInput(f"{path}: unknown [tool.replay] key {unknown[0]!r}", f"use one of {', '.join(sorted(known))}")
@@ -60,6 +69,18 @@ def load_defaults(root: Path) -> ProjectDefaults:
             if not isinstance(table[key], str):
                 raise BadInput(f"{path}: [tool.replay] {key} must be a string", f'e.g. {key} = "..."')
             setattr(out, key, table[key])
+    for key in _BACKEND_STRINGS:
+        if key in table:
+            if not isinstance(table[key], str):
+                raise BadInput(f"{path}: [tool.replay] {key} must be a string", f'e.g. {key} = "..."')
+            setattr(out, key, table[key])
+    for key in _BACKEND_INTS:
+        if key in table:
+            value = table[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "gpus" else 1):
+                raise BadInput(f"{path}: [tool.replay] {key} must be a {'non-negative' if key == 'gpus' else 'positive'}"
+                               " integer", f"e.g. {key} = 4")
+            setattr(out, key, value)
     if "seed" in table:
         seed = table["seed"]
         if not isinstance(seed, int) or isinstance(seed, bool):  # TOML true is a Python int too
@@ -81,3 +102,24 @@ def _tolerances(table: dict[str, Any], path: Path) -> dict[str, str]:
         else:
             raise BadInput(f"{path}: [tool.replay] tolerances.{key} must be a string", f'e.g. {key} = "1e-3"')
     return out
+
+
+def merge_capture_options(defaults: ProjectDefaults, *, data: list[str] | None = None, outputs: list[str] | None = None,
+                          metrics: list[str] | None = None, seed: int | None = None, python: str | None = None,
+                          base: str | None = None, env: list[str] | None = None, ignore: list[str] | None = None,
+                          tolerances: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """`replay capture`'s options over the project's defaults: a given option replaces its default, except
+    tolerances, which add to (and per name override) the defaults. Keys are CaptureRequest's fields."""
+    merged_tolerances = dict(defaults.tolerances)
+    merged_tolerances.update(dict(tolerances or []))
+    return {
+        "data": data or defaults.data,
+        "outputs": outputs or defaults.outputs,
+        "metrics": metrics or defaults.metrics,
+        "seed": seed if seed is not None else defaults.seed,
+        "python": python or defaults.python or "python3",
+        "base": base or defaults.base,
+        "env": env or defaults.env,
+        "ignore": ignore or defaults.ignore,
+        "tolerances": merged_tolerances,
+    }

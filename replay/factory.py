@@ -25,4 +25,8 @@ def backend(name: str = "local", **options: Any) -> Backend:
     """The batch backend called ``name`` (``--backend``, or ``backend`` under ``[tool.replay]``)."""
     if name not in BACKENDS:
         raise BadInput(f"--backend {name} is not a backend replay knows", f"use one of: {', '.join(BACKENDS)}")
+    if name == "slurm":
+        from replay.adapters.slurm import SlurmBackend
+
+        return SlurmBackend(**options)
     raise BadInput(f"the {name} backend is not available in this build", "run without --backend")

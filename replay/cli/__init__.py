@@ -53,7 +53,7 @@ def _root(
 
 
 def _register() -> None:
-    from replay.cli import base, bundle, capture, check, diff, manifest, registry, show, verify
+    from replay.cli import base, bundle, capture, check, diff, manifest, registry, show, task, verify
 
     app.command("capture", epilog=capture.EPILOG)(capture.capture_cmd)
     app.command("verify", epilog=verify.EPILOG)(verify.verify_cmd)
@@ -66,6 +66,7 @@ def _register() -> None:
     app.command("push", epilog=registry.PUSH_EPILOG)(registry.push_cmd)
     app.command("pull", epilog=registry.PULL_EPILOG)(registry.pull_cmd)
     app.add_typer(base.app, name="base")
+    app.command("task", epilog=task.EPILOG)(task.task_cmd)
 
 
 _register()
@@ -156,5 +157,5 @@ def _lift_verbose(args: list[str]) -> list[str]:
 
 def _command(args: list[str]) -> str:
     first = next((a for a in args if not a.startswith("-")), "")
-    known = {"capture", "verify", "check", "diff", "show", "manifest", "base", "pack", "unpack", "push", "pull"}
+    known = {"capture", "verify", "check", "diff", "show", "manifest", "base", "pack", "unpack", "push", "pull", "task"}
     return f"{first} " if first in known else ""

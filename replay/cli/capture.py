@@ -47,38 +47,28 @@ def capture_cmd(
     """Snapshot a finished training run into a capsule and a pinned image."""
     from replay import factory, ui
     from replay.cli import State
-    from replay.config import load_defaults
+    from replay.config import load_defaults, merge_capture_options
     from replay.core.capture import CaptureRequest, capture
     from replay.core.compare import parse_assignment
     from replay.core.layout import project_root
 
     cwd = Path.cwd()
-    defaults = load_defaults(project_root(cwd))
-    tolerances = dict(defaults.tolerances)
-    for item in tolerance or []:
-        key, spec = parse_assignment(item, "--tolerance")
-        tolerances[key] = spec
+    merged = merge_capture_options(
+        load_defaults(project_root(cwd)), data=data, outputs=output, metrics=metrics, seed=seed, python=python,
+        base=base, env=env, ignore=ignore, tolerances=[parse_assignment(t, "--tolerance") for t in tolerance or []])
     req = CaptureRequest(
         command=list(command or []),
         cwd=cwd,
-        data=data or defaults.data,
-        outputs=output or defaults.outputs,
-        metrics=metrics or defaults.metrics,
-        seed=seed if seed is not None else defaults.seed,
-        python=python or defaults.python or "python3",
         requirements=requirements,
-        base=base or defaults.base,
-        env=env or defaults.env,
         allow_secret_env=allow_secret_env,
         allow_secret_files=allow_secret_files,
-        tolerances=tolerances,
-        ignore=ignore or defaults.ignore,
         name=name,
         into=into,
         force=force,
         run=run,
         no_cache=no_cache,
         runs=runs,
+        **merged,
     )
     with ui.RichReporter(verbose=State.verbose) as reporter:
         result = capture(req, factory.engine(), reporter)

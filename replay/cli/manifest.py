@@ -28,11 +28,12 @@ def manifest_cmd(
 
     from replay import ui
     from replay.cli import State
+    from replay.core import datacheck
     from replay.core.hashing import diff_manifests, hash_paths
     from replay.core.layout import project_root
     from replay.core.statcache import StatCache
     from replay.errors import DataMismatch
-    from replay.manifest import DataManifest, load
+    from replay.manifest import load
 
     root = project_root(Path.cwd())
     expected = load(check).data if check is not None else None
@@ -51,11 +52,7 @@ def manifest_cmd(
         ui.out.print(table)
         ui.out.print(f"{len(actual.files)} files, {ui.human_bytes(actual.total_bytes)}, digest {actual.digest}")
         return
-    # Only the recorded roots that were asked for take part: `--check` of one folder says nothing of others.
-    asked = set(actual.roots)
-    scoped = DataManifest(roots=[r for r in expected.roots if r in asked],
-                          files=[f for f in expected.files if any(_under(f.path, r) for r in asked)])
-    diff = diff_manifests(scoped, actual)
+    diff = diff_manifests(datacheck.scoped(expected, actual.roots), actual)
     if as_json:
         ui.print_json({"schema": "replay.data-check", "schema_version": 1, "ok": diff.ok, **diff.to_dict()})
     else:
@@ -78,10 +75,6 @@ def manifest_cmd(
         raise DataMismatch(
             f"data differs from the capsule: {len(diff.missing)} missing, {len(diff.changed)} changed, "
             f"{len(diff.extra)} extra", "restore the captured data (see the table above)", [])
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _manifest_dict(m: DataManifest) -> dict[str, object]:

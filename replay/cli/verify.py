@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from replay.cli.backend_options import BackendOpt, GpusOpt, JobsOpt, PartitionOpt, TimeOpt, WorkdirOpt
+
 if TYPE_CHECKING:
     from replay.core.report import VerifyReport
     from replay.manifest import HostInfo
@@ -44,6 +46,12 @@ def verify_cmd(
     allowed_signers: Annotated[Path | None, typer.Option(
         "--allowed-signers", help="A bundle must be signed by a principal of this ssh-keygen allowed_signers file.")
     ] = None,
+    backend: BackendOpt = None,
+    jobs: JobsOpt = None,
+    partition: PartitionOpt = None,
+    time_limit: TimeOpt = None,
+    gpus: GpusOpt = None,
+    workdir: WorkdirOpt = None,
 ) -> None:
     """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
     from replay import factory, ui
@@ -71,6 +79,16 @@ def verify_cmd(
     cpus_limit = check_cpus(cpus) if cpus is not None else None
     memory_bytes = parse_memory(memory) if memory is not None else None
     engine = factory.engine()
+    from replay.cli import backend_options
+
+    chosen = backend_options.settings(cwd, backend, jobs, partition, time_limit, gpus, workdir)
+    if chosen.name != "local":
+        from replay.core.batch_task import VerifyOptions
+
+        options = VerifyOptions(cwd=str(cwd), data_map={k: str(v) for k, v in data_map.items()},
+                                tolerances=tolerances, ignore=list(ignore or []), timeout_s=timeout_s,
+                                cpus=cpus_limit, memory_bytes=memory_bytes)
+        backend_options.verify_on_backend(chosen, [target], options, as_json, report, junit, markdown)
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
         ctx = targets.ResolveContext(cwd, Path(scratch), allowed_signers=allowed_signers, engine=engine)
         resolved = targets.one(targets.resolve([target], ctx), target)

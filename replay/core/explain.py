@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.core import numtext
-from replay.core.compare import Tolerance, first_difference
+from replay.core.tolerance import Tolerance, first_difference
 
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".csv", ".tsv", ".yaml", ".yml"}
 TEXT_CAP = 16 << 20

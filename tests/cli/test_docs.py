@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-COMMANDS = ["capture", "verify", "check", "diff", "show", "manifest", "pack", "unpack", "push", "pull", "base build"]
+COMMANDS = ["capture", "verify", "check", "diff", "show", "manifest", "pack", "unpack", "push", "pull", "base build",
+            "task"]
 
 
 def help_text(*args: str) -> str:

@@ -98,7 +98,8 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, '[tool.replay]\noutput = ["out/model.pkl"]\nzzz = 1\n')
     exc = error_of(tmp_path)
     assert exc.message == f"{path}: unknown [tool.replay] key 'output'"  # the first, alphabetically
-    assert exc.hint == "use one of base, data, env, ignore, metrics, outputs, python, seed, tolerances"
+    assert exc.hint == ("use one of backend, base, data, env, gpus, ignore, jobs, metrics, outputs, partition, python, "
+                        "seed, time, tolerances, workdir")
 
 
 @pytest.mark.parametrize(
@@ -179,3 +180,26 @@ def test_hostile_toml_is_bad_input(tmp_path: Path, text: str) -> None:
     (tmp_path / "pyproject.toml").write_text(text)
     with pytest.raises(BadInput, match="is not valid TOML"):
         load_defaults(tmp_path)
+def test_backend_table(tmp_path: Path) -> None:
+    write(tmp_path, '[tool.replay]\nbackend = "slurm"\npartition = "gpu"\ntime = "2:00:00"\ngpus = 1\n'
+                    'workdir = "/shared/replay-work"\njobs = 8\n')
+    d = load_defaults(tmp_path)
+    assert (d.backend, d.partition, d.time, d.gpus, d.workdir, d.jobs) == ("slurm", "gpu", "2:00:00", 1,
+                                                                            "/shared/replay-work", 8)
+
+
+@pytest.mark.parametrize("line", ["backend = 3", "gpus = -1", "gpus = true", "jobs = 0", 'jobs = "4"', "time = 30"])
+def test_bad_backend_values_are_refused(tmp_path: Path, line: str) -> None:
+    write(tmp_path, f"[tool.replay]\n{line}\n")
+    assert line.split()[0] in error_of(tmp_path).message
+
+
+def test_capture_options_win_over_defaults_and_tolerances_add_up(tmp_path: Path) -> None:
+    from replay.config import merge_capture_options
+
+    write(tmp_path, '[tool.replay]\ndata = ["data"]\nseed = 7\ntolerances = { acc = "1e-3", loss = "1e-2" }\n')
+    d = load_defaults(tmp_path)
+    merged = merge_capture_options(d, data=["other"], seed=0, tolerances=[("acc", "0")])
+    assert merged["data"] == ["other"] and merged["seed"] == 0  # seed 0 is a value, not "unset"
+    assert merged["tolerances"] == {"acc": "0", "loss": "1e-2"}
+    assert merge_capture_options(d)["data"] == ["data"] and merge_capture_options(d)["python"] == "python3"

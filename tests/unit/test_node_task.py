@@ -1,0 +1,74 @@
+"""What a node reads from the shared folder before it runs anything: the task file and its image sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from replay.core.node_task import MAX_TASK_BYTES, ImageSources, read_task
+from replay.errors import BadInput
+
+DIGEST = "registry.example:5000/team/exp@sha256:" + "a" * 64
+
+
+def test_image_sources_round_trip() -> None:
+    sources = ImageSources(archive="/shared/bundles/exp.image.tar", pull=DIGEST)
+    assert ImageSources.from_payload(sources.to_payload()) == sources
+    assert ImageSources.from_payload({}) == ImageSources()
+
+
+@pytest.mark.parametrize("raw", [
+    {"archive": "relative/image.tar"},
+    {"archive": 3},
+    {"pull": "team/exp:latest"},  # a tag can move: only a digest names one image
+    {"pull": "team/exp@sha256:abc"},
+    {"pull": "Team/exp@sha256:" + "a" * 64 + "\n"},
+    {"elsewhere": "/x"},
+    ["/x"],
+])
+def test_bad_image_sources_are_bad_input(raw: object) -> None:
+    with pytest.raises(BadInput):
+        ImageSources.from_payload({"image": raw})
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                           lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=10)
+
+
+@given(st.dictionaries(st.sampled_from(["archive", "pull", "other"]), json_values) | json_values)
+def test_any_image_sources_are_read_or_refused_as_bad_input(raw: object) -> None:
+    try:
+        sources = ImageSources.from_payload({"image": raw})
+    except BadInput:
+        return
+    assert sources.archive is None or sources.archive.startswith("/")
+    assert sources.pull is None or "@sha256:" in sources.pull
+
+
+def test_a_task_file_is_read_as_strict_json(tmp_path: Path) -> None:
+    path = tmp_path / "task.json"
+    path.write_text(json.dumps({"schema": "replay.task"}))
+    assert read_task(path) == {"schema": "replay.task"}
+
+
+@pytest.mark.parametrize("content", [b"{\"x\": NaN}", b"not json", b"[1, 2]", b"\xff\xfe", b" " * (MAX_TASK_BYTES + 1)])
+def test_a_bad_task_file_is_bad_input(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "task.json"
+    path.write_bytes(content)
+    with pytest.raises(BadInput):
+        read_task(path)
+
+
+def test_a_task_file_is_never_read_through_a_link(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("{}")
+    link = tmp_path / "task.json"
+    link.symlink_to(real)
+    with pytest.raises(BadInput, match="cannot read"):
+        read_task(link)
+    with pytest.raises(BadInput, match="not a regular file|cannot read"):
+        read_task(tmp_path)
