@@ -374,20 +374,18 @@ def _build(tp: Any, value: Any, where: str) -> Any:
 
 def _file_entries(value: list[Any], where: str) -> list[FileEntry]:
     """The fast path for the big lists (a dataset may have a million files). Each test runs over the whole
-    list at C speed (``map``, ``set``, one ``join``) instead of once per entry in Python; when any fails,
-    the generic path builds entry by entry and names the first problem. The paths themselves are checked
-    by ``manifest_rules`` against their roots."""
-    if set(map(type, value)) <= {dict} and set(map(len, value)) <= {3}:
-        try:
-            paths, sizes, shas = (list(map(operator.itemgetter(key), value)) for key in ("path", "size", "sha256"))
-        except KeyError:
-            pass
-        else:
-            if (set(map(type, paths)) <= {str} and set(map(type, sizes)) <= {int} and set(map(type, shas)) <= {str}
-                    and (not sizes or (min(sizes) >= 0 and max(sizes) <= INT_MAX))
-                    and set(map(len, shas)) <= {64} and _all_hex("".join(shas), len(shas))
-                    and "\0" not in "".join(paths)):
-                return list(map(FileEntry, paths, sizes, shas))
+    list at C speed (``map``, ``set``, ``join``, which refuses anything but strings) instead of once per entry
+    in Python; when any fails, the generic path builds entry by entry and names the first problem. Unknown
+    keys are ignored, as the generic path does. The paths themselves are checked by ``manifest_rules``."""
+    try:
+        paths, sizes, shas = (list(map(operator.itemgetter(key), value)) for key in ("path", "size", "sha256"))
+        joined_paths, joined_shas = "".join(paths), "".join(shas)
+    except (KeyError, TypeError):  # an entry that is not an object, lacks a field, or a path or digest not a string
+        pass
+    else:
+        if (set(map(type, sizes)) <= {int} and (not sizes or (min(sizes) >= 0 and max(sizes) <= INT_MAX))
+                and set(map(len, shas)) <= {64} and _all_hex(joined_shas, len(shas)) and "\0" not in joined_paths):
+            return list(map(FileEntry, paths, sizes, shas))
     out: list[FileEntry] = []
     for i, item in enumerate(value):
         entry: FileEntry = _build(FileEntry, item, f"{where}[{i}]")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from replay import __version__, jsonio
+from replay import __version__, jsonio, manifest_rules
 from replay.adapters import interpreter as interp_adapter
 from replay.core import base as base_images
 from replay.core import layout
@@ -28,6 +28,7 @@ from replay.core.render import DockerfileContext, render_dockerfile, write_build
 from replay.core.secrets import refuse_secrets
 from replay.core.snapshot import Snapshot, code_files, take_snapshot
 from replay.core.statcache import StatCache
+from replay.core.walk import locate
 from replay.errors import BadInput, CommandFailed
 from replay.fsutil import staged_dir
 from replay.manifest import (
@@ -128,7 +129,8 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         _refuse_leaving_links(data)
         reporter.stage("hashing outputs")
         outs = hash_paths(output_paths, root, cache=cache, reporter=reporter, what="output")
-        metrics_files = [layout.record_path(req.cwd / m, root) for m in req.metrics]
+        # Recorded as the outputs are (no symlink resolved), so that each is one of the output files.
+        metrics_files = [locate(req.cwd / m, root)[1] for m in req.metrics]
         outputs = Outputs(roots=outs.roots, files=outs.files, metrics_files=metrics_files, metrics=metrics)
         layout.output_mount_dirs(outputs)  # refuse unreplayable output places before the slow part
         reporter.stage("snapshotting code")
@@ -167,6 +169,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
                 policy=Policy(tolerances=dict(req.tolerances), ignore=list(req.ignore)),
                 host=collect_host(engine_version),
             )
+            manifest_rules.check(manifest, "the new capsule")  # never write what verify would refuse to load
             _copy_references(outputs, root, stage)
 
             # --- 5. the image ---------------------------------------------------------------------------
