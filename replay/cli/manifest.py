@@ -38,7 +38,7 @@ def manifest_cmd(
     root = project_root(Path.cwd())
     expected = load(check).data if check is not None else None
     with ui.RichReporter(verbose=State.verbose, quiet=as_json) as reporter, StatCache() as cache:
-        actual = hash_paths(paths, root, cache=cache, reporter=reporter)
+        actual = hash_paths(paths, root, cache=cache, reporter=reporter, record_links=expected is None)
     if expected is None:
         if as_json:
             ui.print_json({"schema": "replay.data-manifest", "schema_version": 1, **_manifest_dict(actual)})

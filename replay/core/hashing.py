@@ -28,20 +28,18 @@ import gc
 import hashlib
 import itertools
 import os
-import posixpath
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
 
 from replay.core.events import NullReporter, Reporter
+from replay.core.manifestdiff import ManifestDiff, diff_links, diff_manifests
 from replay.core.statcache import StatCache
 from replay.core.walk import READ_HINT as _READ_HINT
-from replay.core.walk import Item, Link, Odd, describe, join, locate, walk
+from replay.core.walk import Item, Link, Odd, describe, join, link_entry, locate, walk
 from replay.errors import BadInput
 from replay.manifest import DataManifest, FileEntry, LinkEntry
 from replay.safefs import NotRegular
@@ -202,68 +200,6 @@ def lstat_beneath(base: Path, rel: str) -> tuple[os.stat_result | None, str]:
     return None, ""  # pragma: no cover - the loop returns
 
 
-@dataclass
-class ManifestDiff:
-    missing: list[FileEntry] = field(default_factory=list)
-    changed: list[tuple[FileEntry, FileEntry]] = field(default_factory=list)  # (expected, actual)
-    extra: list[FileEntry] = field(default_factory=list)
-    # Links that are not the recorded ones, or that leave their root: (path, what is wrong).
-    links: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.changed or self.extra or self.links)
-
-    def summary(self) -> str:
-        """E.g. "2 missing, 1 changed, 0 extra"."""
-        text = f"{len(self.missing)} missing, {len(self.changed)} changed, {len(self.extra)} extra"
-        return text + (f", {len(self.links)} links" if self.links else "")
-
-    def problems(self) -> list[dict[str, object]]:
-        """One flat record per file that differs, tagged with ``problem`` (for ``DataMismatch``)."""
-        out = self.to_dict()
-        found = [{"problem": kind, **record} for kind in ("missing", "changed", "extra") for record in out[kind]]
-        return found + [{"problem": problem, "path": path} for path, problem in self.links]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "ok": self.ok,
-            "missing": [{"path": e.path, "expected_size": e.size, "expected_sha256": e.sha256} for e in self.missing],
-            "changed": [
-                {
-                    "path": e.path,
-                    "expected_size": e.size,
-                    "actual_size": a.size,
-                    "expected_sha256": e.sha256,
-                    "actual_sha256": a.sha256,
-                }
-                for e, a in self.changed
-            ],
-            "extra": [{"path": a.path, "actual_size": a.size, "actual_sha256": a.sha256} for a in self.extra],
-        }
-        if self.links:  # only then: the document stays as it was for data without link problems
-            out["links"] = [{"path": path, "problem": problem} for path, problem in self.links]
-        return out
-
-
-def diff_manifests(expected: DataManifest, actual: DataManifest) -> ManifestDiff:
-    """Compare file by file, by recorded path; every list comes out sorted by path."""
-    if expected.files == actual.files:  # the common case, unchanged data in the same (sorted) order: no maps
-        return ManifestDiff()
-    want = {f.path: f for f in expected.files}
-    have = {f.path: f for f in actual.files}
-    diff = ManifestDiff()
-    for path in sorted(want.keys() | have.keys()):
-        e, a = want.get(path), have.get(path)
-        if e is None:
-            diff.extra.append(have[path])
-        elif a is None:
-            diff.missing.append(e)
-        elif (e.size, e.sha256) != (a.size, a.sha256):
-            diff.changed.append((e, a))
-    return diff
-
-
 def check_data(
     expected: DataManifest,
     base: Path,
@@ -303,22 +239,6 @@ def check_data(
     diff = diff_manifests(expected, DataManifest(roots=list(expected.roots), files=files))
     diff.links = diff_links(expected.links, links)
     return diff
-
-
-def diff_links(expected: list[LinkEntry] | None, found: list[LinkEntry]) -> list[tuple[str, str]]:
-    """Links that leave their root (they would dangle in the container), and, where the capsule recorded
-    its links, every link that is not the recorded one."""
-    problems = {f.path: f"is a link to {f.target}, which leaves its data root (it would dangle in the container)"
-                for f in found if not f.inside}
-    if expected is not None:
-        want = {e.path: e.target for e in expected}
-        have = {f.path: f.target for f in found}
-        for path in sorted(want.keys() | have.keys()):
-            if want.get(path) != have.get(path) and path not in problems:
-                was = f"a link to {want[path]}" if path in want else "not a link"
-                now = f"a link to {have[path]}" if path in have else "not a link"
-                problems[path] = f"was {was} at capture, and is {now} now"
-    return sorted(problems.items())
 
 
 # --- recorded paths (the walk itself lives in walk.py) ------------------------------------------------
@@ -452,7 +372,7 @@ def _walk_and_look_up(
         walks.append(walk(local, record, st, what, warn, links=met, odd=odd))
         if links is not None and met:
             seen = {link.path for link in links}
-            links.extend(_link_entry(link, local, record) for link in met if link[0] not in seen)
+            links.extend(link_entry(link, local, record) for link in met if link[0] not in seen)
     if links is not None:
         links.sort(key=attrgetter("path"))
     items: list[Item] = list(itertools.chain.from_iterable(walks))
@@ -469,27 +389,6 @@ def _walk_and_look_up(
     entries = [FileEntry(i[1], i[2].st_size, sha) for i, sha in zip(items, known, strict=True) if sha is not None]
     todo = [i for i, sha in zip(items, known, strict=True) if sha is None] if len(entries) < len(items) else []
     return entries, todo, total
-
-
-def _link_entry(link: Link, root_local: str, root_record: str) -> LinkEntry:
-    """Whether a link resolves inside its root twice over: on this host (every link on the way followed),
-    and in the container, where the root alone is mounted (at the workspace, or at its absolute path)."""
-    record, local, target = link
-    real_root = os.path.realpath(root_local)
-    on_host = _within(os.path.realpath(local), real_root)
-    if target.startswith("/"):
-        # An absolute target keeps its meaning in the container only where the root keeps its own path.
-        in_container = root_record.startswith("/") and _within(posixpath.normpath(target), root_record)
-    else:
-        lexical = posixpath.normpath(posixpath.join(posixpath.dirname(record), target))
-        in_container = _within(lexical, posixpath.normpath(root_record))
-    return LinkEntry(path=record, target=target, inside=on_host and in_container)
-
-
-def _within(path: str, root: str) -> bool:
-    if root == ".":
-        return not path.startswith("/") and path != ".." and not path.startswith("../")
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _overlap(records: list[str]) -> bool:

@@ -7,11 +7,13 @@ tuple: a re-check of unchanged data is mostly this walk and its ``stat`` calls.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from replay.errors import BadInput
+from replay.manifest import LinkEntry
 
 # One file found: (where to read it on this machine, how the manifest records it, its stat). A plain
 # tuple, not a NamedTuple: building tens of thousands of NamedTuples costs more than the rest of the walk.
@@ -113,6 +115,27 @@ def walk(local: str, record: str, st: os.stat_result, what: str, warn: Callable[
     for message in sorted(skipped):
         warn(message)
     return out
+
+
+def link_entry(link: Link, root_local: str, root_record: str) -> LinkEntry:
+    """Whether a link resolves inside its root twice over: on this host (every link on the way followed),
+    and in the container, where the root alone is mounted (at the workspace, or at its absolute path)."""
+    record, local, target = link
+    real_root = os.path.realpath(root_local)
+    on_host = _within(os.path.realpath(local), real_root)
+    if target.startswith("/"):
+        # An absolute target keeps its meaning in the container only where the root keeps its own path.
+        in_container = root_record.startswith("/") and _within(posixpath.normpath(target), root_record)
+    else:
+        lexical = posixpath.normpath(posixpath.join(posixpath.dirname(record), target))
+        in_container = _within(lexical, posixpath.normpath(root_record))
+    return LinkEntry(path=record, target=target, inside=on_host and in_container)
+
+
+def _within(path: str, root: str) -> bool:
+    if root == ".":
+        return not path.startswith("/") and path != ".." and not path.startswith("../")
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def describe(mode: int, local: str | None = None) -> str:
