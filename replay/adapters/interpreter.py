@@ -73,6 +73,7 @@ class Interpreter:
     abi: str
     machine: str
     packages: list[InstalledPackage] = field(default_factory=list)
+    replay_installed: bool = False  # replay-capsule is there (not among ``packages``: it is not locked)
 
     @property
     def minor(self) -> str:
@@ -92,5 +93,6 @@ def inspect(python: str) -> Interpreter:
         raise BadInput(f"interpreter {python} failed to report its packages ({last})", "pass --python PATH to a Python 3.8+")
     raw = json.loads(proc.stdout)
     packages = [InstalledPackage(**p) for p in raw.pop("packages")]
+    has_replay = any(p.key == "replay-capsule" for p in packages)
     packages = sorted((p for p in packages if p.key not in _EXCLUDED), key=lambda p: p.key)
-    return Interpreter(packages=packages, **raw)
+    return Interpreter(packages=packages, replay_installed=has_replay, **raw)

@@ -35,7 +35,10 @@ def show_cmd(
     facts.add_column(overflow="fold")  # digests and IDs are shown whole, folded rather than cut
     facts.add_row("command", " ".join(cmd.argv))
     facts.add_row("workdir", cmd.workdir)
-    facts.add_row("seed", "not recorded" if cmd.seed is None else str(cmd.seed))
+    seed = "not recorded" if cmd.seed is None else str(cmd.seed)
+    if cmd.auto_seed:
+        seed += "  (auto-seed: applied at interpreter start-up by a hook in the image)"
+    facts.add_row("seed", seed)
     if cmd.env:
         facts.add_row("env", ", ".join(k if v is None else f"{k}={v}" for k, v in cmd.env.items()))
     facts.add_row("numerics env", " ".join(f"{k}={v}" for k, v in cmd.numerics_env.items()) or "-")

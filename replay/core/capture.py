@@ -18,8 +18,8 @@ from pathlib import Path
 from replay import __version__
 from replay.adapters import interpreter as interp_adapter
 from replay.adapters.docker_engine import DockerEngine
+from replay.core import autoseed, layout
 from replay.core import base as base_images
-from replay.core import layout
 from replay.core.compare import load_metrics, parse_tolerance
 from replay.core.environment import lock_environment
 from replay.core.events import NullReporter, Reporter, Stopwatch
@@ -46,6 +46,7 @@ from replay.manifest import (
     RunCommand,
     save,
 )
+from replay.seeding import DEFAULT_SEED
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -70,6 +71,7 @@ class CaptureRequest:
     force: bool = False
     run: bool = False
     no_cache: bool = False  # rebuild every layer and relock: a cold capture
+    auto_seed: bool = False  # seed at interpreter start-up, in the image and in the --run host run
 
 
 @dataclass
@@ -97,6 +99,7 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
         parse_tolerance(spec)
     if req.seed is not None:
         layout.check_seed(req.seed)
+    seed = _effective_seed(req, reporter)
     carried = _carried_env(req.env, req.allow_secret_env)
     numerics = _numerics_env()
     data_paths = [_existing(p, req.cwd, "data") for p in req.data]
@@ -111,7 +114,7 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
     # --- 2. optionally run the training here, as it will be replayed --------------------------------
     if req.run:
         reporter.stage("running the command on this host")
-        _run_on_host(req, numerics, carried, reporter)
+        _run_on_host(req, seed, numerics, carried, reporter)
         output_paths, metrics = _outputs_and_metrics(req)
         lap("run")
 
@@ -145,13 +148,13 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
                 name=name,
                 created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
                 replay_version=__version__,
-                command=RunCommand(argv=list(req.command), workdir=workdir, seed=req.seed, env=carried,
-                                   numerics_env=numerics),
+                command=RunCommand(argv=list(req.command), workdir=workdir, seed=seed, env=carried,
+                                   numerics_env=numerics, auto_seed=req.auto_seed),
                 code=code,
                 python=PythonEnv(
                     version=interp.version, implementation=interp.implementation, executable=interp.executable,
                     packages=env.packages, lock_sha256=_sha256_file(stage / LOCK_NAME),
-                    project_paths=env.project_paths,
+                    project_paths=env.project_paths, replay_api=interp.replay_installed,
                 ),
                 image=ImageInfo(id="", tag="", size=0, base=base, platform=f"linux/{_docker_arch(target.machine)}"),
                 data=data,
@@ -181,7 +184,7 @@ def capture(req: CaptureRequest, engine: DockerEngine, reporter: Reporter | None
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
     cmd = manifest.command
-    run_env = dict(layout.seed_environment(cmd.seed))
+    run_env = dict(layout.seed_environment(cmd.seed, cmd.auto_seed))
     run_env.update(cmd.numerics_env)
     if manifest.python.project_paths:
         run_env["PYTHONPATH"] = ":".join(_project_import_paths(manifest.python.project_paths))
@@ -208,6 +211,7 @@ def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
         workdir=layout.container_path(cmd.workdir),
         argv=cmd.argv,
         has_packages=bool(manifest.python.packages),
+        site_packages=bool(autoseed.image_site_files(cmd.auto_seed, manifest.python.replay_api)),
         run_env=sorted(run_env.items()),
         labels=sorted(labels.items()),
     )
@@ -226,8 +230,10 @@ def _build(engine: DockerEngine, stage: Path, dockerfile: str, wheels: list[Path
     import json
 
     manifest_json = (json.dumps(manifest.to_dict(), indent=2) + "\n").encode()
+    site_files = autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api)
     with tempfile.TemporaryFile(prefix="replay-context-") as context:
-        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, manifest_json)
+        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, manifest_json,
+                            site_files)
         context.seek(0)
         return engine.build(
             context, tag=None, on_line=reporter.log,
@@ -301,9 +307,27 @@ def _numerics_env() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def _run_on_host(req: CaptureRequest, numerics: dict[str, str], carried: dict[str, str | None],
+def _effective_seed(req: CaptureRequest, reporter: Reporter) -> int | None:
+    """The seed recorded: --seed; with --auto-seed and no seed, the documented default (0)."""
+    if not req.auto_seed:
+        return req.seed
+    if not req.run:
+        reporter.warn("--auto-seed without --run: the reference outputs were made without the start-up hook, "
+                      "so a replay matches them only if that run was seeded the same way; pass --run")
+    return DEFAULT_SEED if req.seed is None else req.seed
+
+
+def _run_on_host(req: CaptureRequest, seed: int | None, numerics: dict[str, str], carried: dict[str, str | None],
                  reporter: Reporter) -> None:
-    env = {**os.environ, **numerics, **layout.seed_environment(req.seed)}
+    env = {**os.environ, **numerics, **layout.seed_environment(seed, req.auto_seed)}
+    if req.auto_seed:
+        with autoseed.host_hook(env) as hooked:
+            _run_command(req, hooked, reporter)
+    else:
+        _run_command(req, env, reporter)
+
+
+def _run_command(req: CaptureRequest, env: dict[str, str], reporter: Reporter) -> None:
     try:
         proc = subprocess.Popen(req.command, cwd=req.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace")

@@ -62,7 +62,7 @@ def diagnose(
             Finding(
                 "seed",
                 "no seed was recorded: a run that draws random numbers without a fixed seed differs on every "
-                "run; pass --seed and read REPLAY_SEED in the training script",
+                "run; pass --seed and read REPLAY_SEED in the training script, or capture with --run --auto-seed",
                 likely=True,
             )
         )

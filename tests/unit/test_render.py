@@ -16,6 +16,8 @@ from replay.core import render
 from replay.core.render import FIXED_MTIME, DockerfileContext, render_dockerfile, write_build_context
 
 GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.golden"
+SITE_GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.site-packages.golden"  # --auto-seed's hook files
+AUTO_SEED_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "0"), ("REPLAY_AUTO_SEED", "1"), ("REPLAY_SEED", "0")]
 BASE = "replay-base/python:3.11-bookworm"
 ARGV = ["python", "train.py", "--seed", "7", "--name", 'run "a"']
 RUN_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "7"), ("PYTHONPATH", "/workspace/src"), ("REPLAY_SEED", "7")]
@@ -100,6 +102,24 @@ def key_values(args: str) -> list[tuple[str, str]]:
 
 def test_matches_golden_file() -> None:
     assert render_dockerfile(context()) == GOLDEN.read_text()
+
+
+def test_site_packages_matches_its_golden_file() -> None:
+    assert render_dockerfile(context(site_packages=True, run_env=list(AUTO_SEED_ENV))) == SITE_GOLDEN.read_text()
+
+
+def test_site_packages_go_into_the_virtualenv_in_the_packages_stage_only() -> None:
+    plain = render_dockerfile(context())
+    text = render_dockerfile(context(site_packages=True))
+    steps = instructions(text)
+    label = steps.index(("LABEL", 'io.replay.stage="packages"'))
+    assert steps[label - 2:label] == [
+        ("COPY", "site-packages/ /tmp/site-packages/"),
+        ("RUN", "cp -R /tmp/site-packages/. \"$(/opt/venv/bin/python -c 'import sysconfig; "
+                "print(sysconfig.get_path(\"purelib\"))')/\""),
+    ]
+    assert final_stage(text) == final_stage(plain)  # the virtualenv carries them over; nothing else changes
+    assert "site-packages" not in plain
 
 
 def test_final_stage_structure() -> None:
@@ -259,6 +279,20 @@ def test_context_entries_in_order(tree: tuple[Path, list[Path], list[str]]) -> N
         "code/train.py",
         "replay.json",
     ]
+
+
+def test_context_site_files_come_after_the_wheels_sorted(tree: tuple[Path, list[Path], list[str]]) -> None:
+    code, wheels, rels = tree
+    out = io.BytesIO()
+    site = {"replay/seeding.py": b"S", "_replay_seeding.py": b"H", "replay/__init__.py": b"I"}
+    write_build_context(out, "FROM scratch\n", b"", wheels, code, rels, b"{}", site)
+    names = [m.name for m in members(out.getvalue())]
+    start = names.index("site-packages")
+    assert names[start - 1] == "wheels/zlib_thing-1.0-py3-none-any.whl"
+    assert names[start:start + 5] == ["site-packages", "site-packages/_replay_seeding.py", "site-packages/replay",
+                                      "site-packages/replay/__init__.py", "site-packages/replay/seeding.py"]
+    assert names[start + 5] == "code"
+    assert "site-packages" not in [m.name for m in members(build(tree))]  # none asked for: no folder
 
 
 def test_context_contents(tree: tuple[Path, list[Path], list[str]]) -> None:
