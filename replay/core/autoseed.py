@@ -43,6 +43,12 @@ def image_site_files(auto_seed: bool, replay_api: bool) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
+def image_site_dir(venv: str, python_version: str) -> str:
+    """The image virtualenv's site-packages: its Python is the base image's, which made the virtualenv."""
+    minor = ".".join(python_version.split(".")[:2])
+    return f"{venv}/lib/python{minor}/site-packages"
+
+
 @contextmanager
 def host_hook(env: dict[str, str]) -> Iterator[dict[str, str]]:
     """``env`` with the hook folder first on PYTHONPATH, for as long as the host run lasts."""

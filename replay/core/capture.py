@@ -211,10 +211,17 @@ def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
         workdir=layout.container_path(cmd.workdir),
         argv=cmd.argv,
         has_packages=bool(manifest.python.packages),
-        site_packages=bool(autoseed.image_site_files(cmd.auto_seed, manifest.python.replay_api)),
+        site_packages=_site_packages_dir(manifest),
         run_env=sorted(run_env.items()),
         labels=sorted(labels.items()),
     )
+
+
+def _site_packages_dir(manifest: Manifest) -> str:
+    """Where replay's seeding files go in the image; "" when the capture needs none."""
+    if not autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api):
+        return ""
+    return autoseed.image_site_dir(IMAGE_VENV, manifest.image.base.python_version or manifest.python.version)
 
 
 def _project_import_paths(paths: list[str]) -> list[str]:

@@ -36,7 +36,7 @@ class DockerfileContext:
     argv: list[str]
     uid: int = 10001
     has_packages: bool = True
-    site_packages: bool = False  # the context's site-packages/ goes into the virtualenv (replay/core/autoseed.py)
+    site_packages: str = ""  # where the context's site-packages/ goes in the image, if anywhere (core/autoseed.py)
     run_env: list[tuple[str, str]] = field(default_factory=list)
     labels: list[tuple[str, str]] = field(default_factory=list)
 

@@ -191,10 +191,11 @@ class Project:
             self.track()
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-    def capture(self, *extra: str) -> Result:
+    def capture(self, *extra: str, timeout: float = 600) -> Result:
         args = list(self.scenario["capture"])
         split = args.index("--") if "--" in args else len(args)
-        return self.replay("capture", "--name", self.name, "--base", BASE, *extra, *args[:split], *args[split:])
+        return self.replay("capture", "--name", self.name, "--base", BASE, *extra, *args[:split], *args[split:],
+                           timeout=timeout)
 
     def track(self, capsule: Path | None = None) -> None:
         """Hand a capsule's image to the session's teardown (capture() does it for its own capsule)."""

@@ -22,15 +22,15 @@ def manifest_of(project: Project) -> dict[str, Any]:
     return json.loads((project.capsule / "replay.json").read_text())
 
 
-def diverges_plain_and_is_identical_with_auto_seed(project: Project) -> None:
-    plain = project.capture()
+def diverges_plain_and_is_identical_with_auto_seed(project: Project, timeout: float = 600) -> None:
+    plain = project.capture(timeout=timeout)
     assert plain.code == 0, plain.stderr
     assert manifest_of(project)["command"]["auto_seed"] is False
     code, verdict, report = verdict_of(project)
     assert (code, verdict) == (1, "diverged"), report["outputs"]
     assert any(o["status"] == "differs" for o in report["outputs"] if o["path"].endswith(".npy"))
 
-    seeded = project.capture("--auto-seed", "--force")
+    seeded = project.capture("--auto-seed", "--force", timeout=timeout)
     assert seeded.code == 0, seeded.stderr
     command = manifest_of(project)["command"]
     assert command["auto_seed"] is True and command["seed"] == 0  # no --seed: the documented default
@@ -48,7 +48,8 @@ def test_unseeded_numpy_example_diverges_without_auto_seed_and_is_identical_with
 
 def test_unseeded_torch_example_diverges_without_auto_seed_and_is_identical_with_it(make_torch_project) -> None:
     project = make_torch_project("torch-cpu")
-    diverges_plain_and_is_identical_with_auto_seed(project)
+    # Installing torch into the image is minutes on 2 busy cores; the second capture reuses those layers.
+    diverges_plain_and_is_identical_with_auto_seed(project, timeout=1800)
     packages = manifest_of(project)["python"]["packages"]
     assert any(p["name"] == "torch" and p["version"].startswith("2.13.0") for p in packages)
 

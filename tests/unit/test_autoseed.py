@@ -176,10 +176,10 @@ def test_an_auto_seed_capsule_image_gets_the_switch_and_the_hook_files() -> None
     ctx = _dockerfile_context(manifest, "sha256:" + "a" * 64)
     env = dict(ctx.run_env)
     assert (env["REPLAY_SEED"], env["PYTHONHASHSEED"], env["REPLAY_AUTO_SEED"]) == ("7", "7", "1")
-    assert ctx.site_packages is True
+    assert ctx.site_packages == "/opt/venv/lib/python3.11/site-packages"  # the base's Python made the venv
     manifest.command.auto_seed = manifest.python.replay_api = False
     ctx = _dockerfile_context(manifest, "sha256:" + "a" * 64)
-    assert "REPLAY_AUTO_SEED" not in dict(ctx.run_env) and ctx.site_packages is False
+    assert "REPLAY_AUTO_SEED" not in dict(ctx.run_env) and ctx.site_packages == ""
 
 
 @pytest.mark.parametrize(("seed", "run", "recorded", "warned"), [

@@ -104,21 +104,22 @@ def test_matches_golden_file() -> None:
     assert render_dockerfile(context()) == GOLDEN.read_text()
 
 
+SITE = "/opt/venv/lib/python3.11/site-packages"
+
+
 def test_site_packages_matches_its_golden_file() -> None:
-    assert render_dockerfile(context(site_packages=True, run_env=list(AUTO_SEED_ENV))) == SITE_GOLDEN.read_text()
+    assert render_dockerfile(context(site_packages=SITE, run_env=list(AUTO_SEED_ENV))) == SITE_GOLDEN.read_text()
 
 
-def test_site_packages_go_into_the_virtualenv_in_the_packages_stage_only() -> None:
+def test_site_packages_are_one_copy_right_after_the_virtualenv() -> None:
     plain = render_dockerfile(context())
-    text = render_dockerfile(context(site_packages=True))
-    steps = instructions(text)
-    label = steps.index(("LABEL", 'io.replay.stage="packages"'))
-    assert steps[label - 2:label] == [
-        ("COPY", "site-packages/ /tmp/site-packages/"),
-        ("RUN", "cp -R /tmp/site-packages/. \"$(/opt/venv/bin/python -c 'import sysconfig; "
-                "print(sysconfig.get_path(\"purelib\"))')/\""),
-    ]
-    assert final_stage(text) == final_stage(plain)  # the virtualenv carries them over; nothing else changes
+    text = render_dockerfile(context(site_packages=SITE))
+    stage, plain_stage = final_stage(text), final_stage(plain)
+    venv = stage.index(("COPY", "--from=packages /replay/requirements.lock /replay/requirements.lock"))
+    assert stage[venv + 1] == ("COPY", f"site-packages/ {SITE}/")
+    assert stage[:venv + 1] + stage[venv + 2:] == plain_stage  # nothing else changes
+    assert instructions(text)[:len(instructions(plain)) - len(plain_stage)] == \
+        instructions(plain)[:len(instructions(plain)) - len(plain_stage)]  # the packages stage stays cached
     assert "site-packages" not in plain
 
 
