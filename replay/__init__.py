@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
-# The seeding API, loaded on first use: `import replay` (and so `replay --help`) stays as light as before.
+# The seeding API, loaded on first use: `import replay` (and so `replay --help`) stays as light as before,
+# importing nothing at all (not even typing; type checkers read the import below).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from replay.seeding import SeedRecord, seed_everything
+
 _LAZY = {"seed_everything": "replay.seeding", "SeedRecord": "replay.seeding"}
 __all__ = ["SeedRecord", "__version__", "seed_everything"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
