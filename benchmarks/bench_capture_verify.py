@@ -58,8 +58,8 @@ def train_venv() -> Path:
     if not (venv / "ok").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(REPO / "demo" / "requirements.txt")],
-                       check=True)
+        requirements = REPO / "examples" / "digits-sklearn" / "requirements.txt"
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(requirements)], check=True)
         (venv / "ok").write_text("ok\n")
     return venv
 
@@ -81,9 +81,10 @@ def bench_help() -> None:
 def bench_capture(work: Path, base: str, made: list[str]) -> None:
     venv = train_venv()
     project = work / "capture-project"
+    example = REPO / "examples" / "digits-sklearn"
     git_project(project, {
-        "train.py": (REPO / "demo" / "train.py").read_text(),
-        "make_data.py": (REPO / "demo" / "make_data.py").read_text(),
+        "train.py": (example / "train.py").read_text(),
+        "make_data.py": (example / "make_data.py").read_text(),
         ".gitignore": "data/\nout/\n.replay/\n",
     })
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The demo: a small real training run (scikit-learn digits) in its own git repo and virtualenv,
-# captured into a capsule and verified in a fresh container. Run it with `make demo`.
+# The demo: a small real training run (examples/digits-sklearn: scikit-learn on the digits data) in its own
+# git repo and virtualenv, captured into a capsule and verified in a fresh container. Run it with `make demo`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
+example="$repo/examples/digits-sklearn"
 replay="$repo/.venv/bin/replay"
 work="$here/work"
 venv="$here/.train-venv"   # the researcher's environment; kept between runs
@@ -11,15 +12,15 @@ venv="$here/.train-venv"   # the researcher's environment; kept between runs
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "1. a research project: git repo, virtualenv with numpy + scikit-learn, data"
-if ! cmp -s "$here/requirements.txt" "$venv/requirements.txt" 2>/dev/null; then
+if ! cmp -s "$example/requirements.txt" "$venv/requirements.txt" 2>/dev/null; then
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$venv/requirements.txt"
+  "$venv/bin/pip" install --quiet -r "$example/requirements.txt"
+  cp "$example/requirements.txt" "$venv/requirements.txt"
 fi
 rm -rf "$work"
 mkdir -p "$work"
-cp "$here/train.py" "$here/make_data.py" "$here/pyproject.toml" "$work/"
+cp "$example/train.py" "$example/make_data.py" "$example/pyproject.toml" "$work/"
 cp "$here/gitignore" "$work/.gitignore"
 cd "$work"
 git init -q

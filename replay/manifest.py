@@ -89,6 +89,9 @@ class RunCommand:
     env: dict[str, str | None] = field(default_factory=dict)
     # Variables that change numerics (thread counts, TZ...), recorded with the values the run had.
     numerics_env: dict[str, str] = field(default_factory=dict)
+    # --auto-seed: the image's interpreter start-up hook seeds random, NumPy, PyTorch and TensorFlow from
+    # `seed` before the training code runs (REPLAY_AUTO_SEED=1 turns it on).
+    auto_seed: bool = False
 
 
 @dataclass
@@ -123,6 +126,9 @@ class PythonEnv:
     lock_sha256: str = ""
     # Folders of the project's own editable packages, put on PYTHONPATH inside the image.
     project_paths: list[str] = field(default_factory=list)
+    # The captured environment had replay-capsule installed (left out of the lock): the image gets replay's
+    # seeding API, `from replay import seed_everything`, as a minimal `replay` package.
+    replay_api: bool = False
 
 
 @dataclass

@@ -74,6 +74,7 @@ class Interpreter:
     abi: str
     machine: str
     packages: list[InstalledPackage] = field(default_factory=list)
+    replay_installed: bool = False  # replay-capsule is there (not among ``packages``: it is not locked)
 
     @property
     def minor(self) -> str:
@@ -96,8 +97,9 @@ def inspect(python: str) -> Interpreter:
         raise BadInput(f"{python} did not answer like a Python interpreter (it printed no package report)",
                        "pass --python PATH to the Python 3.8+ that ran training")
     packages = [InstalledPackage(**p) for p in raw.pop("packages")]
+    has_replay = any(p.key == "replay-capsule" for p in packages)
     packages = sorted((p for p in packages if p.key not in _EXCLUDED), key=lambda p: p.key)
-    return Interpreter(packages=packages, **raw)
+    return Interpreter(packages=packages, replay_installed=has_replay, **raw)
 
 
 _FIELDS = {"executable": str, "version": str, "implementation": str, "abi": str, "machine": str}

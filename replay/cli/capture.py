@@ -11,6 +11,7 @@ EPILOG = """Example:
 
 \b
   replay capture --data data --output out/model.pkl --metrics out/metrics.json --seed 7 -- python train.py --seed 7
+  replay capture --run --auto-seed --output out/weights.npy -- python train.py     (a script that never seeds)
 
 The capsule lands in .replay/NAME (replay.json, requirements.lock, Dockerfile, code.patch, reference/),
 and the image is tagged replay/NAME:SHORT-ID. Defaults for every option can live in pyproject.toml under
@@ -26,6 +27,9 @@ def capture_cmd(
     output: Annotated[list[str] | None, typer.Option("--output", help="Output file or folder (repeatable).")] = None,
     metrics: Annotated[list[str] | None, typer.Option("--metrics", help="JSON file of metrics (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed: replay sets REPLAY_SEED and PYTHONHASHSEED.")] = None,
+    auto_seed: Annotated[bool, typer.Option(
+        "--auto-seed", help="Seed random, NumPy, PyTorch, TensorFlow at interpreter start-up [seed: --seed, else 0].",
+    )] = False,
     python: Annotated[str | None, typer.Option(help="Interpreter that ran training [default: python3 on PATH].")] = None,
     requirements: Annotated[Path | None, typer.Option(help="Lock from this requirements file instead.")] = None,
     base: Annotated[str | None, typer.Option(help="Base image [default: python:X.Y.Z-slim].")] = None,
@@ -69,6 +73,7 @@ def capture_cmd(
         no_cache=no_cache,
         runs=runs,
         **merged,
+        auto_seed=auto_seed,
     )
     with ui.RichReporter(verbose=State.verbose) as reporter:
         result = capture(req, factory.engine(), reporter)

@@ -91,7 +91,10 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
     facts.add_column(overflow="fold")  # digests and IDs are shown whole, folded rather than cut
     facts.add_row(*_text("command", " ".join(cmd.argv)))
     facts.add_row(*_text("workdir", cmd.workdir))
-    facts.add_row(*_text("seed", "not recorded" if cmd.seed is None else str(cmd.seed)))
+    seed = "not recorded" if cmd.seed is None else str(cmd.seed)
+    if cmd.auto_seed:
+        seed += "  (auto-seed: applied at interpreter start-up by a hook in the image)"
+    facts.add_row(*_text("seed", seed))
     if cmd.env:
         facts.add_row(*_text("env", ", ".join(k if v is None else f"{k}={v}" for k, v in cmd.env.items())))
     facts.add_row(*_text("numerics env", " ".join(f"{k}={v}" for k, v in cmd.numerics_env.items()) or "-"))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from replay import __version__, jsonio, manifest_rules
 from replay.adapters import interpreter as interp_adapter
+from replay.core import autoseed, layout
 from replay.core import base as base_images
-from replay.core import layout
 from replay.core.compare import load_metrics, parse_tolerance
 from replay.core.environment import lock_environment
 from replay.core.events import NullReporter, Reporter, Stopwatch
@@ -50,6 +50,7 @@ from replay.manifest import (
     save,
 )
 from replay.manifest_rules import numerics_value_problem, refused_env_name
+from replay.seeding import DEFAULT_SEED
 
 
 @dataclass
@@ -74,6 +75,7 @@ class CaptureRequest:
     run: bool = False
     no_cache: bool = False  # rebuild every layer and relock: a cold capture
     runs: int = 0  # replay this many times once built, and record what varied (Outputs.stability)
+    auto_seed: bool = False  # seed at interpreter start-up, in the image and in the --run host run
 
 
 @dataclass
@@ -103,6 +105,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         layout.check_seed(req.seed)
     if not 0 <= req.runs <= 100:
         raise BadInput(f"--runs {req.runs} is out of range", "pass 1 to 100 replays (or leave it out)")
+    seed = _effective_seed(req, reporter)
     carried = _carried_env(req.env, req.allow_secret_env)
     numerics = _numerics_env()
     data_paths = [_existing(p, req.cwd, "data") for p in req.data]
@@ -118,7 +121,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
     # --- 2. optionally run the training here, as it will be replayed --------------------------------
     if req.run:
         reporter.stage("running the command on this host")
-        _run_on_host(req, numerics, carried, reporter)
+        _run_on_host(req, seed, numerics, carried, reporter)
         output_paths, metrics = _outputs_and_metrics(req)
         lap("run")
 
@@ -155,13 +158,13 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
                 name=name,
                 created=datetime.now(UTC).replace(microsecond=0).isoformat(),
                 replay_version=__version__,
-                command=RunCommand(argv=list(req.command), workdir=workdir, seed=req.seed, env=carried,
-                                   numerics_env=numerics),
+                command=RunCommand(argv=list(req.command), workdir=workdir, seed=seed, env=carried,
+                                   numerics_env=numerics, auto_seed=req.auto_seed),
                 code=code,
                 python=PythonEnv(
                     version=interp.version, implementation=interp.implementation, executable=interp.executable,
                     packages=env.packages, lock_sha256=_sha256_file(stage / LOCK_NAME),
-                    project_paths=env.project_paths,
+                    project_paths=env.project_paths, replay_api=interp.replay_installed,
                 ),
                 image=ImageInfo(id="", tag="", size=0, base=base, platform=f"linux/{_docker_arch(target.machine)}"),
                 data=data,
@@ -216,6 +219,8 @@ def _refuse_leaving_links(data: DataManifest) -> None:
             "data folder is mounted, so it would dangle",
             f"copy the data in, or pass the link's target as its own --data root (--data {first.target})",
         )
+
+
 def _stability(engine: Engine, stage: Path, manifest: Manifest, root: Path, runs: int, reporter: Reporter) -> Stability:
     """`replay check` on the capsule being made: the captured run and ``runs`` replays, compared."""
     from replay.core.check import CheckRequest, check
@@ -227,7 +232,7 @@ def _stability(engine: Engine, stage: Path, manifest: Manifest, root: Path, runs
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
     cmd = manifest.command
-    run_env = dict(layout.seed_environment(cmd.seed))
+    run_env = dict(layout.seed_environment(cmd.seed, cmd.auto_seed))
     run_env.update(cmd.numerics_env)
     if manifest.python.project_paths:
         run_env["PYTHONPATH"] = ":".join(_project_import_paths(manifest.python.project_paths))
@@ -254,9 +259,17 @@ def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
         workdir=layout.container_path(cmd.workdir),
         argv=cmd.argv,
         has_packages=bool(manifest.python.packages),
+        site_packages=_site_packages_dir(manifest),
         run_env=sorted(run_env.items()),
         labels=sorted(labels.items()),
     )
+
+
+def _site_packages_dir(manifest: Manifest) -> str:
+    """Where replay's seeding files go in the image; "" when the capture needs none."""
+    if not autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api):
+        return ""
+    return autoseed.image_site_dir(IMAGE_VENV, manifest.image.base.python_version or manifest.python.version)
 
 
 def _project_import_paths(paths: list[str]) -> list[str]:
@@ -270,8 +283,10 @@ def _project_import_paths(paths: list[str]) -> list[str]:
 def _build(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
            files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
     manifest_json = (jsonio.dumps(manifest.to_dict()) + "\n").encode()
+    site_files = autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api)
     with tempfile.TemporaryFile(prefix="replay-context-") as context:
-        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, manifest_json)
+        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, manifest_json,
+                            site_files)
         context.seek(0)
         return engine.build(
             context, tag=None, on_line=reporter.log,
@@ -354,9 +369,27 @@ def _numerics_env() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def _run_on_host(req: CaptureRequest, numerics: dict[str, str], carried: dict[str, str | None],
+def _effective_seed(req: CaptureRequest, reporter: Reporter) -> int | None:
+    """The seed recorded: --seed; with --auto-seed and no seed, the documented default (0)."""
+    if not req.auto_seed:
+        return req.seed
+    if not req.run:
+        reporter.warn("--auto-seed without --run: the reference outputs were made without the start-up hook, "
+                      "so a replay matches them only if that run was seeded the same way; pass --run")
+    return DEFAULT_SEED if req.seed is None else req.seed
+
+
+def _run_on_host(req: CaptureRequest, seed: int | None, numerics: dict[str, str], carried: dict[str, str | None],
                  reporter: Reporter) -> None:
-    env = {**os.environ, **numerics, **layout.seed_environment(req.seed)}
+    env = {**os.environ, **numerics, **layout.seed_environment(seed, req.auto_seed)}
+    if req.auto_seed:
+        with autoseed.host_hook(env) as hooked:
+            _run_command(req, hooked, reporter)
+    else:
+        _run_command(req, env, reporter)
+
+
+def _run_command(req: CaptureRequest, env: dict[str, str], reporter: Reporter) -> None:
     try:
         proc = subprocess.Popen(req.command, cwd=req.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace")

@@ -151,7 +151,7 @@ def _causes(classes: dict[str, int]) -> str:
 
 
 def _seed(evidence: NoiseEvidence | None) -> Finding:
-    advice = "pass --seed and read REPLAY_SEED in the training script"
+    advice = "pass --seed and read REPLAY_SEED in the training script, or capture with --run --auto-seed"
     if evidence is None or evidence.beyond_noise:
         names = ", ".join(i.name for i in (evidence.beyond_noise if evidence else [])[:3])
         where = f" ({names} differ beyond float noise)" if names else ""

@@ -26,9 +26,12 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def seed_environment(seed: int | None) -> dict[str, str]:
-    """What a recorded seed becomes in the replayed command's environment."""
-    return {} if seed is None else {"REPLAY_SEED": str(seed), "PYTHONHASHSEED": str(seed)}
+def seed_environment(seed: int | None, auto_seed: bool = False) -> dict[str, str]:
+    """What a recorded seed becomes in the replayed command's environment (``auto_seed``: the hook's switch)."""
+    env = {} if seed is None else {"REPLAY_SEED": str(seed), "PYTHONHASHSEED": str(seed)}
+    if auto_seed:
+        env["REPLAY_AUTO_SEED"] = "1"  # the start-up hook (replay/seeding.py start_hook) does nothing without it
+    return env
 
 
 def project_root(cwd: Path) -> Path:

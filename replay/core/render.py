@@ -36,6 +36,7 @@ class DockerfileContext:
     argv: list[str]
     uid: int = 10001
     has_packages: bool = True
+    site_packages: str = ""  # where the context's site-packages/ goes in the image, if anywhere (core/autoseed.py)
     run_env: list[tuple[str, str]] = field(default_factory=list)
     labels: list[tuple[str, str]] = field(default_factory=list)
 
@@ -112,8 +113,10 @@ def write_build_context(
     code_root: Path,
     code_files: Iterable[str],
     manifest_json: bytes,
+    site_files: dict[str, bytes] | None = None,
 ) -> None:
-    """The whole build context: Dockerfile, lock, wheels/, code/ (the snapshot) and replay.json."""
+    """The whole build context: Dockerfile, lock, wheels/, site-packages/ (files for the virtualenv's
+    site-packages, only when there are some), code/ (the snapshot) and replay.json."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         writer = ContextWriter(tar)
         writer.add_bytes("Dockerfile", dockerfile.encode())
@@ -121,6 +124,10 @@ def write_build_context(
         writer.add_dir("wheels")
         for wheel in sorted(wheels, key=lambda p: p.name):
             writer.add_file(f"wheels/{wheel.name}", wheel)
+        if site_files:
+            writer.add_dir("site-packages")
+            for rel in sorted(site_files):
+                writer.add_bytes(f"site-packages/{rel}", site_files[rel])
         writer.add_dir("code")
         for rel in sorted(code_files):
             writer.add_file(f"code/{rel}", code_root / rel)

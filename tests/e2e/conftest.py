@@ -32,7 +32,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).parent / "scenarios"
 BASE = os.environ.get("REPLAY_BASE", "replay-base/python:3.11-bookworm")
-TRAIN_REQUIREMENTS = REPO / "demo" / "requirements.txt"
+TRAIN_REQUIREMENTS = REPO / "examples" / "digits-sklearn" / "requirements.txt"
+TORCH_REQUIREMENTS = REPO / "examples" / "torch-cpu" / "requirements.txt"
+NUMPY_REQUIREMENTS = REPO / "examples" / "numpy-gd" / "requirements.txt"
 CAPSULE_LABEL = "io.replay.capsule"
 
 # What this test session made: image IDs, and capsule names (its containers carry them as a label).
@@ -115,17 +117,37 @@ def _remove_session_images(eng: Any, before: set[str]) -> None:
                 eng.api.remove_image(image["Id"], force=False, noprune=False)
 
 
-@pytest.fixture(scope="session")
-def train_venv() -> Path:
-    """The researcher's virtualenv (numpy, scikit-learn), made once and kept in .cache between runs."""
-    key = hashlib.sha256(TRAIN_REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()[:12]
-    venv = REPO / ".cache" / f"e2e-train-venv-{key}"
+def cached_venv(prefix: str, requirements: Path, *more: str) -> Path:
+    """A virtualenv with ``requirements`` (and ``more`` pip install arguments), made once, kept in .cache."""
+    key = hashlib.sha256(requirements.read_bytes() + sys.version.encode() + "\0".join(more).encode()).hexdigest()[:12]
+    venv = REPO / ".cache" / f"{prefix}-{key}"
     if not (venv / "ok").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "-r", str(TRAIN_REQUIREMENTS)], check=True)
+        pip = [str(venv / "bin" / "pip"), "install", "--quiet"]
+        subprocess.run([*pip, "-r", str(requirements)], check=True)
+        if more:
+            subprocess.run([*pip, *more], check=True)
         (venv / "ok").write_text("ok\n")
     return venv
+
+
+@pytest.fixture(scope="session")
+def train_venv() -> Path:
+    """The researcher's virtualenv (numpy, scikit-learn), made once and kept in .cache between runs."""
+    return cached_venv("e2e-train-venv", TRAIN_REQUIREMENTS)
+
+
+@pytest.fixture(scope="session")
+def torch_venv() -> Path:
+    """A PyTorch CPU training virtualenv (examples/torch-cpu: torch==2.13.0, exactly), kept in .cache."""
+    return cached_venv("e2e-torch-venv", TORCH_REQUIREMENTS)
+
+
+@pytest.fixture(scope="session")
+def replay_api_venv() -> Path:
+    """NumPy plus replay-capsule itself (editable, no dependencies): a script may `from replay import ...`."""
+    return cached_venv("e2e-replay-api-venv", NUMPY_REQUIREMENTS, "--no-deps", "--editable", str(REPO))
 
 
 @dataclass
@@ -166,10 +188,11 @@ class Project:
             self.track()
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-    def capture(self, *extra: str) -> Result:
+    def capture(self, *extra: str, timeout: float = 600) -> Result:
         args = list(self.scenario["capture"])
         split = args.index("--") if "--" in args else len(args)
-        return self.replay("capture", "--name", self.name, "--base", BASE, *extra, *args[:split], *args[split:])
+        return self.replay("capture", "--name", self.name, "--base", BASE, *extra, *args[:split], *args[split:],
+                           timeout=timeout)
 
     def track(self, capsule: Path | None = None) -> None:
         """Hand a capsule's image to the session's teardown (capture() does it for its own capsule)."""
@@ -198,3 +221,13 @@ def new_project(parent: Path, scenario: str, venv: Path) -> Project:
 @pytest.fixture
 def make_project(tmp_path: Path, engine: Any, train_venv: Path) -> Any:
     return lambda scenario: new_project(tmp_path, scenario, train_venv)
+
+
+@pytest.fixture
+def make_torch_project(tmp_path: Path, engine: Any, torch_venv: Path) -> Any:
+    return lambda scenario: new_project(tmp_path, scenario, torch_venv)
+
+
+@pytest.fixture
+def make_replay_api_project(tmp_path: Path, engine: Any, replay_api_venv: Path) -> Any:
+    return lambda scenario: new_project(tmp_path, scenario, replay_api_venv)

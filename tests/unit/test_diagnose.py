@@ -58,7 +58,7 @@ def test_no_seed_is_the_likely_cause() -> None:
     findings = run(host(), host(), seed=None)
     seed = only(findings, "seed")
     assert seed.likely
-    assert "--seed" in seed.message and "REPLAY_SEED" in seed.message
+    assert "--seed" in seed.message and "REPLAY_SEED" in seed.message and "--auto-seed" in seed.message
     # Without a seed the hosts matching proves nothing about the command.
     assert not [f for f in findings if f.kind == "environment"]
 

@@ -98,6 +98,7 @@ def test_seed_environment() -> None:
     assert seed_environment(None) == {}
     assert seed_environment(0) == {"REPLAY_SEED": "0", "PYTHONHASHSEED": "0"}
     assert seed_environment(7) == {"REPLAY_SEED": "7", "PYTHONHASHSEED": "7"}
+    assert seed_environment(7, auto_seed=True) == {"REPLAY_SEED": "7", "PYTHONHASHSEED": "7", "REPLAY_AUTO_SEED": "1"}
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32])

@@ -45,6 +45,7 @@ def full_manifest() -> Manifest:
             seed=7,
             env={"WANDB_MODE": "offline", "HF_TOKEN": None},
             numerics_env={"OMP_NUM_THREADS": "2", "TZ": "UTC"},
+            auto_seed=True,
         ),
         code=CodeVersion(
             kind="git",
@@ -65,6 +66,7 @@ def full_manifest() -> Manifest:
             lock_file="requirements.lock",
             lock_sha256=SHA_A,
             project_paths=["src"],
+            replay_api=True,
         ),
         image=ImageInfo(
             id="sha256:" + SHA_B,
@@ -168,6 +170,15 @@ def test_fields_with_defaults_may_be_absent() -> None:
     assert m.command.env == {}
     assert m.code.dirty is False
     assert m.outputs.reference_dir == "reference"
+
+
+def test_seeding_fields_added_later_default_to_off_when_absent() -> None:
+    # Capsules written before --auto-seed existed keep loading, with schema version 1.
+    data = raw()
+    del data["command"]["auto_seed"], data["python"]["replay_api"]
+    m = from_dict(data)
+    assert m.command.auto_seed is False and m.python.replay_api is False
+    assert full_manifest().command.auto_seed is True and from_dict(raw()).python.replay_api is True
 
 
 def test_float_fields_accept_ints() -> None:

@@ -16,6 +16,8 @@ from replay.core import render
 from replay.core.render import FIXED_MTIME, DockerfileContext, render_dockerfile, write_build_context
 
 GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.golden"
+SITE_GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.site-packages.golden"  # --auto-seed's hook files
+AUTO_SEED_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "0"), ("REPLAY_AUTO_SEED", "1"), ("REPLAY_SEED", "0")]
 BASE = "replay-base/python:3.11-bookworm"
 ARGV = ["python", "train.py", "--seed", "7", "--name", 'run "a"']
 RUN_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "7"), ("PYTHONPATH", "/workspace/src"), ("REPLAY_SEED", "7")]
@@ -100,6 +102,25 @@ def key_values(args: str) -> list[tuple[str, str]]:
 
 def test_matches_golden_file() -> None:
     assert render_dockerfile(context()) == GOLDEN.read_text()
+
+
+SITE = "/opt/venv/lib/python3.11/site-packages"
+
+
+def test_site_packages_matches_its_golden_file() -> None:
+    assert render_dockerfile(context(site_packages=SITE, run_env=list(AUTO_SEED_ENV))) == SITE_GOLDEN.read_text()
+
+
+def test_site_packages_are_one_copy_right_after_the_virtualenv() -> None:
+    plain = render_dockerfile(context())
+    text = render_dockerfile(context(site_packages=SITE))
+    stage, plain_stage = final_stage(text), final_stage(plain)
+    venv = stage.index(("COPY", "--from=packages /replay/requirements.lock /replay/requirements.lock"))
+    assert stage[venv + 1] == ("COPY", f"site-packages/ {SITE}/")
+    assert stage[:venv + 1] + stage[venv + 2:] == plain_stage  # nothing else changes
+    assert instructions(text)[:len(instructions(plain)) - len(plain_stage)] == \
+        instructions(plain)[:len(instructions(plain)) - len(plain_stage)]  # the packages stage stays cached
+    assert "site-packages" not in plain
 
 
 def test_final_stage_structure() -> None:
@@ -259,6 +280,20 @@ def test_context_entries_in_order(tree: tuple[Path, list[Path], list[str]]) -> N
         "code/train.py",
         "replay.json",
     ]
+
+
+def test_context_site_files_come_after_the_wheels_sorted(tree: tuple[Path, list[Path], list[str]]) -> None:
+    code, wheels, rels = tree
+    out = io.BytesIO()
+    site = {"replay/seeding.py": b"S", "_replay_seeding.py": b"H", "replay/__init__.py": b"I"}
+    write_build_context(out, "FROM scratch\n", b"", wheels, code, rels, b"{}", site)
+    names = [m.name for m in members(out.getvalue())]
+    start = names.index("site-packages")
+    assert names[start - 1] == "wheels/zlib_thing-1.0-py3-none-any.whl"
+    assert names[start:start + 5] == ["site-packages", "site-packages/_replay_seeding.py", "site-packages/replay",
+                                      "site-packages/replay/__init__.py", "site-packages/replay/seeding.py"]
+    assert names[start + 5] == "code"
+    assert "site-packages" not in [m.name for m in members(build(tree))]  # none asked for: no folder
 
 
 def test_context_contents(tree: tuple[Path, list[Path], list[str]]) -> None:
