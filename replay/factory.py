@@ -25,4 +25,9 @@ def backend(name: str = "local", **options: Any) -> Backend:
     """The batch backend called ``name`` (``--backend``, or ``backend`` under ``[tool.replay]``)."""
     if name not in BACKENDS:
         raise BadInput(f"--backend {name} is not a backend replay knows", f"use one of: {', '.join(BACKENDS)}")
+    if name == "local":
+        from replay.core.local_backend import LocalBackend
+
+        given = options.get("engine")
+        return LocalBackend(given if given is not None else engine())
     raise BadInput(f"the {name} backend is not available in this build", "run without --backend")

@@ -16,6 +16,12 @@ EPILOG = """Example:
 
 \b
   replay verify .replay/digits --junit verify.xml --markdown verify.md
+  replay verify .replay/ --jobs 2 --html report.html
+
+With more than one capsule (several TARGETs, or a folder of capsules such as .replay/) it is a batch: each
+distinct image and data set is checked once, each distinct experiment replayed once (--plan shows the plan
+and runs nothing), and the report gives the reproducibility rate. A batch exits 0 when every capsule
+reproduced, 1 when any diverged, otherwise with the highest-priority failure: 4, then 3, then 2.
 
 Verdicts and exit codes: identical (0): every output byte-identical; equivalent (0): the differences are all
 in ignored outputs or within tolerances; diverged (1); could not verify (2): bad manifest, arguments, or
@@ -24,7 +30,9 @@ image under its tag; the replayed command failed (4): non-zero exit, killed for 
 
 
 def verify_cmd(
-    target: Annotated[str, typer.Argument(help="A capsule folder (made by `replay capture`).")],
+    target: Annotated[list[str], typer.Argument(
+        help="Capsule folders (made by `replay capture`), folders of capsules (.replay/), bundles, references.",
+        metavar="TARGET...")],
     data: Annotated[
         list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")
     ] = None,
@@ -38,6 +46,12 @@ def verify_cmd(
     timeout: Annotated[float | None, typer.Option(help="Stop the replayed command after SECONDS.")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU limit for the replayed command.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        help="Batch: replays at once (default: usable cores / the largest recorded thread pin).")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Batch: print the plan (groups, counts) and run nothing.")] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Batch: stop at the first divergence.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Batch: write one self-contained HTML report page.")] = None,
+    backend: Annotated[str, typer.Option(help="Batch: where the replays run (local).")] = "local",
 ) -> None:
     """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
     from replay import factory, ui
@@ -59,7 +73,17 @@ def verify_cmd(
     cpus_limit = check_cpus(cpus) if cpus is not None else None
     memory_bytes = parse_memory(memory) if memory is not None else None
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
-        resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
+        found = targets.resolve(list(target), targets.ResolveContext(cwd, Path(scratch)))
+        if len(found) != 1 or plan or html or jobs is not None or fail_fast:
+            from replay.cli.batch import batch_cmd
+
+            if keep is not None:
+                raise BadInput("--keep takes one capsule, not a batch", "verify that capsule on its own with --keep")
+            batch_cmd(found, cwd, data_map, tolerances, list(ignore or []), timeout, cpus_limit, memory_bytes,
+                      jobs=jobs, plan_only=plan, fail_fast=fail_fast, backend_name=backend, as_json=as_json,
+                      report=report, junit=junit, markdown=markdown, html=html)
+            return
+        resolved = found[0]
         req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},
                             tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout,
                             cpus=cpus_limit, memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -176,8 +177,9 @@ def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, repor
 
 
 def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root: Path,
-               reporter: Reporter) -> RunResult:
-    """The recorded command in a fresh container, its outputs written under ``out_root``."""
+               reporter: Reporter, cancel: threading.Event | None = None) -> RunResult:
+    """The recorded command in a fresh container, its outputs written under ``out_root``; ``cancel`` set
+    kills the container (the engine raises Interrupted)."""
     m = prepared.manifest
     mounts = [Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots]
     for rel in layout.output_mount_dirs(m.outputs):
@@ -192,7 +194,7 @@ def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root:
         timeout_s=req.timeout_s, labels={"io.replay.capsule": m.name},
     )
     reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
-    return engine.run(spec, lambda line: reporter.log(line, "command"))
+    return engine.run(spec, lambda line: reporter.log(line, "command"), cancel=cancel)
 
 
 def compare_replay(prepared: Prepared, out_root: Path) -> Comparison:
