@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   ?= replay-base/python:3.11-bookworm
 export REPLAY_BASE := $(BASE)
 
-.PHONY: install engine base demo test test-unit check bench clean
+.PHONY: install engine base chromium demo test test-unit check bench clean
 
 $(BIN)/replay: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,13 @@ engine:
 base: install engine
 	@REPLAY=$(BIN)/replay bash scripts/ensure-base.sh
 
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 demo: base
 	@bash demo/run.sh
 
-test: base
+test: base chromium
 	$(BIN)/pytest -q
 
 test-unit: install
@@ -39,6 +42,7 @@ bench: base
 	$(BIN)/python benchmarks/bench_hash.py
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/bench_capture_verify.py
+	$(BIN)/python benchmarks/bench_batch.py
 
 clean:
 	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache

@@ -32,7 +32,7 @@ image under its tag; the replayed command failed (4): non-zero exit, killed for 
 def verify_cmd(
     target: Annotated[list[str], typer.Argument(
         help="Capsule folders (made by `replay capture`), folders of capsules (.replay/), bundles, references.",
-        metavar="TARGET...")],
+        metavar="TARGET")],
     data: Annotated[
         list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")
     ] = None,
@@ -53,7 +53,7 @@ def verify_cmd(
     html: Annotated[Path | None, typer.Option(help="Batch: write one self-contained HTML report page.")] = None,
     backend: Annotated[str, typer.Option(help="Batch: where the replays run (local).")] = "local",
 ) -> None:
-    """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
+    """Replay capsules in fresh, isolated containers and diff their outputs byte for byte and metric-wise."""
     from replay import factory, ui
     from replay.cli import State
     from replay.core import targets

@@ -172,3 +172,14 @@ def test_json_of_a_batch_is_one_document_even_with_a_broken_capsule(batch_projec
     assert result.code == 2, result.stderr
     doc = json.loads(result.stdout)
     assert [c["outcome"] for c in doc["capsules"]] == ["identical", "could_not_verify"]
+
+
+def test_fail_fast_stops_at_the_first_divergence(batch_project: Project) -> None:
+    full = names(batch_project)
+    order = [full[n] for n in ("a1", "b", "div", "fail")]  # one at a time, in this order
+    result = batch_project.replay("verify", *(f".replay/{n}" for n in order), "--jobs", "1", "--fail-fast",
+                                  "--json")
+    assert result.code == 1, result.stderr
+    doc = result.json()
+    assert [c["outcome"] for c in doc["capsules"]] == ["identical", "identical", "diverged", "not_run"]
+    assert doc["plan"]["stopped_early"] is True
