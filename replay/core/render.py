@@ -41,6 +41,7 @@ class DockerfileContext:
     uid: int = 10001
     has_packages: bool = True
     env: list[tuple[str, str]] = field(default_factory=list)  # the environment's own (PYTHONPATH of the code)
+    fixed_mtime: int = 315532800  # FIXED_MTIME: every file of the virtualenv gets it
 
 
 @dataclass

@@ -191,6 +191,12 @@ def test_no_packages_omits_pip_install() -> None:
     assert "COPY wheels/ /tmp/wheels/\nLABEL io.replay.stage=\"packages\"\n" in without
 
 
+def test_pip_compiles_hash_checked_pycs_so_a_rebuilt_stage_has_the_same_bytes() -> None:
+    steps = instructions(render_dockerfile(context()))
+    assert steps[1] == ("ENV", "SOURCE_DATE_EPOCH=315532800")  # before the venv and pip compile anything
+    assert ("ENV", "SOURCE_DATE_EPOCH=315532800") not in final_stage(render_dockerfile(context()))
+
+
 def test_empty_env_keeps_env_valid() -> None:
     stage = final_stage(render_dockerfile(context(env=[])))
     env = [args for kw, args in stage if kw == "ENV"]
