@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   ?= replay-base/python:3.11-bookworm
 export REPLAY_BASE := $(BASE)
 
-.PHONY: install engine slurm base tools demo test test-unit check bench clean
+.PHONY: install engine slurm base tools chromium demo test test-unit check bench clean
 
 $(BIN)/replay: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,13 @@ base: install engine
 tools:
 	@bash scripts/ensure-tools.sh
 
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 demo: base
 	@bash demo/run.sh
 
-test: base tools slurm
+test: base tools slurm chromium
 	$(BIN)/pytest -q
 
 test-unit: install tools
@@ -48,6 +51,7 @@ bench: base tools
 	$(BIN)/python benchmarks/bench_manifest.py
 	$(BIN)/python benchmarks/bench_capture_verify.py
 	$(BIN)/python benchmarks/bench_bundle.py
+	$(BIN)/python benchmarks/bench_batch.py
 
 clean:
 	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache

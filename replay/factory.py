@@ -29,4 +29,9 @@ def backend(name: str = "local", **options: Any) -> Backend:
         from replay.adapters.slurm import SlurmBackend
 
         return SlurmBackend(**options)
+    if name == "local":
+        from replay.core.local_backend import LocalBackend
+
+        given = options.get("engine")
+        return LocalBackend(given if given is not None else engine())
     raise BadInput(f"the {name} backend is not available in this build", "run without --backend")

@@ -37,7 +37,8 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "replay.json"
 LOCK_NAME = "requirements.lock"
 REQUIREMENTS_IN_NAME = "requirements.in"
-DOCKERFILE_NAME = "Dockerfile"
+DOCKERFILE_NAME = "Dockerfile"  # the environment image's (base, virtualenv, code)
+CAPSULE_DOCKERFILE_NAME = "capsule.Dockerfile"  # the capsule layer's, FROM the environment image by ID
 PATCH_NAME = "code.patch"
 REFERENCE_DIR = "reference"
 
@@ -149,6 +150,9 @@ class ImageInfo:
     dockerfile_sha256: str = ""
     # REPO@sha256:DIGEST after `replay push`: the registry manifest that pins this image's config (its ID).
     registry_digest: str | None = None
+    # The environment image the capsule image (``id``) is one layer on: base + virtualenv + code, the same ID
+    # for every capture of the same code and packages. Empty in capsules from before the split.
+    environment_id: str = ""
 
 
 @dataclass

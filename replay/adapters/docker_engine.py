@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from replay.core.ports import ImageRecord, RunResult, RunSpec, Tmpfs
-from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem
+from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)")
 OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
@@ -304,8 +304,12 @@ class DockerEngine:
             raise ImageProblem(f"`{' '.join(argv)}` failed in {image}: {err.strip()[-300:]}", "")
         return out
 
-    def run(self, spec: RunSpec, on_line: Callable[[str], None]) -> RunResult:
-        """Run ``spec`` to completion. Ctrl-C, a timeout or any error kills and removes the container."""
+    def run(self, spec: RunSpec, on_line: Callable[[str], None], cancel: threading.Event | None = None) -> RunResult:
+        """Run ``spec`` to completion. Ctrl-C, a timeout, ``cancel`` or any error kills and removes the container.
+
+        In a batch the run is in a worker thread, where no KeyboardInterrupt arrives: the batch sets ``cancel``
+        and a watcher thread kills the container, whose log stream then ends, and ``Interrupted`` is raised.
+        """
         from docker.errors import DockerException
         from docker.types import Mount
 
@@ -332,16 +336,21 @@ class DockerEngine:
                 hostname=spec.hostname,
             )
         tail: deque[str] = deque(maxlen=60)
+        finished = threading.Event()
         try:
+            if cancel is not None:
+                threading.Thread(target=self._kill_on_cancel, args=(container, cancel, finished), daemon=True,
+                                 name="replay-cancel-watch").start()
             with self._errors():
-                return self._follow(container, spec, on_line, tail, t0)
+                return self._follow(container, spec, on_line, tail, t0, cancel)
         finally:
-            # Runs on KeyboardInterrupt and errors.Stopped (SIGTERM/SIGHUP) too: nothing is left behind.
+            # Runs on KeyboardInterrupt, cancel and errors.Stopped (SIGTERM/SIGHUP) too: nothing is left behind.
+            finished.set()
             with contextlib.suppress(DockerException, OSError):
                 self.api.remove_container(container, force=True)
 
     def _follow(self, container: Any, spec: RunSpec, on_line: Callable[[str], None], tail: deque[str],
-                t0: float) -> RunResult:
+                t0: float, cancel: threading.Event | None) -> RunResult:
         """Start the container, stream its log to its end, and read how it ended."""
         self.api.start(container)
         started = time.monotonic()
@@ -361,6 +370,8 @@ class DockerEngine:
         finally:
             if timer:
                 timer.cancel()
+        if cancel is not None and cancel.is_set():
+            raise Interrupted()
         state = self.api.inspect_container(container)["State"]
         return RunResult(
             exit_code=int(status.get("StatusCode", -1)),
@@ -370,6 +381,16 @@ class DockerEngine:
             oom_killed=bool(state.get("OOMKilled")),
             log_tail="\n".join(tail),
         )
+
+    def _kill_on_cancel(self, container: Any, cancel: threading.Event, finished: threading.Event) -> None:
+        from docker.errors import DockerException
+
+        while not finished.is_set():
+            if cancel.wait(0.1):
+                # Again until the run ends: a kill before the container has started does not stop its start.
+                with contextlib.suppress(DockerException):
+                    self.api.kill(container)
+                finished.wait(0.5)
 
     def _kill_on_timeout(self, container: Any, flag: threading.Event) -> None:
         from docker.errors import DockerException

@@ -20,6 +20,12 @@ EPILOG = """Example:
   replay verify .replay/digits --junit verify.xml --markdown verify.md
   replay verify digits.replay --allowed-signers allowed_signers
   replay verify 127.0.0.1:5000/team/digits@sha256:...
+  replay verify .replay/ --jobs 2 --html report.html
+
+With more than one capsule (several TARGETs, or a folder of capsules such as .replay/) it is a batch: each
+distinct image and data set is checked once, each distinct experiment replayed once (--plan shows the plan
+and runs nothing), and the report gives the reproducibility rate. A batch exits 0 when every capsule
+reproduced, 1 when any diverged, otherwise with the highest-priority failure: 4, then 3, then 2.
 
 Verdicts and exit codes: identical (0): every output byte-identical; equivalent (0): the differences are all
 in ignored outputs or within tolerances; diverged (1); could not verify (2): bad manifest, arguments, or
@@ -28,8 +34,9 @@ image under its tag; the replayed command failed (4): non-zero exit, killed for 
 
 
 def verify_cmd(
-    target: Annotated[str, typer.Argument(
-        help="A capsule folder (made by `replay capture`), a bundle FILE or FILE#NAME, or REPO@sha256:DIGEST.")],
+    target: Annotated[list[str], typer.Argument(
+        help="Capsule folders (made by `replay capture`), folders of capsules (.replay/), bundle FILEs or "
+             "FILE#NAME, registry references REPO@sha256:DIGEST.", metavar="TARGET...")],
     data: Annotated[
         list[str] | None, typer.Option("--data", help="RECORDED=LOCAL: where a recorded data path is here.")
     ] = None,
@@ -52,8 +59,11 @@ def verify_cmd(
     time_limit: TimeOpt = None,
     gpus: GpusOpt = None,
     workdir: WorkdirOpt = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Batch: print the plan (groups, counts) and run nothing.")] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Batch: stop at the first divergence.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Batch: write one self-contained HTML report page.")] = None,
 ) -> None:
-    """Replay a capsule in a fresh, isolated container and diff its outputs byte for byte and metric-wise."""
+    """Replay capsules in fresh, isolated containers and diff their outputs byte for byte and metric-wise."""
     from replay import factory, ui
     from replay.cli import State
     from replay.core import targets
@@ -88,10 +98,20 @@ def verify_cmd(
         options = VerifyOptions(cwd=str(cwd), data_map={k: str(v) for k, v in data_map.items()},
                                 tolerances=tolerances, ignore=list(ignore or []), timeout_s=timeout_s,
                                 cpus=cpus_limit, memory_bytes=memory_bytes)
-        backend_options.verify_on_backend(chosen, [target], options, as_json, report, junit, markdown)
+        backend_options.verify_on_backend(chosen, list(target), options, as_json, report, junit, markdown)
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
         ctx = targets.ResolveContext(cwd, Path(scratch), allowed_signers=allowed_signers, engine=engine)
-        resolved = targets.one(targets.resolve([target], ctx), target)
+        found = targets.resolve(list(target), ctx)
+        if len(found) != 1 or plan or html or jobs is not None or fail_fast:
+            from replay.cli.batch import batch_cmd
+
+            if keep is not None:
+                raise BadInput("--keep takes one capsule, not a batch", "verify that capsule on its own with --keep")
+            batch_cmd(found, cwd, data_map, tolerances, list(ignore or []), timeout_s, cpus_limit, memory_bytes,
+                      jobs=jobs, plan_only=plan, fail_fast=fail_fast, backend_name=chosen.name, as_json=as_json,
+                      report=report, junit=junit, markdown=markdown, html=html)
+            return
+        resolved = found[0]
         req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},
                             tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout_s,
                             cpus=cpus_limit, memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)

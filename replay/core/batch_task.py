@@ -14,6 +14,7 @@ to the group (the image, the data, the run) gives every capsule of the group the
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from replay.core.verify import (
     raise_on_failure,
     run_replay,
 )
-from replay.errors import BadInput, ReplayError
+from replay.errors import BadInput, Interrupted, ReplayError
 from replay.manifest import Manifest
 
 TASK_SCHEMA = "replay.task"
@@ -47,10 +48,15 @@ SCHEMA_VERSION = 1
 
 
 def experiment_key(m: Manifest) -> tuple[Any, ...]:
-    """What makes two captures replay identically: equal keys, one replay serves both."""
+    """What makes two captures replay identically: equal keys, one replay serves both.
+
+    The image part is the ENVIRONMENT image (base, virtualenv, code): members' capsule images differ only by
+    their replay.json layer (name, date), and everything else they set (seed, thread pins, command) is in the
+    key. Capsules from before the split have no environment ID and fall back to their own image.
+    """
     cmd = m.command
     return (
-        m.image.id,
+        m.image.environment_id or m.image.id,
         tuple(cmd.argv),
         cmd.workdir,
         cmd.seed,
@@ -73,6 +79,9 @@ class VerifyOptions:
     timeout_s: float | None = None
     cpus: float | None = None
     memory_bytes: int | None = None
+    # Check the image and the data before the replay. The local batch turns it off: its plan checked each
+    # distinct image and data set once before handing out tasks. A cluster node keeps it on (its own engine).
+    checks: bool = True
 
     def request(self, capsule: Path) -> VerifyRequest:
         return VerifyRequest(
@@ -115,7 +124,7 @@ class GroupTask:
 def _check_options(o: VerifyOptions) -> None:
     ok = (isinstance(o.cwd, str) and _str_map(o.data_map) and _str_map(o.tolerances)
           and isinstance(o.ignore, list) and all(isinstance(g, str) for g in o.ignore)
-          and _number_or_none(o.timeout_s) and _number_or_none(o.cpus)
+          and _number_or_none(o.timeout_s) and _number_or_none(o.cpus) and isinstance(o.checks, bool)
           and (o.memory_bytes is None or (isinstance(o.memory_bytes, int) and not isinstance(o.memory_bytes, bool))))
     if not ok:
         raise BadInput("replay task options have the wrong types", "rerun the batch")
@@ -129,12 +138,17 @@ def _number_or_none(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def run_task(payload: dict[str, Any], engine: Engine, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Verify a task's group with one replay; a ``replay.task-result`` document (never raises ReplayError)."""
+def run_task(payload: dict[str, Any], engine: Engine, reporter: Reporter | None = None,
+             cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Verify a task's group with one replay; a ``replay.task-result`` document (never raises ReplayError).
+
+    ``cancel`` set while the replay runs kills its container (the engine honours it); the reports then say
+    "interrupted" (exit 130).
+    """
     reporter = reporter or NullReporter()
     task = GroupTask.from_payload(payload)
     started = time.time()
-    reports = _verify_group(task, engine, reporter)
+    reports = _verify_group(task, engine, reporter, cancel)
     host: dict[str, Any] = {}
     try:
         host = asdict(collect_host(engine.version()))
@@ -152,7 +166,8 @@ def run_task(payload: dict[str, Any], engine: Engine, reporter: Reporter | None 
     }
 
 
-def _verify_group(task: GroupTask, engine: Engine, reporter: Reporter) -> list[VerifyReport]:
+def _verify_group(task: GroupTask, engine: Engine, reporter: Reporter,
+                  cancel: threading.Event | None = None) -> list[VerifyReport]:
     paths = [Path(c) for c in task.capsules]
     reports: dict[int, VerifyReport] = {}
     prepared: dict[int, Prepared] = {}
@@ -171,27 +186,30 @@ def _verify_group(task: GroupTask, engine: Engine, reporter: Reporter) -> list[V
                 "the batch plan groups only identical experiments; rerun the batch"))
         req = task.options.request(paths[leader_index])
         try:
-            reports.update(_replay_once(engine, req, prepared, reporter))
+            if cancel is not None and cancel.is_set():
+                raise Interrupted()
+            reports.update(_replay_once(engine, req, prepared, reporter, task.options.checks, cancel))
         except ReplayError as exc:
             for i in prepared:
                 reports[i] = error_report(paths[i], exc)
     return [reports[i] for i in range(len(paths))]
 
 
-def _replay_once(engine: Engine, req: VerifyRequest, group: dict[int, Prepared],
-                 reporter: Reporter) -> dict[int, VerifyReport]:
+def _replay_once(engine: Engine, req: VerifyRequest, group: dict[int, Prepared], reporter: Reporter,
+                 checks: bool = True, cancel: threading.Event | None = None) -> dict[int, VerifyReport]:
     watch = Stopwatch()
     leader = group[min(group)]
     engine_version = engine.version()
-    check_image(engine, leader.manifest)
-    watch.lap("image")
-    with StatCache() as cache:
-        check_inputs(leader.manifest, req, cache, reporter)
-    watch.lap("data")
+    if checks:
+        check_image(engine, leader.manifest)
+        watch.lap("image")
+        with StatCache() as cache:
+            check_inputs(leader.manifest, req, cache, reporter)
+        watch.lap("data")
     verify_host = collect_host(engine_version)
     out: dict[int, VerifyReport] = {}
     with output_folder(None) as out_root:
-        result = run_replay(engine, leader, req, out_root, reporter)
+        result = run_replay(engine, leader, req, out_root, reporter, cancel=cancel)
         watch.lap("run")
         watch.timings["container_start"] = round(result.start_s, 4)
         raise_on_failure(result, req)

@@ -24,7 +24,14 @@ from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import hash_paths
 from replay.core.hostinfo import collect_host
 from replay.core.ports import Engine
-from replay.core.render import DockerfileContext, render_dockerfile, write_build_context
+from replay.core.render import (
+    CapsuleLayerContext,
+    DockerfileContext,
+    render_capsule_dockerfile,
+    render_dockerfile,
+    write_build_context,
+    write_capsule_context,
+)
 from replay.core.secrets import refuse_secrets
 from replay.core.snapshot import Snapshot, code_files, take_snapshot
 from replay.core.statcache import StatCache
@@ -32,6 +39,7 @@ from replay.core.walk import locate
 from replay.errors import BadInput, CommandFailed
 from replay.fsutil import staged_dir
 from replay.manifest import (
+    CAPSULE_DOCKERFILE_NAME,
     DOCKERFILE_NAME,
     IMAGE_MANIFEST_PATH,
     IMAGE_VENV,
@@ -175,13 +183,19 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
             manifest_rules.check(manifest, "the new capsule")  # never write what verify would refuse to load
             _copy_references(outputs, root, stage)
 
-            # --- 5. the image ---------------------------------------------------------------------------
+            # --- 5. the images: the shared environment, then this run's thin capsule layer on it --------
             dockerfile = render_dockerfile(_dockerfile_context(manifest, base.digest or base.id))
             (stage / DOCKERFILE_NAME).write_text(dockerfile)
-            reporter.stage("building the image")
-            image_id = _build(engine, stage, dockerfile, env.wheels, root, snap.files, manifest, reporter, req.no_cache)
+            reporter.stage("building the environment image")
+            environment_id = _build_environment(engine, stage, dockerfile, env.wheels, root, snap.files, manifest,
+                                                reporter, req.no_cache)
         finally:
             env.cleanup()
+        manifest.image.environment_id = environment_id  # known to the image's own replay.json too
+        capsule_dockerfile = render_capsule_dockerfile(_capsule_context(manifest, environment_id))
+        (stage / CAPSULE_DOCKERFILE_NAME).write_text(capsule_dockerfile)
+        reporter.stage("building the capsule image")
+        image_id = _build_capsule(engine, capsule_dockerfile, manifest, reporter)
         tag = f"replay/{name}:{image_id.split(':')[-1][:12]}"
         engine.tag(image_id, tag.rsplit(":", 1)[0], tag.rsplit(":", 1)[1])
         record = engine.image(image_id)
@@ -231,11 +245,26 @@ def _stability(engine: Engine, stage: Path, manifest: Manifest, root: Path, runs
 
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
+    """The environment image's context: only what the code and packages decide, never the run."""
+    env = {}
+    if manifest.python.project_paths:
+        env["PYTHONPATH"] = ":".join(_project_import_paths(manifest.python.project_paths))
+    return DockerfileContext(
+        base_ref=base_ref,
+        replay_version=__version__,
+        venv=IMAGE_VENV,
+        workspace=IMAGE_WORKSPACE,
+        has_packages=bool(manifest.python.packages),
+        env=sorted(env.items()),
+        site_packages=_site_packages_dir(manifest),
+    )
+
+
+def _capsule_context(manifest: Manifest, environment_id: str) -> CapsuleLayerContext:
+    """The capsule layer's context: this run's environment (seed, thread pins), labels and command."""
     cmd = manifest.command
     run_env = dict(layout.seed_environment(cmd.seed, cmd.auto_seed))
     run_env.update(cmd.numerics_env)
-    if manifest.python.project_paths:
-        run_env["PYTHONPATH"] = ":".join(_project_import_paths(manifest.python.project_paths))
     code = manifest.code
     labels = {
         "org.opencontainers.image.title": f"replay capsule {manifest.name}",
@@ -250,16 +279,12 @@ def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
         "io.replay.manifest": IMAGE_MANIFEST_PATH,
         "io.replay.version": __version__,
     }
-    return DockerfileContext(
-        base_ref=base_ref,
+    return CapsuleLayerContext(
+        environment_id=environment_id,
         replay_version=__version__,
-        venv=IMAGE_VENV,
-        workspace=IMAGE_WORKSPACE,
         manifest_path=IMAGE_MANIFEST_PATH,
         workdir=layout.container_path(cmd.workdir),
         argv=cmd.argv,
-        has_packages=bool(manifest.python.packages),
-        site_packages=_site_packages_dir(manifest),
         run_env=sorted(run_env.items()),
         labels=sorted(labels.items()),
     )
@@ -280,18 +305,26 @@ def _project_import_paths(paths: list[str]) -> list[str]:
     return out
 
 
-def _build(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
-           files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
-    manifest_json = (jsonio.dumps(manifest.to_dict()) + "\n").encode()
+def _build_environment(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
+                       files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
     site_files = autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api)
     with tempfile.TemporaryFile(prefix="replay-context-") as context:
-        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, manifest_json,
-                            site_files)
+        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, site_files)
         context.seek(0)
         return engine.build(
             context, tag=None, on_line=reporter.log,
             on_step=lambda n, total: reporter.progress("build", n, total), no_cache=no_cache,
         )
+
+
+def _build_capsule(engine: Engine, dockerfile: str, manifest: Manifest, reporter: Reporter) -> str:
+    """The thin layer: the tiny context holds its Dockerfile and replay.json, never the wheels again."""
+    manifest_json = (jsonio.dumps(manifest.to_dict()) + "\n").encode()
+    with tempfile.TemporaryFile(prefix="replay-capsule-context-") as context:
+        write_capsule_context(context, dockerfile, manifest_json)
+        context.seek(0)
+        return engine.build(context, tag=None, on_line=reporter.log,
+                            on_step=lambda n, total: reporter.progress("build", n, total))
 
 
 def _code_version(snap: Snapshot, stage: Path) -> CodeVersion:

@@ -9,6 +9,7 @@ into whatever its engine takes.
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -109,8 +110,9 @@ class Engine(Protocol):
     def probe(self, image: str, argv: list[str]) -> str:
         """Run a short command in ``image`` with no network and return its stdout."""
 
-    def run(self, spec: RunSpec, on_line: Callable[[str], None]) -> RunResult:
-        """Run to completion, streaming output lines; always leaves no container behind."""
+    def run(self, spec: RunSpec, on_line: Callable[[str], None], cancel: threading.Event | None = None) -> RunResult:
+        """Run to completion, streaming output lines; always leaves no container behind. ``cancel`` set (from
+        another thread) kills the container, which is removed, and ``Interrupted`` is raised."""
 
 
 # --- batch backends ------------------------------------------------------------------------------------
@@ -139,7 +141,7 @@ class JobStatus:
 
 @dataclass
 class TaskSpec:
-    """One unit of batch work: the backend runs ``payload`` through ``replay.core.batch.run_task`` (in this
+    """One unit of batch work: the backend runs ``payload`` through ``replay.core.batch_task.run_task`` (in this
     process, or as ``python -m replay task`` on a cluster node) and hands back what it returned."""
 
     id: str

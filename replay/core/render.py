@@ -1,4 +1,9 @@
-"""templates/*.j2 -> Dockerfile, and the build context as a deterministic tar stream.
+"""templates/*.j2 -> Dockerfiles, and their build contexts as deterministic tar streams.
+
+A capsule's image is built in two steps: the ENVIRONMENT image (``Dockerfile.j2``: base, virtualenv, code;
+nothing in it depends on the run, so captures of the same code share its ID) from the full context, then the
+CAPSULE image (``capsule.Dockerfile.j2``: FROM the environment's ID, plus the run's manifest, environment,
+labels and command) from a tiny context holding only its Dockerfile and replay.json.
 
 Deterministic means: sorted entries, one fixed mtime, uid/gid 0 with no owner names, modes reduced to
 0644/0755. Two captures of the same tree send the same bytes, so the engine's layer cache hits.
@@ -27,16 +32,29 @@ def templates_dir() -> Path:
 
 @dataclass
 class DockerfileContext:
+    """The environment image's template (``Dockerfile.j2``): nothing about the run itself belongs here."""
+
     base_ref: str
     replay_version: str
     venv: str
     workspace: str
+    uid: int = 10001
+    has_packages: bool = True
+    env: list[tuple[str, str]] = field(default_factory=list)  # the environment's own (PYTHONPATH of the code)
+    fixed_mtime: int = 315532800  # FIXED_MTIME: every file of the virtualenv gets it
+    site_packages: str = ""  # where the context's site-packages/ goes in the image, if anywhere (core/autoseed.py)
+
+
+@dataclass
+class CapsuleLayerContext:
+    """The capsule image's template (``capsule.Dockerfile.j2``): the run, on top of an environment image."""
+
+    environment_id: str
+    replay_version: str
     manifest_path: str
     workdir: str
     argv: list[str]
     uid: int = 10001
-    has_packages: bool = True
-    site_packages: str = ""  # where the context's site-packages/ goes in the image, if anywhere (core/autoseed.py)
     run_env: list[tuple[str, str]] = field(default_factory=list)
     labels: list[tuple[str, str]] = field(default_factory=list)
 
@@ -67,6 +85,10 @@ def template_environment() -> Any:
 
 
 def render_dockerfile(context: DockerfileContext, template: str = "Dockerfile.j2") -> str:
+    return str(template_environment().get_template(template).render(**vars(context)))
+
+
+def render_capsule_dockerfile(context: CapsuleLayerContext, template: str = "capsule.Dockerfile.j2") -> str:
     return str(template_environment().get_template(template).render(**vars(context)))
 
 
@@ -112,11 +134,10 @@ def write_build_context(
     wheels: Iterable[Path],
     code_root: Path,
     code_files: Iterable[str],
-    manifest_json: bytes,
     site_files: dict[str, bytes] | None = None,
 ) -> None:
-    """The whole build context: Dockerfile, lock, wheels/, site-packages/ (files for the virtualenv's
-    site-packages, only when there are some), code/ (the snapshot) and replay.json."""
+    """The environment's build context: Dockerfile, lock, wheels/, site-packages/ (files for the virtualenv's
+    site-packages, only when there are some) and code/ (the snapshot)."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         writer = ContextWriter(tar)
         writer.add_bytes("Dockerfile", dockerfile.encode())
@@ -131,4 +152,11 @@ def write_build_context(
         writer.add_dir("code")
         for rel in sorted(code_files):
             writer.add_file(f"code/{rel}", code_root / rel)
+
+
+def write_capsule_context(out: IO[bytes], dockerfile: str, manifest_json: bytes) -> None:
+    """The capsule layer's build context: its Dockerfile and replay.json (the wheels are not sent twice)."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        writer = ContextWriter(tar)
+        writer.add_bytes("Dockerfile", dockerfile.encode())
         writer.add_bytes("replay.json", manifest_json)

@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -213,9 +214,11 @@ def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, repor
 
 
 def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root: Path,
-               reporter: Reporter, adjust: Callable[[RunSpec], RunSpec] | None = None) -> RunResult:
+               reporter: Reporter, adjust: Callable[[RunSpec], RunSpec] | None = None,
+               cancel: threading.Event | None = None) -> RunResult:
     """The recorded command in a fresh container, its outputs written under ``out_root``; ``adjust`` changes
-    the spec before it runs (``replay check --vary``: another clock, time zone, user...)."""
+    the spec before it runs (``replay check --vary``: another clock, time zone, user...); ``cancel`` set
+    kills the container (the engine raises Interrupted)."""
     m = prepared.manifest
     spec = RunSpec(
         image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
@@ -233,7 +236,7 @@ def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root:
             host = mkdirs_beneath(out_root, rel, owner=_uid_gid(spec.user) if root else None)
             spec.mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
         reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
-        return engine.run(spec, lambda line: reporter.log(line, "command"))
+        return engine.run(spec, lambda line: reporter.log(line, "command"), cancel=cancel)
     finally:
         if root:
             chown_tree(out_root, os.geteuid(), os.getegid())

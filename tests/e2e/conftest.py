@@ -40,6 +40,8 @@ CAPSULE_LABEL = "io.replay.capsule"
 # What this test session made: image IDs, and capsule names (its containers carry them as a label).
 SESSION_IMAGES: set[str] = set()
 SESSION_CAPSULES: set[str] = set()
+# Environment images under the capsule images: removed after them, without force (captures share them).
+ENVIRONMENT_IMAGES: set[str] = set()
 # The only variables of the caller's environment that reach the CLI under test.
 PASSED_THROUGH = ("HOME", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR", "CI", "SLURM_CONF")
 
@@ -58,6 +60,7 @@ def track_capsule(capsule: Path) -> None:
         return
     SESSION_CAPSULES.add(str(manifest.get("name", "")))
     track_image(str((manifest.get("image") or {}).get("id", "")))
+    ENVIRONMENT_IMAGES.add(str((manifest.get("image") or {}).get("environment_id", "")))
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -109,6 +112,10 @@ def _remove_session_images(eng: Any, before: set[str]) -> None:
         # APIError: still used by a container another test keeps; left to its owner.
         with contextlib.suppress(NotFound, APIError):
             eng.api.remove_image(image_id, force=True)
+    for image_id in sorted(ENVIRONMENT_IMAGES - before - {""}):
+        # Still under another session's capsule image: left to its owner.
+        with contextlib.suppress(NotFound, APIError):
+            eng.api.remove_image(image_id, force=False, noprune=False)
     stages = eng.api.images(all=True, filters={"label": "io.replay.stage=packages", "dangling": True})
     for image in stages:
         if image["Id"] not in before:

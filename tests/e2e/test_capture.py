@@ -45,7 +45,7 @@ def test_capture_writes_a_complete_capsule(make_project, engine) -> None:
     assert summary["counts"]["data_files"] == 1 and summary["counts"]["outputs"] == 3
     capsule = project.capsule
     assert sorted(p.name for p in capsule.iterdir()) == [
-        "Dockerfile", "reference", "replay.json", "requirements.in", "requirements.lock"]
+        "Dockerfile", "capsule.Dockerfile", "reference", "replay.json", "requirements.in", "requirements.lock"]
     manifest = json.loads((capsule / "replay.json").read_text())
     assert manifest["schema_version"] == 1
     assert manifest["command"]["argv"] == ["python", "train.py"] and manifest["command"]["seed"] == 7
@@ -109,6 +109,32 @@ def layer_files_containing(saved: Path, needles: list[bytes]) -> dict[bytes, lis
                         if needle in data:
                             found[needle].append(f"{member.name}:{item.name}")
     return found
+
+
+def test_captures_of_the_same_code_share_the_environment_image_and_differ_in_the_capsule_image(
+        make_project, engine) -> None:
+    project = make_project("seeded")
+    assert project.capture().code == 0
+    args = list(project.scenario["capture"])
+    args[args.index("--seed") + 1] = "8"  # another run of the same code: another seed, another name
+    other = f"{project.name}-b"
+    second = project.replay("capture", "--name", other, "--base", BASE, *args)
+    project.track(project.root / ".replay" / other)
+    assert second.code == 0, second.stderr
+
+    first = json.loads((project.capsule / "replay.json").read_text())["image"]
+    again = json.loads((project.root / ".replay" / other / "replay.json").read_text())["image"]
+    assert first["environment_id"].startswith("sha256:")
+    assert first["environment_id"] == again["environment_id"]
+    assert first["id"] != again["id"]
+    # The capsule image is one layer on the environment: it names it, and carries its own run.
+    dockerfile = (project.capsule / "capsule.Dockerfile").read_text()
+    assert f"FROM {first['environment_id']}" in dockerfile
+    environment = engine.image(first["environment_id"])
+    assert environment is not None and environment.labels.get("io.replay.stage") == "environment"
+    inside = json.loads(engine.probe(again["id"], ["cat", "/replay/replay.json"]))
+    assert inside["name"] == other and inside["command"]["seed"] == 8
+    assert inside["image"]["environment_id"] == first["environment_id"]
 
 
 def test_secret_canary_reaches_neither_capsule_nor_image(make_project, engine, tmp_path) -> None:

@@ -169,17 +169,19 @@ def test_seed_environment_with_auto_seed(seed: int) -> None:
 
 
 def test_an_auto_seed_capsule_image_gets_the_switch_and_the_hook_files() -> None:
-    from replay.core.capture import _dockerfile_context
+    from replay.core.capture import _capsule_context, _dockerfile_context
     from tests.unit.test_manifest import full_manifest
 
     manifest = full_manifest()  # auto_seed and replay_api on, seed 7
-    ctx = _dockerfile_context(manifest, "sha256:" + "a" * 64)
-    env = dict(ctx.run_env)
+    # The switch is the run's (the capsule layer); the hook files are the environment's (inert without it).
+    env = dict(_capsule_context(manifest, "sha256:" + "e" * 64).run_env)
     assert (env["REPLAY_SEED"], env["PYTHONHASHSEED"], env["REPLAY_AUTO_SEED"]) == ("7", "7", "1")
+    ctx = _dockerfile_context(manifest, "sha256:" + "a" * 64)
     assert ctx.site_packages == "/opt/venv/lib/python3.11/site-packages"  # the base's Python made the venv
     manifest.command.auto_seed = manifest.python.replay_api = False
     ctx = _dockerfile_context(manifest, "sha256:" + "a" * 64)
-    assert "REPLAY_AUTO_SEED" not in dict(ctx.run_env) and ctx.site_packages == ""
+    assert "REPLAY_AUTO_SEED" not in dict(_capsule_context(manifest, "sha256:" + "e" * 64).run_env)
+    assert ctx.site_packages == ""
 
 
 @pytest.mark.parametrize(("seed", "run", "recorded", "warned"), [

@@ -13,14 +13,24 @@ import jinja2.meta
 import pytest
 
 from replay.core import render
-from replay.core.render import FIXED_MTIME, DockerfileContext, render_dockerfile, write_build_context
+from replay.core.render import (
+    FIXED_MTIME,
+    CapsuleLayerContext,
+    DockerfileContext,
+    render_capsule_dockerfile,
+    render_dockerfile,
+    write_build_context,
+    write_capsule_context,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.golden"
 SITE_GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.site-packages.golden"  # --auto-seed's hook files
-AUTO_SEED_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "0"), ("REPLAY_AUTO_SEED", "1"), ("REPLAY_SEED", "0")]
+CAPSULE_GOLDEN = Path(__file__).parent / "golden" / "capsule.Dockerfile.golden"
+ENV_ID = "sha256:" + "e" * 64
 BASE = "replay-base/python:3.11-bookworm"
 ARGV = ["python", "train.py", "--seed", "7", "--name", 'run "a"']
-RUN_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "7"), ("PYTHONPATH", "/workspace/src"), ("REPLAY_SEED", "7")]
+RUN_ENV = [("OMP_NUM_THREADS", "2"), ("PYTHONHASHSEED", "7"), ("REPLAY_SEED", "7")]
+ENV = [("PYTHONPATH", "/workspace/src")]
 LABELS = [
     ("io.replay.name", "demo"),
     ("io.replay.schema-version", "1"),
@@ -31,11 +41,15 @@ LABELS = [
 
 
 def context(**changes: object) -> DockerfileContext:
-    ctx = DockerfileContext(
-        base_ref=BASE,
+    ctx = DockerfileContext(base_ref=BASE, replay_version="0.1.0", venv="/opt/venv", workspace="/workspace",
+                            env=list(ENV))
+    return dataclasses.replace(ctx, **changes)  # type: ignore[arg-type]
+
+
+def capsule_context(**changes: object) -> CapsuleLayerContext:
+    ctx = CapsuleLayerContext(
+        environment_id=ENV_ID,
         replay_version="0.1.0",
-        venv="/opt/venv",
-        workspace="/workspace",
         manifest_path="/replay/replay.json",
         workdir="/workspace/src",
         argv=list(ARGV),
@@ -108,7 +122,7 @@ SITE = "/opt/venv/lib/python3.11/site-packages"
 
 
 def test_site_packages_matches_its_golden_file() -> None:
-    assert render_dockerfile(context(site_packages=SITE, run_env=list(AUTO_SEED_ENV))) == SITE_GOLDEN.read_text()
+    assert render_dockerfile(context(site_packages=SITE)) == SITE_GOLDEN.read_text()
 
 
 def test_site_packages_are_one_copy_right_after_the_virtualenv() -> None:
@@ -123,31 +137,55 @@ def test_site_packages_are_one_copy_right_after_the_virtualenv() -> None:
     assert "site-packages" not in plain
 
 
-def test_final_stage_structure() -> None:
+def test_capsule_layer_matches_golden_file() -> None:
+    assert render_capsule_dockerfile(capsule_context()) == CAPSULE_GOLDEN.read_text()
+
+
+def test_environment_stage_structure() -> None:
     text = render_dockerfile(context())
     steps = instructions(text)
-    assert [args for kw, args in steps if kw == "FROM"] == [f"{BASE} AS packages", BASE]
+    assert [args for kw, args in steps if kw == "FROM"] == [f"{BASE} AS packages", f"{BASE} AS environment"]
     stage = final_stage(text)
     keywords = [kw for kw, _ in stage]
-    assert keywords == ["FROM", "RUN", "COPY", "COPY", "ENV", "COPY", "COPY", "LABEL", "USER", "WORKDIR", "CMD"]
+    assert keywords == ["FROM", "RUN", "COPY", "COPY", "ENV", "COPY", "LABEL"]
     env = dict(key_values(next(args for kw, args in stage if kw == "ENV")))
     assert env == {
         "PATH": "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "VIRTUAL_ENV": "/opt/venv",
         "PYTHONDONTWRITEBYTECODE": "1",
-        **dict(RUN_ENV),
+        **dict(ENV),
         "PYTHONUNBUFFERED": "1",
     }
-    assert key_values(next(args for kw, args in stage if kw == "LABEL")) == LABELS
+    assert stage[-1] == ("LABEL", 'io.replay.stage="environment"')
+
+
+def test_environment_holds_nothing_of_the_run() -> None:
+    # The environment image's ID must not depend on the run: no command, seed, name, labels, user or manifest.
+    text = render_dockerfile(context())
+    for word in ("CMD", "USER", "WORKDIR", "replay.json", "REPLAY_SEED", "OMP_NUM_THREADS", "io.replay.name"):
+        assert word not in "\n".join(line for line in text.splitlines() if not line.startswith("#")), word
+
+
+def test_capsule_layer_structure() -> None:
+    stage = instructions(render_capsule_dockerfile(capsule_context()))
+    assert [kw for kw, _ in stage] == ["FROM", "COPY", "ENV", "LABEL", "USER", "WORKDIR", "CMD"]
+    assert stage[0] == ("FROM", ENV_ID)
+    assert stage[1] == ("COPY", "replay.json /replay/replay.json")
+    assert key_values(stage[2][1]) == RUN_ENV
+    assert key_values(stage[3][1]) == LABELS
     assert ("USER", "10001:10001") in stage
     assert ("WORKDIR", "/workspace/src") in stage
     assert json.loads(stage[-1][1]) == ARGV
-    assert "CMD " + json.dumps(ARGV) in text.splitlines()
 
 
-def test_values_are_json_quoted() -> None:
-    text = render_dockerfile(context())
-    assert '    OMP_NUM_THREADS="2" \\\n' in text
+def test_capsule_layer_without_run_env_has_no_env() -> None:
+    stage = instructions(render_capsule_dockerfile(capsule_context(run_env=[])))
+    assert [kw for kw, _ in stage] == ["FROM", "COPY", "LABEL", "USER", "WORKDIR", "CMD"]
+
+
+def test_values_are_docker_quoted() -> None:
+    text = render_capsule_dockerfile(capsule_context())
+    assert 'ENV OMP_NUM_THREADS="2" \\\n' in text
     assert 'org.opencontainers.image.description="python train.py --seed 7 --name run \\"a\\""' in text
 
 
@@ -155,8 +193,8 @@ def test_uid_is_used_for_user_and_group() -> None:
     text = render_dockerfile(context(uid=4242))
     assert "groupadd --system --gid 4242 replay" in text
     assert "useradd --system --uid 4242 " in text
-    assert ("USER", "4242:4242") in final_stage(text)
     assert "10001" not in text
+    assert ("USER", "4242:4242") in instructions(render_capsule_dockerfile(capsule_context(uid=4242)))
 
 
 def test_no_packages_omits_pip_install() -> None:
@@ -173,17 +211,25 @@ def test_no_packages_omits_pip_install() -> None:
     assert "COPY wheels/ /tmp/wheels/\nLABEL io.replay.stage=\"packages\"\n" in without
 
 
-def test_empty_run_env_keeps_env_valid() -> None:
-    stage = final_stage(render_dockerfile(context(run_env=[])))
+def test_pip_compiles_hash_checked_pycs_so_a_rebuilt_stage_has_the_same_bytes() -> None:
+    steps = instructions(render_dockerfile(context()))
+    assert steps[1] == ("ENV", "SOURCE_DATE_EPOCH=315532800")  # before the venv and pip compile anything
+    assert ("ENV", "SOURCE_DATE_EPOCH=315532800") not in final_stage(render_dockerfile(context()))
+
+
+def test_empty_env_keeps_env_valid() -> None:
+    stage = final_stage(render_dockerfile(context(env=[])))
     env = [args for kw, args in stage if kw == "ENV"]
     assert len(env) == 1
     assert [k for k, _ in key_values(env[0])] == ["PATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"]
 
 
-def test_template_uses_exactly_the_context_fields() -> None:
-    source = (render.templates_dir() / "Dockerfile.j2").read_text()
+@pytest.mark.parametrize("template,fields", [("Dockerfile.j2", DockerfileContext),
+                                             ("capsule.Dockerfile.j2", CapsuleLayerContext)])
+def test_template_uses_exactly_the_context_fields(template: str, fields: type) -> None:
+    source = (render.templates_dir() / template).read_text()
     used = jinja2.meta.find_undeclared_variables(render.template_environment().parse(source))
-    assert used == {f.name for f in dataclasses.fields(DockerfileContext)}
+    assert used == {f.name for f in dataclasses.fields(fields)}
 
 
 def test_strict_undefined_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,16 +249,16 @@ def test_strict_undefined_attribute_of_a_value(tmp_path: Path, monkeypatch: pyte
 
 
 def test_no_html_autoescape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "raw.j2").write_text("RUN {{ workdir }}")
+    (tmp_path / "raw.j2").write_text("RUN {{ workspace }}")
     monkeypatch.setattr(render, "templates_dir", lambda: tmp_path)
-    assert render_dockerfile(context(workdir="a<b>&'c\""), template="raw.j2") == "RUN a<b>&'c\""
+    assert render_dockerfile(context(workspace="a<b>&'c\""), template="raw.j2") == "RUN a<b>&'c\""
 
 
 @pytest.mark.parametrize("value", ["--filter x>0&y<1", "--name it's", "--price $5 --dir ${HOME}/x"])
 def test_label_and_env_values_survive_docker_quoting(value: str) -> None:
-    text = render_dockerfile(context(labels=[("org.opencontainers.image.description", value)],
-                                     run_env=[("EXTRA", value)]))
-    stage = final_stage(text)
+    text = render_capsule_dockerfile(capsule_context(labels=[("org.opencontainers.image.description", value)],
+                                                     run_env=[("EXTRA", value)]))
+    stage = instructions(text)
     assert key_values(next(args for kw, args in stage if kw == "LABEL")) == [
         ("org.opencontainers.image.description", value)
     ]
@@ -253,7 +299,7 @@ def tree(tmp_path: Path) -> tuple[Path, list[Path], list[str]]:
 def build(tree: tuple[Path, list[Path], list[str]]) -> bytes:
     code, wheels, rels = tree
     out = io.BytesIO()
-    write_build_context(out, "FROM scratch\n", b"numpy==1.26.4\n", wheels, code, rels, b'{"schema_version": 1}\n')
+    write_build_context(out, "FROM scratch\n", b"numpy==1.26.4\n", wheels, code, rels)
     return out.getvalue()
 
 
@@ -278,7 +324,6 @@ def test_context_entries_in_order(tree: tuple[Path, list[Path], list[str]]) -> N
         "code/pkg/sub/mod.py",
         "code/run.sh",
         "code/train.py",
-        "replay.json",
     ]
 
 
@@ -286,7 +331,7 @@ def test_context_site_files_come_after_the_wheels_sorted(tree: tuple[Path, list[
     code, wheels, rels = tree
     out = io.BytesIO()
     site = {"replay/seeding.py": b"S", "_replay_seeding.py": b"H", "replay/__init__.py": b"I"}
-    write_build_context(out, "FROM scratch\n", b"", wheels, code, rels, b"{}", site)
+    write_build_context(out, "FROM scratch\n", b"", wheels, code, rels, site)
     names = [m.name for m in members(out.getvalue())]
     start = names.index("site-packages")
     assert names[start - 1] == "wheels/zlib_thing-1.0-py3-none-any.whl"
@@ -294,6 +339,16 @@ def test_context_site_files_come_after_the_wheels_sorted(tree: tuple[Path, list[
                                       "site-packages/replay/__init__.py", "site-packages/replay/seeding.py"]
     assert names[start + 5] == "code"
     assert "site-packages" not in [m.name for m in members(build(tree))]  # none asked for: no folder
+
+
+def test_capsule_context_holds_only_its_dockerfile_and_manifest() -> None:
+    out = io.BytesIO()
+    write_capsule_context(out, "FROM sha256:e\n", b'{"schema_version": 1}\n')
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        assert tar.getnames() == ["Dockerfile", "replay.json"]
+        handle = tar.extractfile("replay.json")
+        assert handle is not None and handle.read() == b'{"schema_version": 1}\n'
+        assert all((m.mtime, m.uid, m.gid) == (FIXED_MTIME, 0, 0) for m in tar.getmembers())
 
 
 def test_context_contents(tree: tuple[Path, list[Path], list[str]]) -> None:
@@ -307,7 +362,6 @@ def test_context_contents(tree: tuple[Path, list[Path], list[str]]) -> None:
 
         assert read("Dockerfile") == b"FROM scratch\n"
         assert read("requirements.lock") == b"numpy==1.26.4\n"
-        assert read("replay.json") == b'{"schema_version": 1}\n'
         assert read("wheels/alpha-2.0-py3-none-any.whl") == wheels[1].read_bytes()
         assert read("code/pkg/sub/mod.py") == b"X = 1\n"
         assert read("code/run.sh") == (code / "run.sh").read_bytes()

@@ -1,0 +1,196 @@
+"""`replay verify TARGET...` with more than one capsule: plan, run in parallel with a live table, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from replay.core.batch import ExperimentRow
+    from replay.core.batch_report import BatchReport
+    from replay.core.plan import Plan
+    from replay.core.targets import ResolvedCapsule
+
+PLAN_SCHEMA = "replay.batch-plan"
+
+
+def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path], tolerances: dict[str, str],
+              ignore: list[str], timeout: float | None, cpus: float | None, memory_bytes: int | None, *,
+              jobs: int | None, plan_only: bool, fail_fast: bool, backend_name: str, as_json: bool,
+              report: Path | None, junit: Path | None, markdown: Path | None, html: Path | None) -> None:
+    from replay import factory, ui
+    from replay.core.batch import BatchOptions, run_batch
+    from replay.core.batch_report import build_batch_report
+    from replay.core.compare import parse_tolerance
+    from replay.core.plan import make_plan
+
+    for spec in tolerances.values():
+        parse_tolerance(spec)
+    for destination, flag in ((report, "--report"), (junit, "--junit"), (markdown, "--markdown"), (html, "--html")):
+        if destination is not None:
+            _check_destination(destination, flag)
+    plan = make_plan(_load(found, cwd), cwd, data_map, jobs)
+    if plan_only:
+        if as_json:
+            ui.print_json({"schema": PLAN_SCHEMA, "schema_version": 1, **plan.to_dict()})
+        else:
+            _render_plan(plan)
+        raise typer.Exit(0)
+    options = BatchOptions(cwd=cwd, tolerances=tolerances, ignore=ignore, timeout_s=timeout, cpus=cpus,
+                           memory_bytes=memory_bytes, fail_fast=fail_fast)
+    engine = factory.engine()
+    engine.version()  # no engine: one clear error before anything starts
+    chosen = factory.backend(backend_name, engine=engine)
+    with _LiveTable(plan) as live:
+        result = run_batch(plan, options, engine, chosen, observe=live.update)
+    batch = build_batch_report(result)
+    _write(batch, as_json, report, junit, markdown, html)
+    if not as_json:
+        render(batch)
+    raise typer.Exit(batch.exit_code)
+
+
+def _load(found: list[ResolvedCapsule], cwd: Path) -> list[Any]:
+    from replay.core.plan import PlannedCapsule
+    from replay.core.verify import open_capsule
+    from replay.errors import ReplayError
+
+    out = []
+    for index, item in enumerate(found):
+        path = (item.path if item.path.is_absolute() else cwd / item.path).resolve()
+        try:
+            manifest, error = open_capsule(path).manifest, None
+        except ReplayError as exc:
+            manifest, error = None, exc
+        out.append(PlannedCapsule(index, item.name, path, item.source, manifest, error, dict(item.data_map),
+                                  item.ensure_image))
+    return out
+
+
+def _check_destination(path: Path, flag: str) -> None:
+    from replay.errors import BadInput
+
+    if path.is_dir():
+        raise BadInput(f"{flag} {path} is a folder", "pass a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"{flag} {path}: folder {parent} does not exist", "create it first, or write elsewhere")
+
+
+def _write(batch: BatchReport, as_json: bool, report: Path | None, junit: Path | None, markdown: Path | None,
+           html: Path | None) -> None:
+    from replay import ui
+    from replay.core.batch_render import to_html, to_junit, to_markdown
+    from replay.fsutil import atomic_write_text
+
+    if as_json:
+        import json
+
+        ui.print_json(json.loads(batch.to_json()))  # strict JSON: NaN and Infinity as strings
+    if report:
+        atomic_write_text(report, batch.to_json() + "\n")
+    if junit:
+        atomic_write_text(junit, to_junit(batch))
+    if markdown:
+        atomic_write_text(markdown, to_markdown(batch))
+    if html:
+        atomic_write_text(html, to_html(batch))
+
+
+def _render_plan(plan: Plan) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from replay import ui
+
+    counts = plan.counts()
+    table = Table(title="batch plan", title_justify="left")
+    for col in ("experiment", "capsules", "image", "data", "command"):
+        table.add_column(col, overflow="fold")
+    for e in plan.experiments:
+        first = plan.capsules[e.members[0]]
+        table.add_row(e.id, escape("\n".join(plan.capsules[i].name for i in e.members)), first.image_group,
+                      first.data_group, escape(e.label))
+    ui.out.print(table)
+    for c in plan.unreadable:
+        ui.out.print(f"[yellow]cannot read[/] {escape(c.name)}: {escape(c.error.one_line() if c.error else '')}",
+                     soft_wrap=True)
+    ui.out.print(f"{counts['capsules']} capsules: {counts['images']} images to check, {counts['data_sets']} data "
+                 f"sets to check, {counts['experiments']} replays to run, {plan.jobs} at a time")
+
+
+class _LiveTable:
+    """One row per experiment on stderr (queued, checking, running with elapsed time, verdict), and a
+    summary line with the rate so far."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._rows: list[ExperimentRow] = []
+        self._live: Any = None
+
+    def __enter__(self) -> _LiveTable:
+        from rich.live import Live
+
+        from replay import ui
+
+        self._live = Live(get_renderable=self._table, console=ui.err, refresh_per_second=4, transient=False)
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def update(self, rows: list[ExperimentRow]) -> None:
+        self._rows = list(rows)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        from replay.core.batch import Phase
+
+        table = Table(title="replay verify: batch", title_justify="left")
+        for col in ("experiment", "capsules", "state", "time", "verdicts"):
+            table.add_column(col, overflow="fold")
+        done = reproduced = 0
+        for row in self._rows:
+            state = row.phase.value
+            if row.phase is Phase.RUNNING:
+                state = "[cyan]running[/]"
+            elapsed = f"{row.elapsed_s:.1f}s" if row.started is not None else ""
+            table.add_row(row.id, str(len(row.capsules)), state, elapsed, ", ".join(row.verdicts))
+            done += len(row.verdicts)
+            reproduced += sum(1 for v in row.verdicts if v in ("identical", "equivalent"))
+        total = len(self._plan.capsules)
+        rate = f"{100 * reproduced / done:.0f}%" if done else "-"
+        table.caption = f"{done}/{total} capsules verified, {reproduced} reproduced (rate so far {rate})"
+        return table
+
+
+def render(batch: BatchReport) -> None:
+    """The human report on stdout: rate banner, counts, one line per capsule, explanations, work saved."""
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from replay import ui
+    from replay.core.batch_render import view
+
+    v = view(batch)
+    out = ui.out
+    out.print(Panel(f"[bold {v.banner_style}]{v.rate} reproduced[/]  {v.reproduced} of {v.total} capsules "
+                    f"(exit {v.exit_code})", expand=False))
+    out.print("  ".join(f"[{c.style}]{c.label}[/] {c.count} ({c.percent:.0f}%)" for c in v.counts), soft_wrap=True)
+    table = Table(title="capsules", title_justify="left")
+    for col in ("capsule", "verdict", "experiment", "image", "data", "commit"):
+        table.add_column(col, overflow="fold", no_wrap=col == "verdict")
+    for r in v.rows:
+        table.add_row(escape(r.name), f"[{r.style}]{r.label}[/]", r.experiment, r.image, r.data, escape(r.commit))
+    out.print(table)
+    for r in v.rows:
+        if r.explanation:
+            out.print(f"[bold]{escape(r.name)}[/] ({r.label}): {escape(r.explanation)}", soft_wrap=True,
+                      highlight=False)
+    out.print("[dim]" + "; ".join(f"{what}: {done}" for what, done in v.work) + "[/]", soft_wrap=True)
