@@ -46,8 +46,8 @@ def capture(work: Path, base: str, made: list[str]) -> tuple[Path, Path, str]:
     venv = train_venv()
     project = work / "bundle-project"
     git_project(project, {
-        "train.py": (REPO / "demo" / "train.py").read_text(),
-        "make_data.py": (REPO / "demo" / "make_data.py").read_text(),
+        "train.py": (REPO / "examples" / "digits-sklearn" / "train.py").read_text(),
+        "make_data.py": (REPO / "examples" / "digits-sklearn" / "make_data.py").read_text(),
         ".gitignore": "data/\nout/\n.replay/\n",
     })
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}

@@ -6,20 +6,21 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
+example="$repo/examples/digits-sklearn"   # the training run the walk-through shares
 replay="$repo/.venv/bin/replay"
 venv="$here/.train-venv"
 work="$here/work-share"
 base=${REPLAY_BASE:-replay-base/python:3.11-bookworm}
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-if ! cmp -s "$here/requirements.txt" "$venv/requirements.txt" 2>/dev/null; then
+if ! cmp -s "$example/requirements.txt" "$venv/requirements.txt" 2>/dev/null; then
   rm -rf "$venv"; python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r "$here/requirements.txt"; cp "$here/requirements.txt" "$venv/requirements.txt"
+  "$venv/bin/pip" install --quiet -r "$example/requirements.txt"; cp "$example/requirements.txt" "$venv/requirements.txt"
 fi
 bash "$repo/scripts/ensure-tools.sh"
 rm -rf "$work"; mkdir -p "$work/author" "$work/reviewer"
 cd "$work/author"
-cp "$here/train.py" "$here/make_data.py" "$here/pyproject.toml" .; cp "$here/gitignore" .gitignore
+cp "$example/train.py" "$example/make_data.py" "$example/pyproject.toml" .; cp "$here/gitignore" .gitignore
 git init -q; git -c user.name=demo -c user.email=demo@example.invalid add -A
 git -c user.name=demo -c user.email=demo@example.invalid commit -q -m "digits demo"
 "$venv/bin/python" make_data.py
