@@ -14,15 +14,12 @@ stop an older one.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import operator
 import os
 import re
 import types
 import typing
-from collections.abc import Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from typing import Any
 from replay import jsonio, manifest_rules
 from replay.errors import ManifestError
 from replay.fsutil import atomic_write_json
+from replay.gcpause import paused_gc
 
 SCHEMA_VERSION = 1
 
@@ -253,7 +251,7 @@ def from_dict(raw: Any, source: str = "replay.json") -> Manifest:
     """Build and check a manifest from parsed JSON; any problem is a ``ManifestError`` naming the field."""
     if not isinstance(raw, dict):
         raise ManifestError(f"{source} is not a JSON object", "recapture the run or restore the file")
-    with _paused_gc():
+    with paused_gc():
         manifest: Manifest = _build(Manifest, migrate(raw, source), source)
         manifest_rules.check(manifest, source)
     return manifest
@@ -277,7 +275,7 @@ def load(path: Path) -> Manifest:
         raise ManifestError(f"cannot read {target} ({exc.strerror or exc})",
                             "check its permissions, or restore the file") from None
     try:
-        with _paused_gc():
+        with paused_gc():
             raw = jsonio.loads(data)
     except jsonio.JSONInputError as exc:
         raise ManifestError(f"{target} is not valid JSON ({exc})", "recapture the run or restore the file") from None
@@ -293,21 +291,6 @@ def save(manifest: Manifest, path: Path) -> None:
 INT_MAX = (1 << 63) - 1
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HINT = "recapture the run"
-
-
-@contextlib.contextmanager
-def _paused_gc() -> Iterator[None]:
-    """No cycle collection while a big manifest is parsed and built: every object made stays alive, and
-    the collector would walk the growing heap again and again (it more than doubled the load of 200,000
-    data files). As Mercurial's ``util.nogc`` and replay's hashing do."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @functools.cache

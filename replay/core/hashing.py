@@ -22,15 +22,13 @@ Paths are recorded POSIX-style, relative to ``base`` when inside it, else absolu
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import gc
 import hashlib
 import itertools
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from operator import attrgetter
 from pathlib import Path
@@ -41,6 +39,7 @@ from replay.core.statcache import StatCache
 from replay.core.walk import READ_HINT as _READ_HINT
 from replay.core.walk import Item, Link, Odd, describe, join, link_entry, locate, walk
 from replay.errors import BadInput
+from replay.gcpause import paused_gc
 from replay.manifest import DataManifest, FileEntry, LinkEntry
 from replay.safefs import NotRegular
 
@@ -273,21 +272,6 @@ class _Tally:
         self.bytes += n
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cycle collector while tens of thousands of objects are made that stay alive until the
-    block ends (as Mercurial's ``util.nogc`` does): it would run hundreds of times and free nothing, which
-    costs 10% of a re-check of unchanged data."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _buffer() -> tuple[bytearray, memoryview]:
     # One buffer per thread, reused: allocating a buffer per small file would cost more than hashing it.
     cached: tuple[bytearray, memoryview] | None = getattr(_local, "buffer", None)
@@ -346,7 +330,7 @@ def _hash_roots(
     Where roots overlap, the first root to reach a file records it if ``first_wins``, else the last. With
     ``links``, the symlinks met are appended there; with ``odd``, nothing is followed (see ``walk``).
     """
-    with _no_gc():
+    with paused_gc():
         entries, todo, total = _walk_and_look_up(roots, cache, what, reporter.warn, first_wins, links, odd)
     done = total - sum([item[2].st_size for item in todo])
     # Only this (the calling) thread talks to the reporter; workers just count bytes.

@@ -12,6 +12,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from replay import safefs
 from replay.errors import BadInput
 from replay.manifest import LinkEntry
 
@@ -143,15 +144,7 @@ def describe(mode: int, local: str | None = None) -> str:
     if stat.S_ISLNK(mode):
         target = _readlink(local, -1, "") if local else "?"
         return f"a symbolic link to {target}"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
+    return safefs.describe(mode)
 
 
 def _readlink(name: str, fd: int, local_prefix: str) -> str:
