@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -38,33 +37,30 @@ def check_cmd(
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
 ) -> None:
     """Replay a capsule N times in fresh containers and report, per output and metric, whether it is stable."""
-    from replay import factory, ui
+    from replay import factory, jsonio, ui
     from replay.cli import State
+    from replay.cli.verify import check_destination, data_mappings
     from replay.core import targets
     from replay.core.check import CheckRequest, check
-    from replay.core.compare import parse_assignment
-    from replay.core.limits import check_cpus, parse_memory
-    from replay.errors import BadInput
+    from replay.core.limits import check_cpus, check_timeout, parse_memory
     from replay.fsutil import atomic_write_text
 
     cwd = Path.cwd()
-    data_map = {}
-    for item in data or []:
-        recorded, local = parse_assignment(item, "--data")
-        data_map[recorded.rstrip("/")] = (cwd / local).resolve()
-    if timeout is not None and timeout <= 0:
-        raise BadInput(f"--timeout {timeout:g} is not positive", "pass a number of seconds, e.g. --timeout 600")
+    data_map = data_mappings(data or [], cwd)
+    if report is not None:
+        check_destination(report, "--report")  # before the runs, which may take long
+    timeout_s = check_timeout(timeout) if timeout is not None else None
     cpus_limit = check_cpus(cpus) if cpus is not None else None
     memory_bytes = parse_memory(memory) if memory is not None else None
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
         resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
         req = CheckRequest(target=resolved.path, cwd=cwd, runs=runs, vary=list(vary or []),
-                           data_map={**resolved.data_map, **data_map}, timeout_s=timeout, cpus=cpus_limit,
+                           data_map={**resolved.data_map, **data_map}, timeout_s=timeout_s, cpus=cpus_limit,
                            memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             result = check(req, factory.engine(), reporter)
     if report:
-        atomic_write_text(report, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+        atomic_write_text(report, jsonio.dumps(result.to_dict()) + "\n")
     if as_json:
         ui.print_json(result.to_dict())
     else:

@@ -73,10 +73,7 @@ def verify_cmd(
     from replay.errors import BadInput, DataMismatch, ReplayError
 
     cwd = Path.cwd()
-    data_map = {}
-    for item in data or []:
-        recorded, local = parse_assignment(item, "--data")
-        data_map[recorded.rstrip("/")] = (cwd / local).resolve()
+    data_map = data_mappings(data or [], cwd)
     tolerances = dict(parse_assignment(t, "--tolerance") for t in tolerance or [])
     # Every argument is checked before the capsule is opened or an engine asked, and the report files'
     # places too: a complete run must never lose its verdict to a report it cannot write.
@@ -131,6 +128,17 @@ def verify_cmd(
     if not as_json:
         render(result)
     raise typer.Exit(result.exit_code)
+
+
+def data_mappings(items: list[str], cwd: Path) -> dict[str, Path]:
+    """``--data RECORDED=LOCAL`` options: recorded data root -> where it is here."""
+    from replay.core.compare import parse_assignment
+
+    mapping = {}
+    for item in items:
+        recorded, local = parse_assignment(item, "--data")
+        mapping[recorded.rstrip("/")] = (cwd / local).resolve()
+    return mapping
 
 
 def check_destination(path: Path, option: str) -> None:

@@ -62,6 +62,8 @@ CAPTURE = ["capture", "--data", "data", "--output", "out/model.bin", "--metrics"
         (["check", "nowhere", "--runs", "0"], 2, "--runs 0 is out of range"),
         (["check", "nowhere", "--vary", "cwd"], 2, "--vary cwd is not offered"),
         (["check", "nowhere", "--vary", "moon"], 2, "--vary moon is not a variation"),
+        (["check", "nowhere", "--timeout", "nan"], 2, "--timeout nan is not a positive number"),
+        (["check", "nowhere", "--report", "."], 2, "--report . is a folder"),
         (["diff", "nowhere", "elsewhere"], 2, "no capsule at nowhere"),
         ([*CAPTURE, "--runs", "-1", "--", "python", "t.py"], 2, "--runs -1 is out of range"),
         (["manifest", "nowhere"], 2, "does not exist"),
