@@ -1,6 +1,6 @@
 """The one place that chooses concrete adapters for core's ports (``replay.core.ports``).
 
-The CLI asks here for an engine or a batch backend; core never names a concrete one. Every adapter is
+The CLI asks here for an engine, a batch backend or a capture's toolchain; core never names a concrete one. Every adapter is
 imported on demand, so building nothing costs nothing (``replay --help`` imports no docker).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.core.ports import Backend, Engine
+from replay.core.ports import Backend, Engine, RootfsBuilder, SourceControl, Toolchain
 from replay.errors import BadInput
 
 BACKENDS = ("local", "slurm")
@@ -19,6 +19,28 @@ def engine() -> Engine:
     from replay.adapters.docker_engine import DockerEngine
 
     return DockerEngine()
+
+
+def source_control() -> SourceControl:
+    """git, through its command line."""
+    from replay.adapters.git import GitCli
+
+    return GitCli()
+
+
+def toolchain() -> Toolchain:
+    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip."""
+    from replay.adapters.interpreter import InterpreterProbe
+    from replay.adapters.piptools import PipTools
+
+    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools())
+
+
+def rootfs_builder() -> RootfsBuilder:
+    """debootstrap from the host's apt mirror (``replay base build``)."""
+    from replay.adapters.debootstrap import Debootstrap
+
+    return Debootstrap()
 
 
 def backend(name: str = "local", **options: Any) -> Backend:

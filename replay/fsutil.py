@@ -159,3 +159,9 @@ def chown_tree(root: Path, uid: int, gid: int) -> None:
         for name in (*dirnames, *filenames):
             with contextlib.suppress(OSError):
                 os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+def cache_root() -> Path:
+    """replay's cache (locks, wheels, base probes): $REPLAY_CACHE_DIR, else ~/.cache/replay."""
+    env = os.environ.get("REPLAY_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "replay"

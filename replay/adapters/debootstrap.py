@@ -10,25 +10,12 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from replay.errors import BadInput, EnvironmentProblem
+from replay.errors import EnvironmentProblem
 
-# Debian release -> the Python 3 minor version it ships.
-SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 PACKAGES = ["python3", "python3-venv", "ca-certificates"]
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 # Trimmed from the image: caches and docs nobody reads inside a capsule.
 TRIM = ["var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info"]
-
-
-def suite_for(python: str) -> str:
-    for suite, version in SUITE_PYTHON.items():
-        if version == python:
-            return suite
-    known = ", ".join(f"{v} ({s})" for s, v in SUITE_PYTHON.items())
-    raise BadInput(
-        f"no Debian release replay knows ships Python {python}",
-        f"pick one of {known}, or pass --base with an image that has Python {python}",
-    )
 
 
 def apt_mirror(root: Path = Path("/")) -> str:
@@ -100,3 +87,19 @@ def pack_rootfs(source: Path, tarball: Path) -> None:
     with tarfile.open(tarball, "w", format=tarfile.PAX_FORMAT) as tar:
         walk("")
 
+
+
+class Debootstrap:
+    """The ``RootfsBuilder`` port: a Debian root filesystem from the host's apt mirror."""
+
+    def check_tools(self) -> None:
+        check_tools()
+
+    def apt_mirror(self) -> str:
+        return apt_mirror()
+
+    def build_rootfs(self, target: Path, suite: str, mirror: str, on_line: Callable[[str], None]) -> None:
+        build_rootfs(target, suite, mirror, on_line)
+
+    def pack_rootfs(self, source: Path, tarball: Path) -> None:
+        pack_rootfs(source, tarball)

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from replay.core.ports import GitInfo
 
 # A patch `git apply` takes back whatever the user's diff settings (noprefix, external diff tools, textconv).
 _PATCH_FLAGS = ("--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
 
 # The empty tree's ID: the base to diff against in a repository that has no commit yet.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
-@dataclass
-class GitInfo:
-    toplevel: Path
-    commit: str | None
-    branch: str | None
-    remote: str | None
-    dirty: bool
-    patch: bytes = b""
-    files: list[str] = field(default_factory=list)  # what the snapshot holds, relative to toplevel
 
 
 def _git(cwd: Path, *args: str, ok: tuple[int, ...] = (0,)) -> bytes | None:
@@ -76,3 +66,13 @@ def _scrub(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://{rest.split('@', 1)[1]}"
     return url
+
+
+class GitCli:
+    """The ``SourceControl`` port through the git command line."""
+
+    def toplevel(self, path: Path) -> Path | None:
+        return toplevel(path)
+
+    def inspect(self, path: Path) -> GitInfo | None:
+        return inspect(path)

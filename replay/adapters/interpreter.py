@@ -1,14 +1,15 @@
-"""Ask the training interpreter (not replay's own) what it is and which packages it has."""
+"""Ask the training interpreter (not replay's own) what it is and which packages it has: the ``PythonProbe``
+port of ``replay.core.ports``."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replay.core.pyenv import InstalledPackage, Interpreter
 from replay.errors import BadInput
 
 # Runs inside the captured interpreter: stdlib only, Python 3.8+.
@@ -39,46 +40,6 @@ print(json.dumps({
 # pip's own tools come with the image's virtualenv (pip freeze leaves them out too); replay itself is the
 # capturing tool, not a dependency of the training.
 _EXCLUDED = {"pip", "setuptools", "wheel", "distribute", "replay-capsule"}
-
-
-@dataclass
-class InstalledPackage:
-    name: str
-    version: str
-    direct_url: dict[str, object] | None = None
-
-    @property
-    def key(self) -> str:
-        return self.name.lower().replace("_", "-").replace(".", "-")
-
-    @property
-    def editable(self) -> bool:
-        info = (self.direct_url or {}).get("dir_info")
-        return bool(isinstance(info, dict) and info.get("editable"))
-
-    @property
-    def vcs(self) -> bool:
-        return bool(self.direct_url and "vcs_info" in self.direct_url)
-
-    @property
-    def local_path(self) -> Path | None:
-        url = str((self.direct_url or {}).get("url", ""))
-        return Path(url[len("file://"):]) if url.startswith("file://") else None
-
-
-@dataclass
-class Interpreter:
-    executable: str
-    version: str
-    implementation: str
-    abi: str
-    machine: str
-    packages: list[InstalledPackage] = field(default_factory=list)
-    replay_installed: bool = False  # replay-capsule is there (not among ``packages``: it is not locked)
-
-    @property
-    def minor(self) -> str:
-        return ".".join(self.version.split(".")[:2])
 
 
 def inspect(python: str) -> Interpreter:
@@ -121,3 +82,10 @@ def _probe_answer(stdout: str) -> dict[str, Any] | None:
                 and isinstance(p["version"], str) and (p["direct_url"] is None or isinstance(p["direct_url"], dict))):
             return None
     return raw
+
+
+class InterpreterProbe:
+    """The ``PythonProbe`` port: runs the probe above in the given interpreter."""
+
+    def inspect(self, python: str) -> Interpreter:
+        return inspect(python)

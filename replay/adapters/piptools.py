@@ -10,13 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from replay import fsutil
+
+# The lock's data and its pure parsing live in core; re-exported for the callers of this adapter.
+from replay.core.pyenv import LockedRequirement as LockedRequirement
+from replay.core.pyenv import Target as Target
+from replay.core.pyenv import parse_lock as parse_lock
+from replay.core.pyenv import pin_local_wheel as pin_local_wheel
+from replay.core.pyenv import render_local_pins as render_local_pins
+from replay.core.pyenv import wheel_version as wheel_version
 from replay.errors import BadInput
 from replay.fsutil import atomic_write_text
 
@@ -28,62 +35,10 @@ COMPILE_ARGS = [
     "--strip-extras",
     "--quiet",
 ]
-_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
-_DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*([^\s\\;]+)")  # name @ https://.../x.whl
-_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
-
-
-@dataclass
-class LockedRequirement:
-    name: str
-    version: str  # "" for a direct reference until its wheel is fetched
-    hashes: list[str] = field(default_factory=list)
-    url: str = ""  # a direct reference (name @ URL) kept by pip-compile from a --requirements file
-
-    @property
-    def key(self) -> str:
-        return self.name.lower().replace("_", "-").replace(".", "-")
-
-
-@dataclass(frozen=True)
-class Target:
-    """The image's Python and platform, which decide which wheels fit."""
-
-    python: str  # "3.11"
-    abi: str  # "cp311"
-    machine: str  # "x86_64"
-    glibc: tuple[int, int]  # the base image's glibc, e.g. (2, 36)
-
-    def platforms(self) -> list[str]:
-        major, minor = self.glibc
-        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 4, -1)]
-        # pip does not expand a manylinux tag to older ones by itself; name the legacy aliases too.
-        return tags + [f"manylinux{alias}_{self.machine}" for alias in ("2014", "2010", "1")]
-
-    @property
-    def cache_key(self) -> str:
-        return f"{self.abi}-{self.machine}"
 
 
 def cache_root() -> Path:
-    env = os.environ.get("REPLAY_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "replay"
-
-
-def parse_lock(text: str) -> list[LockedRequirement]:
-    """The pinned requirements of a pip-compile lock, with their allowed hashes."""
-    reqs: list[LockedRequirement] = []
-    for line in text.splitlines():
-        # A pin or a direct reference starts a line; its hashes follow on indented continuations.
-        match = _LINE.match(line)
-        direct = None if match else _DIRECT.match(line)
-        if match:
-            reqs.append(LockedRequirement(match.group(1), match.group(2)))
-        elif direct:
-            reqs.append(LockedRequirement(direct.group(1), "", url=direct.group(2)))
-        if reqs and not line.lstrip().startswith("#"):
-            reqs[-1].hashes.extend(_HASH.findall(line))
-    return reqs
+    return fsutil.cache_root()
 
 
 def compile_lock(workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True) -> str:
@@ -142,17 +97,11 @@ def fetch_wheels(reqs: list[LockedRequirement], target: Target) -> list[Path]:
         source = cached(req)
         if source is None:
             raise BadInput(
-                f"no wheel of {_spec(req)} matches a locked hash for {target.abi} {target.machine}",
+                f"no wheel of {req.spec} matches a locked hash for {target.abi} {target.machine}",
                 "the package index serves other files than it locked; re-run capture to relock",
             )
         placed.append(source)
     return placed
-
-
-def pin_local_wheel(wheel: Path) -> LockedRequirement:
-    """A wheel built here (from a local path install), pinned by its own hash."""
-    name, version = wheel.name.split("-")[:2]
-    return LockedRequirement(name.replace("_", "-"), version, [_sha256(wheel)])
 
 
 def build_local_wheel(source: Path, python: str, out: Path) -> Path:
@@ -172,21 +121,11 @@ def build_local_wheel(source: Path, python: str, out: Path) -> Path:
     return wheels[-1]
 
 
-def render_local_pins(reqs: list[LockedRequirement]) -> str:
-    if not reqs:
-        return ""
-    lines = ["", "# Built on the capturing machine from local paths; served from the image's wheelhouse."]
-    for req in reqs:
-        lines.append(f"{req.name}=={req.version} \\")
-        lines.append("    " + " \\\n    ".join(f"--hash=sha256:{h}" for h in req.hashes))
-    return "\n".join(lines) + "\n"
-
-
 def _download(reqs: list[LockedRequirement], target: Target, store: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="replay-dl-") as tmp:
         partial = Path(tmp) / "missing.txt"
         partial.write_text(
-            "".join(f"{_spec(r)} " + " ".join(f"--hash=sha256:{h}" for h in r.hashes) + "\n" for r in reqs)
+            "".join(f"{r.spec} " + " ".join(f"--hash=sha256:{h}" for h in r.hashes) + "\n" for r in reqs)
         )
         cmd = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--only-binary=:all:",
@@ -202,15 +141,6 @@ def _download(reqs: list[LockedRequirement], target: Target, store: Path) -> Non
             f"every package needs a wheel for Python {target.python} on linux {target.machine}; "
             "pin a version that has one, or pass --requirements FILE",
         )
-
-
-def _spec(req: LockedRequirement) -> str:
-    return f"{req.name} @ {req.url}" if req.url else f"{req.name}=={req.version}"
-
-
-def wheel_version(wheel: Path) -> str:
-    """The version part of a wheel's file name (name-version-python-abi-platform.whl)."""
-    return wheel.name.split("-")[1]
 
 
 def _pip_index_settings() -> str:
@@ -229,3 +159,16 @@ def _last_error(stderr: str) -> str:
     errors = [ln for ln in lines if ln.startswith("ERROR") or "error" in ln.lower()]
     text = (errors or lines or ["no output"])[-1]
     return text.removeprefix("ERROR: ")[:240]
+
+
+class PipTools:
+    """The ``Locker`` port (``replay.core.ports``) through pip-tools and pip; the module's functions do the work."""
+
+    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True) -> str:
+        return compile_lock(workdir, requirements_in, lock_name, use_cache=use_cache)
+
+    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target) -> list[Path]:
+        return fetch_wheels(reqs, target)
+
+    def build_wheel(self, source: Path, python: str, out: Path) -> Path:
+        return build_local_wheel(source, python, out)

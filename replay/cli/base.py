@@ -28,7 +28,7 @@ def build_cmd(
     from replay.core.base import build_base
 
     with ui.RichReporter(verbose=State.verbose) as reporter:
-        built = build_base(factory.engine(), python=python, tag=tag, reporter=reporter)
+        built = build_base(factory.engine(), factory.rootfs_builder(), python=python, tag=tag, reporter=reporter)
     if as_json:
         ui.print_json({"schema": "replay.base-build", "schema_version": 1, "tag": built.tag, "image_id": built.image_id,
                        "python_version": built.python_version, "size": built.size, "mirror": built.mirror})

@@ -58,8 +58,9 @@ def capture_cmd(
 
     cwd = Path.cwd()
     merged = merge_capture_options(
-        load_defaults(project_root(cwd)), data=data, outputs=output, metrics=metrics, seed=seed, python=python,
-        base=base, env=env, ignore=ignore, tolerances=[parse_assignment(t, "--tolerance") for t in tolerance or []])
+        load_defaults(project_root(cwd, factory.source_control())), data=data, outputs=output, metrics=metrics,
+        seed=seed, python=python, base=base, env=env, ignore=ignore,
+        tolerances=[parse_assignment(t, "--tolerance") for t in tolerance or []])
     req = CaptureRequest(
         command=list(command or []),
         cwd=cwd,
@@ -76,7 +77,7 @@ def capture_cmd(
         auto_seed=auto_seed,
     )
     with ui.RichReporter(verbose=State.verbose) as reporter:
-        result = capture(req, factory.engine(), reporter)
+        result = capture(req, factory.engine(), factory.toolchain(), reporter)
     m = result.manifest
     counts = {
         "data_files": len(m.data.files),

@@ -26,7 +26,7 @@ def manifest_cmd(
     from rich.markup import escape
     from rich.table import Table
 
-    from replay import ui
+    from replay import factory, ui
     from replay.cli import State
     from replay.core import datacheck
     from replay.core.hashing import diff_manifests, hash_paths
@@ -35,7 +35,7 @@ def manifest_cmd(
     from replay.errors import DataMismatch
     from replay.manifest import load
 
-    root = project_root(Path.cwd())
+    root = project_root(Path.cwd(), factory.source_control())
     expected = load(check).data if check is not None else None
     with ui.RichReporter(verbose=State.verbose, quiet=as_json) as reporter, StatCache() as cache:
         actual = hash_paths(paths, root, cache=cache, reporter=reporter, record_links=expected is None)

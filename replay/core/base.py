@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replay import __version__
-from replay.adapters import debootstrap
-from replay.adapters.piptools import Target, cache_root
 from replay.core.events import NullReporter, Reporter
-from replay.core.ports import Engine
+from replay.core.ports import Engine, RootfsBuilder
+from replay.core.pyenv import Target
 from replay.errors import BadInput, EnvironmentProblem, ImageProblem
-from replay.fsutil import atomic_write_text
+from replay.fsutil import atomic_write_text, cache_root
 from replay.manifest import BaseImage
+
+# Debian release -> the Python 3 minor version it ships.
+SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 
 _PROBE = [
     "python3", "-c",
@@ -23,8 +25,19 @@ _PROBE = [
 ]
 
 
+def suite_for(python: str) -> str:
+    for suite, version in SUITE_PYTHON.items():
+        if version == python:
+            return suite
+    known = ", ".join(f"{v} ({s})" for s, v in SUITE_PYTHON.items())
+    raise BadInput(
+        f"no Debian release replay knows ships Python {python}",
+        f"pick one of {known}, or pass --base with an image that has Python {python}",
+    )
+
+
 def default_base_tag(python: str) -> str:
-    return f"replay-base/python:{python}-{debootstrap.suite_for(python)}"
+    return f"replay-base/python:{python}-{suite_for(python)}"
 
 
 @dataclass
@@ -36,22 +49,22 @@ class BuiltBase:
     mirror: str
 
 
-def build_base(engine: Engine, python: str = "3.11", tag: str | None = None,
+def build_base(engine: Engine, rootfs_builder: RootfsBuilder, python: str = "3.11", tag: str | None = None,
                reporter: Reporter | None = None) -> BuiltBase:
     reporter = reporter or NullReporter()
-    suite = debootstrap.suite_for(python)
+    suite = suite_for(python)
     tag = tag or default_base_tag(python)
     repository, _, version_tag = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
-    debootstrap.check_tools()
+    rootfs_builder.check_tools()
     engine.version()  # fail on a missing engine before the minute of debootstrap
-    mirror = debootstrap.apt_mirror()
+    mirror = rootfs_builder.apt_mirror()
     with tempfile.TemporaryDirectory(prefix="replay-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         reporter.stage(f"debootstrap {suite} from {mirror}")
-        debootstrap.build_rootfs(rootfs, suite, mirror, reporter.log)
+        rootfs_builder.build_rootfs(rootfs, suite, mirror, reporter.log)
         reporter.stage("packing the root filesystem")
         tarball = Path(tmp) / "rootfs.tar"
-        debootstrap.pack_rootfs(rootfs, tarball)
+        rootfs_builder.pack_rootfs(rootfs, tarball)
         reporter.stage(f"importing as {tag}")
         changes = [
             "ENV LANG=C.UTF-8",

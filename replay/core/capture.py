@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from replay import __version__, jsonio, manifest_rules
-from replay.adapters import interpreter as interp_adapter
 from replay.core import autoseed, layout
 from replay.core import base as base_images
 from replay.core.compare import load_metrics, parse_tolerance
@@ -23,7 +22,7 @@ from replay.core.environment import lock_environment
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import hash_paths
 from replay.core.hostinfo import collect_host
-from replay.core.ports import Engine
+from replay.core.ports import Engine, Toolchain
 from replay.core.render import (
     CapsuleLayerContext,
     DockerfileContext,
@@ -94,7 +93,7 @@ class CaptureResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = None) -> CaptureResult:
+def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Reporter | None = None) -> CaptureResult:
     reporter = reporter or NullReporter()
     watch = Stopwatch()
     lap = watch.lap
@@ -102,7 +101,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
     # --- 1. every check that costs nothing ------------------------------------------------------------
     if not req.command:
         raise BadInput("no command after --", "write the training command after --, e.g. `-- python train.py`")
-    root = layout.project_root(req.cwd)
+    root = layout.project_root(req.cwd, tools.vcs)
     name = layout.capsule_name(req.name or root.name)
     capsule = (req.into or root / ".replay" / name).resolve()
     if capsule.exists() and not req.force:
@@ -121,8 +120,8 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         raise BadInput("no outputs to capture", "name what the command produced with --output and --metrics")
     if not req.run:
         output_paths, metrics = _outputs_and_metrics(req)
-    allowed_secrets = _check_code_for_secrets(req, root, capsule)
-    interp = interp_adapter.inspect(req.python)
+    allowed_secrets = _check_code_for_secrets(req, root, capsule, tools)
+    interp = tools.python.inspect(req.python)
     engine_version = engine.version()  # no engine: fail now, not after a minute of hashing
     lap("checks")
 
@@ -146,7 +145,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         layout.output_mount_dirs(outputs)  # refuse unreplayable output places before the slow part
         reporter.stage("snapshotting code")
         excluded = [*data.roots, *outputs.roots, layout.record_path(capsule, root), ".replay"]
-        snap = take_snapshot(root, excluded, cache, reporter)
+        snap = take_snapshot(root, excluded, cache, reporter, tools.vcs)
     lap("hashing")
     if snap.git is None:
         reporter.warn(f"{root} is not a git repository: the code version is a digest of its files only")
@@ -156,7 +155,8 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
         reporter.stage("resolving the base image")
         base, target = base_images.resolve_base(engine, req.base, interp.version, reporter)
         reporter.stage("locking packages (pip-tools)")
-        env = lock_environment(interp, root, stage, target, req.requirements, use_cache=not req.no_cache)
+        env = lock_environment(interp, root, stage, target, tools.locker, req.requirements,
+                               use_cache=not req.no_cache)
         lap("lock")
         try:
             code = _code_version(snap, stage)
@@ -210,7 +210,7 @@ def capture(req: CaptureRequest, engine: Engine, reporter: Reporter | None = Non
     return CaptureResult(capsule, manifest, watch.timings)
 
 
-def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path) -> list[str]:
+def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path, tools: Toolchain) -> list[str]:
     """The snapshot's files that look like secrets: refused (exit 2) unless --allow-secret-files.
 
     Listed the cheap way (no hashing), with the data, outputs and capsule left out roughly as the real
@@ -218,7 +218,7 @@ def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path) -> l
     """
     named = [*req.data, *req.outputs, *req.metrics]
     exclude = [layout.record_path(req.cwd / p, root) for p in named] + [layout.record_path(capsule, root), ".replay"]
-    files, _, _ = code_files(root, exclude)
+    files, _, _ = code_files(root, exclude, tools.vcs)
     return refuse_secrets(root, files, req.allow_secret_files)
 
 

@@ -6,8 +6,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.adapters import piptools
-from replay.adapters.interpreter import Interpreter
+from replay.core.ports import Locker
+from replay.core.pyenv import Interpreter, Target, parse_lock, pin_local_wheel, render_local_pins, wheel_version
 from replay.errors import BadInput
 from replay.manifest import LOCK_NAME, Package
 
@@ -31,7 +31,8 @@ def lock_environment(
     interp: Interpreter,
     project_root: Path,
     stage: Path,
-    target: piptools.Target,
+    target: Target,
+    locker: Locker,
     requirements: Path | None = None,
     use_cache: bool = True,
 ) -> LockedEnvironment:
@@ -62,12 +63,12 @@ def lock_environment(
 
     lock_text = ""
     if requirements_in.strip():
-        lock_text = piptools.compile_lock(stage, requirements_in, LOCK_NAME, use_cache=use_cache)
+        lock_text = locker.compile(stage, requirements_in, LOCK_NAME, use_cache=use_cache)
     else:
         (stage / "requirements.in").write_text(requirements_in)
-    reqs = piptools.parse_lock(lock_text)
-    wheels = piptools.fetch_wheels(reqs, target) if reqs else []
-    packages = [Package(r.name, r.version or piptools.wheel_version(w), "url" if r.url else "index")
+    reqs = parse_lock(lock_text)
+    wheels = locker.fetch_wheels(reqs, target) if reqs else []
+    packages = [Package(r.name, r.version or wheel_version(w), "url" if r.url else "index")
                 for r, w in zip(reqs, wheels, strict=True)]
 
     scratch = None
@@ -77,11 +78,11 @@ def lock_environment(
         for index, source in enumerate(local_sources):
             out = Path(scratch.name) / str(index)
             out.mkdir()
-            wheel = piptools.build_local_wheel(source, interp.executable, out)
+            wheel = locker.build_wheel(source, interp.executable, out)
             wheels.append(wheel)
-            local_reqs.append(piptools.pin_local_wheel(wheel))
+            local_reqs.append(pin_local_wheel(wheel))
             packages.append(Package(local_reqs[-1].name, local_reqs[-1].version, "local-wheel"))
-        lock_text += piptools.render_local_pins(local_reqs)
+        lock_text += render_local_pins(local_reqs)
     (stage / LOCK_NAME).write_text(lock_text or "# no packages beyond the standard library\n")
     packages.sort(key=lambda p: p.name.lower())
     return LockedEnvironment(lock_text, packages, wheels, sorted(project_paths), scratch)

@@ -6,9 +6,8 @@ import posixpath
 import re
 from pathlib import Path, PurePosixPath
 
-from replay.adapters import git
-
 # The secret rules live in secrets.py; these names stay importable from here.
+from replay.core.ports import SourceControl
 from replay.core.secrets import SECRET_MARKERS, looks_secret  # noqa: F401
 from replay.errors import BadInput
 from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, Outputs
@@ -34,9 +33,9 @@ def seed_environment(seed: int | None, auto_seed: bool = False) -> dict[str, str
     return env
 
 
-def project_root(cwd: Path) -> Path:
-    """The git top level when ``cwd`` is in a work tree, else ``cwd`` itself."""
-    return git.toplevel(cwd) or cwd.resolve()
+def project_root(cwd: Path, vcs: SourceControl) -> Path:
+    """The work tree's top level when ``cwd`` is in one, else ``cwd`` itself."""
+    return vcs.toplevel(cwd) or cwd.resolve()
 
 
 def record_path(path: Path, root: Path) -> str:

@@ -1,6 +1,7 @@
-"""The ports core owns: what it needs from a container engine and from a batch backend, as plain data and
-protocols. Adapters implement them (``replay.adapters.docker_engine``, the local and Slurm backends) and
-``replay.factory`` chooses which; core imports only this module, never a concrete adapter.
+"""The ports core owns: what it needs from a container engine, a batch backend, and the capturing machine's
+tools (source control, the training interpreter, the locker, the root-filesystem builder), as plain data and
+protocols. Adapters implement them (``replay.adapters.*``, the local backend) and ``replay.factory`` chooses
+which; core imports only this module, never a concrete adapter.
 
 Nothing here speaks Docker syntax: memory is bytes, mounts and tmpfs are data, and the adapter turns them
 into whatever its engine takes.
@@ -12,7 +13,11 @@ import enum
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from replay.core.pyenv import Interpreter, LockedRequirement, Target
 
 # --- containers ----------------------------------------------------------------------------------------
 
@@ -170,3 +175,60 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Cancel what still runs and release what the backend holds (threads, a Slurm array)."""
+
+
+# --- the capturing machine's tools --------------------------------------------------------------------------
+
+
+@dataclass
+class GitInfo:
+    toplevel: Path
+    commit: str | None
+    branch: str | None
+    remote: str | None
+    dirty: bool
+    patch: bytes = b""
+    files: list[str] = field(default_factory=list)  # what the snapshot holds, relative to toplevel
+
+
+class SourceControl(Protocol):
+    def toplevel(self, path: Path) -> Path | None:
+        """The work tree's top folder when ``path`` is in one, else None."""
+
+    def inspect(self, path: Path) -> GitInfo | None:
+        """Commit, branch, remote, uncommitted patch and the files a snapshot holds; None outside a work tree."""
+
+
+class PythonProbe(Protocol):
+    def inspect(self, python: str) -> Interpreter:
+        """What the interpreter ``python`` (a name on PATH or a path) is and which packages it imports."""
+
+
+class Locker(Protocol):
+    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True) -> str:
+        """Lock ``requirements_in`` with hashes into ``workdir``/``lock_name``; return the lock's text."""
+
+    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target) -> list[Path]:
+        """One wheel per requirement for ``target``, each matching a locked hash."""
+
+    def build_wheel(self, source: Path, python: str, out: Path) -> Path:
+        """A wheel built from a local project folder (or the wheel itself) with ``python``'s pip, in ``out``."""
+
+
+class RootfsBuilder(Protocol):
+    def check_tools(self) -> None: ...
+
+    def apt_mirror(self) -> str: ...
+
+    def build_rootfs(self, target: Path, suite: str, mirror: str, on_line: Callable[[str], None]) -> None: ...
+
+    def pack_rootfs(self, source: Path, tarball: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """The capturing machine's tools, as ``replay.factory.toolchain()`` picks them."""
+
+    vcs: SourceControl
+    python: PythonProbe
+    locker: Locker

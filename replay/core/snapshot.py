@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from replay.adapters import git
 from replay.core.events import Reporter
 from replay.core.hashing import hash_paths
+from replay.core.ports import GitInfo, SourceControl
 from replay.core.secrets import secret_name
 from replay.core.statcache import StatCache
 
@@ -26,22 +26,23 @@ class Snapshot:
     root: Path
     files: list[str]
     digest: str
-    git: git.GitInfo | None = None
+    git: GitInfo | None = None
     excluded: list[str] = field(default_factory=list)
 
 
-def code_files(root: Path, exclude: list[str]) -> tuple[list[str], list[str], git.GitInfo | None]:
+def code_files(root: Path, exclude: list[str], vcs: SourceControl) -> tuple[list[str], list[str], GitInfo | None]:
     """The files that would go into the image (cheap: no hashing), those left out by ``exclude``, and git's
     view of the tree (None outside git)."""
-    info = git.inspect(root)
+    info = vcs.inspect(root)
     files = info.files if info is not None else _walk(root)
     skip = [PurePosixPath(e) for e in exclude if e and not e.startswith("/")]
     kept = [f for f in files if not any(PurePosixPath(f).is_relative_to(s) for s in skip)]
     return kept, sorted(set(files) - set(kept)), info
 
 
-def take_snapshot(root: Path, exclude: list[str], cache: StatCache | None, reporter: Reporter) -> Snapshot:
-    kept, excluded, info = code_files(root, exclude)
+def take_snapshot(root: Path, exclude: list[str], cache: StatCache | None, reporter: Reporter,
+                  vcs: SourceControl) -> Snapshot:
+    kept, excluded, info = code_files(root, exclude, vcs)
     manifest = hash_paths([root / f for f in kept], root, cache=cache, reporter=reporter, what="code")
     return Snapshot(root=root, files=kept, digest=manifest.digest, git=info, excluded=excluded)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from replay.adapters import git
-from replay.adapters.git import _scrub, inspect, toplevel
+from replay.adapters.git import GitCli, _scrub, inspect, toplevel
 from replay.core.events import NullReporter
 from replay.core.snapshot import _walk, take_snapshot
 
@@ -223,7 +223,7 @@ def test_snapshot_in_git_drops_excluded_prefixes(repo: Path) -> None:
     write(repo / "data2" / "keep.txt", "k")
     write(repo / "dataset.py", "D = 1\n")
     write(repo / "results" / "r.json", "{}")
-    snap = take_snapshot(repo, ["data", "results/", "/abs/elsewhere", ""], None, NullReporter())
+    snap = take_snapshot(repo, ["data", "results/", "/abs/elsewhere", ""], None, NullReporter(), GitCli())
     assert snap.root == repo
     assert snap.git is not None and snap.git.commit == run_git(repo, "rev-parse", "HEAD")
     assert snap.files == [".gitignore", "data2/keep.txt", "dataset.py", "gone.py", "src/model.py", "train.py",
@@ -234,11 +234,11 @@ def test_snapshot_in_git_drops_excluded_prefixes(repo: Path) -> None:
 
 def test_snapshot_digest_follows_kept_files_only(repo: Path) -> None:
     write(repo / "data" / "train.csv", "a,b\n")
-    first = take_snapshot(repo, ["data"], None, NullReporter()).digest
+    first = take_snapshot(repo, ["data"], None, NullReporter(), GitCli()).digest
     write(repo / "data" / "train.csv", "a,b\n1,2\n")
-    assert take_snapshot(repo, ["data"], None, NullReporter()).digest == first
+    assert take_snapshot(repo, ["data"], None, NullReporter(), GitCli()).digest == first
     write(repo / "train.py", "print('v2')\n")
-    assert take_snapshot(repo, ["data"], None, NullReporter()).digest != first
+    assert take_snapshot(repo, ["data"], None, NullReporter(), GitCli()).digest != first
 
 
 def test_snapshot_outside_git_walks_and_skips(tmp_path: Path) -> None:
@@ -253,7 +253,7 @@ def test_snapshot_outside_git_walks_and_skips(tmp_path: Path) -> None:
     # .envrc is a secret file name (secrets.py): outside git, such names are left out of the snapshot.
     expected = ["data/a.csv", "nested/ok.py", "notes.txt", "src/model.py", "train.py"]
     assert _walk(root) == expected
-    snap = take_snapshot(root, ["data"], None, NullReporter())
+    snap = take_snapshot(root, ["data"], None, NullReporter(), GitCli())
     assert snap.git is None
     assert snap.files == [f for f in expected if f != "data/a.csv"]
     assert snap.excluded == ["data/a.csv"]

@@ -8,9 +8,6 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "replay"
 
-# Core modules that still import an adapter directly (git, pip-tools, the interpreter, debootstrap): each is
-# to get a small port in replay/core/ports.py. The list may only shrink.
-NOT_YET_PORTED = {"base.py", "layout.py", "environment.py", "capture.py", "snapshot.py"}
 
 
 def imports(path: Path) -> set[str]:
@@ -24,10 +21,10 @@ def imports(path: Path) -> set[str]:
     return out
 
 
-def test_core_imports_no_adapter_beyond_the_modules_not_yet_ported() -> None:
+def test_core_imports_no_adapter() -> None:
     offenders = {p.name for p in (PKG / "core").glob("*.py")
                  if any(m == "replay.adapters" or m.startswith("replay.adapters.") for m in imports(p))}
-    assert offenders <= NOT_YET_PORTED, f"core modules importing replay.adapters: {sorted(offenders - NOT_YET_PORTED)}"
+    assert not offenders, f"core modules importing replay.adapters: {sorted(offenders)}"
 
 
 def test_core_never_imports_the_ui_libraries() -> None:

@@ -1,0 +1,135 @@
+"""The Python environment as core sees it: the training interpreter's packages, the image's target platform,
+and a lock's pinned requirements. Plain data and pure parsing; the adapters that ask a real interpreter,
+pip-tools or pip (``replay.adapters.interpreter``, ``replay.adapters.piptools``) fill and consume it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
+_DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*([^\s\\;]+)")  # name @ https://.../x.whl
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+
+
+def normalize(name: str) -> str:
+    """A distribution name as pip compares it (PEP 503, with '.' and '_' alike)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass
+class InstalledPackage:
+    name: str
+    version: str
+    direct_url: dict[str, object] | None = None
+
+    @property
+    def key(self) -> str:
+        return normalize(self.name)
+
+    @property
+    def editable(self) -> bool:
+        info = (self.direct_url or {}).get("dir_info")
+        return bool(isinstance(info, dict) and info.get("editable"))
+
+    @property
+    def vcs(self) -> bool:
+        return bool(self.direct_url and "vcs_info" in self.direct_url)
+
+    @property
+    def local_path(self) -> Path | None:
+        url = str((self.direct_url or {}).get("url", ""))
+        return Path(url[len("file://"):]) if url.startswith("file://") else None
+
+
+@dataclass
+class Interpreter:
+    executable: str
+    version: str
+    implementation: str
+    abi: str
+    machine: str
+    packages: list[InstalledPackage] = field(default_factory=list)
+    replay_installed: bool = False  # replay-capsule is there (not among ``packages``: it is not locked)
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class Target:
+    """The image's Python and platform, which decide which wheels fit."""
+
+    python: str  # "3.11"
+    abi: str  # "cp311"
+    machine: str  # "x86_64"
+    glibc: tuple[int, int]  # the base image's glibc, e.g. (2, 36)
+
+    def platforms(self) -> list[str]:
+        major, minor = self.glibc
+        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 4, -1)]
+        # pip does not expand a manylinux tag to older ones by itself; name the legacy aliases too.
+        return tags + [f"manylinux{alias}_{self.machine}" for alias in ("2014", "2010", "1")]
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.abi}-{self.machine}"
+
+
+@dataclass
+class LockedRequirement:
+    name: str
+    version: str  # "" for a direct reference until its wheel is fetched
+    hashes: list[str] = field(default_factory=list)
+    url: str = ""  # a direct reference (name @ URL) kept by pip-compile from a --requirements file
+
+    @property
+    def key(self) -> str:
+        return normalize(self.name)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name} @ {self.url}" if self.url else f"{self.name}=={self.version}"
+
+
+def parse_lock(text: str) -> list[LockedRequirement]:
+    """The pinned requirements of a pip-compile lock, with their allowed hashes."""
+    reqs: list[LockedRequirement] = []
+    for line in text.splitlines():
+        # A pin or a direct reference starts a line; its hashes follow on indented continuations.
+        match = _LINE.match(line)
+        direct = None if match else _DIRECT.match(line)
+        if match:
+            reqs.append(LockedRequirement(match.group(1), match.group(2)))
+        elif direct:
+            reqs.append(LockedRequirement(direct.group(1), "", url=direct.group(2)))
+        if reqs and not line.lstrip().startswith("#"):
+            reqs[-1].hashes.extend(_HASH.findall(line))
+    return reqs
+
+
+def pin_local_wheel(wheel: Path) -> LockedRequirement:
+    """A wheel built here (from a local path install), pinned by its own hash."""
+    name, version = wheel.name.split("-")[:2]
+    with wheel.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return LockedRequirement(name.replace("_", "-"), version, [digest])
+
+
+def render_local_pins(reqs: list[LockedRequirement]) -> str:
+    if not reqs:
+        return ""
+    lines = ["", "# Built on the capturing machine from local paths; served from the image's wheelhouse."]
+    for req in reqs:
+        lines.append(f"{req.name}=={req.version} \\")
+        lines.append("    " + " \\\n    ".join(f"--hash=sha256:{h}" for h in req.hashes))
+    return "\n".join(lines) + "\n"
+
+
+def wheel_version(wheel: Path) -> str:
+    """The version part of a wheel's file name (name-version-python-abi-platform.whl)."""
+    return wheel.name.split("-")[1]
