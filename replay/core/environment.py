@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replay.core.ports import Locker
-from replay.core.pyenv import Interpreter, Target, parse_lock, pin_local_wheel, render_local_pins, wheel_version
+from replay.core.pyenv import (
+    InstalledPackage,
+    Interpreter,
+    Target,
+    parse_lock,
+    pin_local_wheel,
+    render_local_pins,
+    wheel_version,
+)
 from replay.errors import BadInput
 from replay.manifest import LOCK_NAME, Package
 
@@ -37,29 +45,21 @@ def lock_environment(
     use_cache: bool = True,
 ) -> LockedEnvironment:
     """Lock the environment into ``stage``/requirements.lock and gather one wheel per locked package."""
-    project_paths: list[str] = []
-    local_sources: list[Path] = []
+    sources = classify(interp, project_root)
+    local_sources = sources.local_sources
     if requirements is not None:
         requirements_in = _read_requirements(requirements)
+        local_sources = []  # the requirements file names every package the image gets
     else:
-        pins = []
-        for pkg in interp.packages:
-            path = pkg.local_path
-            if pkg.vcs:
-                raise BadInput(
-                    f"package {pkg.name} was installed from a VCS URL ({(pkg.direct_url or {}).get('url')})",
-                    "replay cannot fetch it offline: install it from an index or a local wheel, "
-                    "or pass --requirements FILE",
-                )
-            if path is not None and _inside(path, project_root):
-                # The project's own code, installed editable: it comes from the code snapshot.
-                rel = path.resolve().relative_to(project_root.resolve()).as_posix()
-                project_paths.append(rel)
-            elif path is not None:
-                local_sources.append(path)
-            else:
-                pins.append(f"{pkg.name}=={pkg.version}")
-        requirements_in = "".join(f"{p}\n" for p in pins)
+        if sources.vcs:
+            pkg = sources.vcs[0]
+            raise BadInput(
+                f"package {pkg.name} was installed from a VCS URL ({(pkg.direct_url or {}).get('url')})",
+                "replay cannot fetch it offline: install it from an index or a local wheel, "
+                "or pass --requirements FILE",
+            )
+        requirements_in = "".join(f"{p}\n" for p in sources.pins)
+    project_paths = sources.project_paths
 
     lock_text = ""
     if requirements_in.strip():
@@ -86,6 +86,33 @@ def lock_environment(
     (stage / LOCK_NAME).write_text(lock_text or "# no packages beyond the standard library\n")
     packages.sort(key=lambda p: p.name.lower())
     return LockedEnvironment(lock_text, packages, wheels, sorted(project_paths), scratch)
+
+
+@dataclass
+class PackageSources:
+    """Where each installed package will come from in the image."""
+
+    pins: list[str] = field(default_factory=list)  # NAME==VERSION, locked from the index
+    project_paths: list[str] = field(default_factory=list)  # the project's own code, from the snapshot
+    local_sources: list[Path] = field(default_factory=list)  # local folders or wheels outside the project
+    vcs: list[InstalledPackage] = field(default_factory=list)  # installed from a VCS URL: not fetchable offline
+
+
+def classify(interp: Interpreter, project_root: Path) -> PackageSources:
+    """Sort the interpreter's packages: index pins, the project's own editable code, local paths."""
+    out = PackageSources()
+    for pkg in interp.packages:
+        path = pkg.local_path
+        if pkg.vcs:
+            out.vcs.append(pkg)
+        elif path is not None and _inside(path, project_root):
+            # The project's own code, installed editable: it comes from the code snapshot.
+            out.project_paths.append(path.resolve().relative_to(project_root.resolve()).as_posix())
+        elif path is not None:
+            out.local_sources.append(path)
+        else:
+            out.pins.append(f"{pkg.name}=={pkg.version}")
+    return out
 
 
 def _read_requirements(path: Path) -> str:
