@@ -12,7 +12,6 @@ from replay.cli.backend_options import BackendOpt, GpusOpt, JobsOpt, PartitionOp
 
 if TYPE_CHECKING:
     from replay.core.report import VerifyReport
-    from replay.manifest import HostInfo
 
 EPILOG = """Example:
 
@@ -220,13 +219,11 @@ def render(result: VerifyReport) -> None:
     if result.diagnosis:
         out.print("[bold]what changed underneath[/]")
         for f in result.diagnosis:
-            mark = "[red]likely[/]" if f.get("likely") else "[dim]ruled out / unlikely[/]"
-            kind = escape(f"[{f.get('kind')}]")
-            out.print(f"  {mark} {kind} {escape(str(f.get('message')))}", soft_wrap=True)
-        hosts = result.hosts
-        if hosts.get("capture") and hosts.get("verify"):
-            cap = _host(hosts["capture"])
-            ver = _host(hosts["verify"])
+            mark = "[red]likely[/]" if f.likely else "[dim]ruled out / unlikely[/]"
+            kind = escape(f"[{f.kind}]")
+            out.print(f"  {mark} {kind} {escape(f.message)}", soft_wrap=True)
+        cap, ver = result.hosts.capture, result.hosts.verify
+        if cap is not None and ver is not None:
             ht = Table(title="capture host vs this host", title_justify="left")
             for col in ("", "capture", "verify"):
                 ht.add_column(col)
@@ -252,13 +249,6 @@ def _render_data_problems(problems: list[dict[str, object]]) -> None:
         found = f"{p.get('actual_size', '-')} B {ui.short(str(p.get('actual_sha256') or ''))}"
         table.add_row(escape(str(p.get("path"))), str(p.get("problem")), expected, found)
     ui.err.print(table)
-
-
-def _host(raw: dict[str, object]) -> HostInfo:
-    from replay.manifest import HostInfo, _build
-
-    host: HostInfo = _build(HostInfo, raw, "host")
-    return host
 
 
 def _num(value: float | None) -> str:

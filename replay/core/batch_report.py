@@ -100,7 +100,7 @@ def explanation(report: VerifyReport | None) -> str:
     for m in report.metrics:
         if m.status in ("diverged", "missing", "unexpected"):
             parts.append(f"metric {m.name}: {m.reference} -> {m.replayed} ({m.status}, tolerance {m.tolerance})")
-    likely = [str(f.get("message")) for f in report.diagnosis if f.get("likely")]
+    likely = [f.message for f in report.diagnosis if f.likely]
     if likely:
         parts.append("likely cause: " + "; ".join(likely))
     return "; ".join(parts) or "diverged"

@@ -7,6 +7,7 @@ so ``*.log`` matches ``out/logs/train.log``.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import asdict, dataclass, replace
 from fnmatch import fnmatchcase
@@ -87,6 +88,23 @@ def _bad_metrics(path: Path, detail: str) -> BadInput:
     return BadInput(f"metrics file {path} is not a JSON object of numbers ({detail})", METRICS_HINT)
 
 
+class MetricStatus(enum.StrEnum):
+    IDENTICAL = "identical"
+    WITHIN_TOLERANCE = "within_tolerance"
+    DIVERGED = "diverged"
+    MISSING = "missing"
+    UNEXPECTED = "unexpected"
+
+
+class OutputStatus(enum.StrEnum):
+    IDENTICAL = "identical"
+    DIFFERS = "differs"
+    WITHIN_TOLERANCE = "within_tolerance"
+    IGNORED = "ignored"
+    MISSING = "missing"
+    UNEXPECTED = "unexpected"
+
+
 @dataclass
 class MetricResult:
     name: str
@@ -95,7 +113,7 @@ class MetricResult:
     abs_diff: float | None
     rel_diff: float | None
     tolerance: str
-    status: str  # identical | within_tolerance | diverged | missing | unexpected
+    status: MetricStatus
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,14 +133,14 @@ def compare_metrics(
         tol = match[1] if match else Tolerance()
         abs_diff = rel_diff = None
         if ref is None:
-            status = "unexpected"
+            status = MetricStatus.UNEXPECTED
         elif new is None:
-            status = "missing"
+            status = MetricStatus.MISSING
         else:
             if _same(ref, new):
-                status, abs_diff, rel_diff = "identical", 0.0, 0.0
+                status, abs_diff, rel_diff = MetricStatus.IDENTICAL, 0.0, 0.0
             else:
-                status = "within_tolerance" if tol.allows(ref, new) else "diverged"
+                status = MetricStatus.WITHIN_TOLERANCE if tol.allows(ref, new) else MetricStatus.DIVERGED
                 abs_diff = abs(new - ref)
                 # Relative to the reference; undefined (None) where the reference is 0, inf or NaN.
                 rel_diff = abs_diff / abs(ref) if ref != 0 and math.isfinite(ref) else None
@@ -140,9 +158,9 @@ class OutputResult:
     replayed_sha256: str | None
     reference_size: int | None
     replayed_size: int | None
-    # identical | differs | within_tolerance | ignored | missing | unexpected. A missing or unexpected file
-    # that matches an --ignore glob keeps its status with ``ignored`` set, and does not diverge.
-    status: str
+    # A missing or unexpected file that matches an --ignore glob keeps its status with ``ignored`` set, and
+    # does not diverge.
+    status: OutputStatus
     ignored: bool = False
     explanation: dict[str, Any] | None = None
     tolerance: str | None = None
@@ -180,14 +198,14 @@ def compare_outputs(
             replayed_sha256=new.sha256 if new else None,
             reference_size=ref.size if ref else None,
             replayed_size=new.size if new else None,
-            status="missing" if new is None else "unexpected",
+            status=OutputStatus.MISSING if new is None else OutputStatus.UNEXPECTED,
             ignored=ignored,
         )
         results.append(result)
         if ref is None or new is None:
             continue
         if ref.sha256 == new.sha256 and ref.size == new.size:
-            result.status = "identical"
+            result.status = OutputStatus.IDENTICAL
             continue
         match = tolerance_for(path, tolerances)
         tol = match[1] if match else None
@@ -195,9 +213,9 @@ def compare_outputs(
         if reference_root is not None:
             result.explanation = _explain_safely(explain, reference_root, replayed_root, path, tol)
         if tol is not None and result.explanation and result.explanation.get("within_tolerance") is True:
-            result.status = "within_tolerance"
+            result.status = OutputStatus.WITHIN_TOLERANCE
         else:
-            result.status = "ignored" if ignored else "differs"
+            result.status = OutputStatus.IGNORED if ignored else OutputStatus.DIFFERS
     return results
 
 
@@ -246,6 +264,6 @@ def settle_metrics_files(outputs: list[OutputResult], metrics_files: list[str], 
         names = per_file.get(out.path, [])
         if (out.status == "differs" and out.path in metrics_files and names
                 and all(by_name.get(n) is not None and by_name[n].status in _SETTLED for n in names)):
-            out = replace(out, status="within_tolerance", tolerance="metrics within their tolerances")
+            out = replace(out, status=OutputStatus.WITHIN_TOLERANCE, tolerance="metrics within their tolerances")
         settled.append(out)
     return settled

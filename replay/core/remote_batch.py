@@ -21,6 +21,7 @@ from typing import Any
 from replay.core.batch_task import GroupTask, VerifyOptions, experiment_key
 from replay.core.node_task import ImageSources
 from replay.core.ports import Backend, JobHandle, JobState, JobStatus, TaskSpec
+from replay.core.report import RunOutcome
 from replay.core.verify import error_report, open_capsule
 from replay.errors import EXIT_INTERRUPTED, CommandFailed, EnvironmentProblem, ReplayError
 
@@ -129,7 +130,7 @@ def _group_reports(group: RemoteGroup, handle: JobHandle, status: JobStatus) -> 
     out = []
     for capsule in group.capsules:
         report = error_report(capsule, exc)
-        report.run = {"backend_state": status.state.value, "node": status.node, "detail": detail}
+        report.run = RunOutcome(backend_state=status.state.value, node=status.node, detail=detail)
         out.append(report.to_dict())
     return out
 

@@ -37,21 +37,101 @@ that the output is strict JSON that jq and every parser accepts.
 
 from __future__ import annotations
 
+import enum
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from replay import __version__, jsonio
-from replay.core.compare import MetricResult, OutputResult
+from replay.core.compare import MetricResult, MetricStatus, OutputResult, OutputStatus
+from replay.core.diagnose import Finding
 from replay.core.explain import summary
 from replay.errors import ManifestError
+from replay.manifest import HostInfo, _build
 
 SCHEMA = "replay.verify-report"
 SCHEMA_VERSION = 1
 
 # Outputs tables longer than this list only what is not identical (a PR comment holds 65,536 characters).
 MARKDOWN_MAX_ROWS = 50
+
+
+class Verdict(enum.StrEnum):
+    IDENTICAL = "identical"
+    EQUIVALENT = "equivalent"
+    DIVERGED = "diverged"
+    ERROR = "error"
+
+
+class DataStatus(enum.StrEnum):
+    VERIFIED = "verified"
+    MISMATCH = "mismatch"
+
+
+@dataclass
+class DataCheck:
+    """The input data check. Written without the fields that do not apply (a mismatch has no digest)."""
+
+    status: DataStatus
+    files: int | None = None
+    bytes: int | None = None
+    digest: str | None = None
+    problems: list[dict[str, Any]] | None = None  # a mismatch: one object per path (replay.core.datacheck)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DataCheck:
+        problems = raw.get("problems")
+        return cls(DataStatus(raw["status"]), _int(raw.get("files")), _int(raw.get("bytes")), _str(raw.get("digest")),
+                   [p for p in problems if isinstance(p, dict)] if isinstance(problems, list) else None)
+
+
+@dataclass
+class RunOutcome:
+    """The replayed command; ``node``, ``backend_state`` and ``detail`` only when a batch backend ran it."""
+
+    exit_code: int | None = None
+    duration_s: float | None = None
+    timed_out: bool | None = None
+    oom_killed: bool | None = None
+    log_tail: str | None = None
+    node: str | None = None
+    backend_state: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        # exit_code and log_tail always (null when unknown); the rest when they apply.
+        return {k: v for k, v in asdict(self).items() if v is not None or k in ("exit_code", "log_tail")}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunOutcome:
+        duration = raw.get("duration_s")
+        return cls(
+            exit_code=raw["exit_code"] if isinstance(raw.get("exit_code"), int) else None,
+            duration_s=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
+            timed_out=_bool(raw.get("timed_out")), oom_killed=_bool(raw.get("oom_killed")),
+            log_tail=_str(raw.get("log_tail")), node=_str(raw.get("node")),
+            backend_state=_str(raw.get("backend_state")), detail=_str(raw.get("detail")),
+        )
+
+
+@dataclass
+class Hosts:
+    """The machine that captured and the one that replayed (a batch node's own, not the submitter's)."""
+
+    capture: HostInfo | None = None
+    verify: HostInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: asdict(v) for k, v in (("capture", self.capture), ("verify", self.verify)) if v is not None}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Hosts:
+        return cls(*(_build(HostInfo, raw[k], f"hosts.{k}") if isinstance(raw.get(k), dict) else None
+                     for k in ("capture", "verify")))
 
 
 @dataclass(kw_only=True)
@@ -61,21 +141,22 @@ class VerifyReport:
     capsule: str
     capsule_path: str
     image_id: str = ""
-    verdict: str
+    verdict: Verdict
     exit_code: int
     outputs: list[OutputResult] = field(default_factory=list)
     metrics: list[MetricResult] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    run: dict[str, Any] = field(default_factory=dict)
-    diagnosis: list[dict[str, Any]] = field(default_factory=list)
-    hosts: dict[str, Any] = field(default_factory=dict)
+    data: DataCheck | None = None  # written as {} when no data check ran (a report of an error before it)
+    run: RunOutcome | None = None  # written as {} when nothing ran
+    diagnosis: list[Finding] = field(default_factory=list)
+    hosts: Hosts = field(default_factory=Hosts)
     timings: dict[str, float] = field(default_factory=dict)
     replay_version: str = __version__
     error: str | None = None
     provenance: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: _plain(getattr(self, f.name)) if getattr(self, f.name) is not None or f.name in _NULLABLE
+                else {} for f in fields(self)}
 
     def to_json(self) -> str:
         return jsonio.dumps(self.to_dict())
@@ -94,15 +175,37 @@ class VerifyReport:
         names = {f.name for f in fields(cls)}
         try:
             kwargs = {k: v for k, v in raw.items() if k in names}
-            kwargs["outputs"] = [OutputResult(**o) for o in raw.get("outputs", [])]
+            kwargs["outputs"] = [OutputResult(**{**o, "status": OutputStatus(o["status"])}) for o in raw.get("outputs", [])]
             # Only metric values are known to be numbers; "NaN" in an explanation may be a CSV cell's text.
             kwargs["metrics"] = [
-                MetricResult(**{k: _float(v) if k in _FLOAT_KEYS else v for k, v in m.items()})
+                MetricResult(**{**{k: _float(v) if k in _FLOAT_KEYS else v for k, v in m.items()},
+                                "status": MetricStatus(m["status"])})
                 for m in raw.get("metrics", [])
             ]
+            kwargs["verdict"] = Verdict(raw["verdict"])
+            kwargs["data"] = DataCheck.from_dict(raw["data"]) if raw.get("data") else None
+            kwargs["run"] = RunOutcome.from_dict(raw["run"]) if raw.get("run") else None
+            kwargs["hosts"] = Hosts.from_dict(raw.get("hosts") or {})
+            kwargs["diagnosis"] = [Finding(str(d["kind"]), str(d["message"]), bool(d.get("likely")))  # type: ignore[arg-type]
+                                   for d in raw.get("diagnosis") or []]
             return cls(**kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, ManifestError) as exc:
             raise ManifestError(f"{source} is not a valid verify report ({exc})", "regenerate it") from None
+
+
+_NULLABLE = {"error", "provenance"}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _plain(value: Any) -> Any:
@@ -140,12 +243,13 @@ def to_junit(report: VerifyReport) -> str:
     failures = errors = 0
 
     run = ET.SubElement(suite, "testcase", classname="replay", name="run")
-    run.set("time", _seconds(report.run.get("duration_s")))
+    outcome = report.run or RunOutcome()
+    run.set("time", _seconds(outcome.duration_s))
     if report.error:
         errors += 1
-        ET.SubElement(run, "error", message=report.error, type=report.verdict).text = report.run.get("log_tail")
-    elif report.run.get("log_tail"):
-        ET.SubElement(run, "system-out").text = report.run["log_tail"]
+        ET.SubElement(run, "error", message=report.error, type=report.verdict).text = outcome.log_tail
+    elif outcome.log_tail:
+        ET.SubElement(run, "system-out").text = outcome.log_tail
 
     for out in report.outputs:
         case = ET.SubElement(suite, "testcase", classname="outputs", name=out.path)
@@ -241,8 +345,8 @@ def to_markdown(report: VerifyReport) -> str:
     if report.diagnosis:
         lines += ["", "#### Diagnosis", ""]
         for item in report.diagnosis:
-            mark = "**likely** " if item.get("likely") else ""
-            lines.append(f"- {mark}{item.get('kind')}: {_cell(str(item.get('message', '')))}")
+            mark = "**likely** " if item.likely else ""
+            lines.append(f"- {mark}{item.kind}: {_cell(item.message)}")
         lines += _hosts_table(report.hosts)
     return "\n".join(lines) + "\n"
 
@@ -260,8 +364,8 @@ _HOST_ROWS = (
 )
 
 
-def _hosts_table(hosts: dict[str, Any]) -> list[str]:
-    capture, verify = _plain(hosts.get("capture") or {}), _plain(hosts.get("verify") or {})
+def _hosts_table(hosts: Hosts) -> list[str]:
+    capture, verify = hosts.to_dict().get("capture", {}), hosts.to_dict().get("verify", {})
     if not capture and not verify:
         return []
     lines = ["", "#### Hosts", "", "| | Capture | Verify |", "|---|---|---|"]

@@ -34,7 +34,7 @@ from replay.core.hashing import check_data, hash_nofollow, lstat_beneath
 from replay.core.hostinfo import collect_host
 from replay.core.noise import collect_evidence
 from replay.core.ports import Engine, Mount, RunResult, RunSpec
-from replay.core.report import VerifyReport
+from replay.core.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport
 from replay.core.statcache import StatCache
 from replay.errors import (
     EXIT_DIVERGED,
@@ -145,12 +145,12 @@ def error_report(target: Path, exc: ReplayError) -> VerifyReport:
         name, image = capsule.manifest.name, capsule.manifest.image.id
     except ReplayError:
         pass
-    report = VerifyReport(capsule=name, capsule_path=str(target), image_id=image, verdict="error",
+    report = VerifyReport(capsule=name, capsule_path=str(target), image_id=image, verdict=Verdict.ERROR,
                           exit_code=exc.exit_code, error=exc.one_line())
     if isinstance(exc, DataMismatch):
-        report.data = {"status": "mismatch", "problems": exc.problems}
+        report.data = DataCheck(DataStatus.MISMATCH, problems=list(exc.problems))
     if isinstance(exc, CommandFailed):
-        report.run = {"exit_code": exc.status, "log_tail": exc.log_tail}
+        report.run = RunOutcome(exit_code=exc.status, log_tail=exc.log_tail)
     return report
 
 
@@ -284,14 +284,15 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
         capsule=m.name,
         capsule_path=str(prepared.capsule.path),
         image_id=m.image.id,
-        verdict=comparison.verdict,
+        verdict=Verdict(comparison.verdict),
         exit_code=VERDICT_EXIT[comparison.verdict],
         outputs=comparison.outputs,
         metrics=comparison.metrics,
-        data={"files": len(m.data.files), "bytes": m.data.total_bytes, "status": "verified", "digest": m.data.digest},
-        run=_run_dict(result),
-        diagnosis=[f.to_dict() for f in findings],
-        hosts={"capture": _host_dict(m.host), "verify": _host_dict(verify_host)},
+        data=DataCheck(DataStatus.VERIFIED, files=len(m.data.files), bytes=m.data.total_bytes, digest=m.data.digest),
+        run=RunOutcome(exit_code=result.exit_code, duration_s=round(result.duration_s, 3), timed_out=result.timed_out,
+                       oom_killed=result.oom_killed, log_tail=result.log_tail),
+        diagnosis=findings,
+        hosts=Hosts(capture=m.host, verify=verify_host),
         timings=dict(timings),
     )
 
@@ -368,14 +369,3 @@ def raise_on_failure(result: RunResult, req: VerifyRequest) -> None:
     if result.exit_code != 0:
         raise CommandFailed(f"the replayed command exited with status {result.exit_code}",
                             "see the last lines of its log below", log_tail=result.log_tail, status=result.exit_code)
-
-
-def _run_dict(result: RunResult) -> dict[str, object]:
-    return {"exit_code": result.exit_code, "duration_s": round(result.duration_s, 3), "timed_out": result.timed_out,
-            "oom_killed": result.oom_killed, "log_tail": result.log_tail}
-
-
-def _host_dict(host: HostInfo) -> dict[str, object]:
-    from dataclasses import asdict
-
-    return asdict(host)

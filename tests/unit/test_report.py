@@ -8,7 +8,8 @@ import pytest
 
 from replay import __version__
 from replay.core.compare import MetricResult, OutputResult
-from replay.core.report import VerifyReport, to_junit, to_markdown
+from replay.core.diagnose import Finding
+from replay.core.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport, to_junit, to_markdown
 from replay.errors import ManifestError
 from replay.manifest import GpuInfo, HostInfo
 
@@ -62,7 +63,7 @@ def _report(**overrides: object) -> VerifyReport:
         "capsule": "mnist",
         "capsule_path": "capsules/mnist",
         "image_id": "sha256:" + "ab" * 32,
-        "verdict": "diverged",
+        "verdict": Verdict.DIVERGED,
         "exit_code": 1,
         "outputs": [
             OutputResult("out/model.bin", "a" * 64, "a" * 64, 7, 7, "identical"),
@@ -76,13 +77,13 @@ def _report(**overrides: object) -> VerifyReport:
             MetricResult("loss", math.nan, math.nan, 0.0, 0.0, "exact", "identical"),
             MetricResult("f1", 0.5, math.inf, math.inf, math.inf, "abs 0.1", "diverged"),
         ],
-        "data": {"files": 3, "bytes": 1024, "status": "verified"},
-        "run": {"exit_code": 0, "duration_s": 12.5, "timed_out": False, "oom_killed": False, "log_tail": ""},
-        "diagnosis": [{"kind": "hardware", "message": "CPU differs | AVX-512 missing", "likely": True}],
-        "hosts": {
-            "capture": HostInfo(os="Debian 12", cores=16, cpu_flags=["avx2", "avx512f"], gpus=[GpuInfo("A100")]),
-            "verify": HostInfo(os="Debian 12", cores=8, cpu_flags=["avx2"]),
-        },
+        "data": DataCheck(DataStatus.VERIFIED, files=3, bytes=1024),
+        "run": RunOutcome(exit_code=0, duration_s=12.5, timed_out=False, oom_killed=False, log_tail=""),
+        "diagnosis": [Finding("hardware", "CPU differs | AVX-512 missing", True)],
+        "hosts": Hosts(
+            capture=HostInfo(os="Debian 12", cores=16, cpu_flags=["avx2", "avx512f"], gpus=[GpuInfo("A100")]),
+            verify=HostInfo(os="Debian 12", cores=8, cpu_flags=["avx2"]),
+        ),
         "timings": {"run": 12.5, "total": 14.0},
     }
     fields.update(overrides)
@@ -115,7 +116,26 @@ def test_round_trip_through_json() -> None:
     back = VerifyReport.from_dict(json.loads(report.to_json()))
     assert back.outputs == report.outputs
     assert math.isnan(back.metrics[1].reference or 0.0) and back.metrics[2].replayed == math.inf
-    assert back.to_dict()["hosts"] == report.to_dict()["hosts"]
+    assert back.to_json() == report.to_json()
+    # Read back typed, not as dicts: statuses are enums, hosts are HostInfo, findings are Findings.
+    assert back.verdict is Verdict.DIVERGED and back.data == report.data and back.run == report.run
+    assert back.hosts == report.hosts and back.diagnosis == report.diagnosis
+
+
+def test_a_report_with_wrong_types_is_one_clear_error() -> None:
+    for bad in ({"verdict": "maybe"}, {"data": {"status": "fine"}}, {"hosts": {"capture": {"cores": "many"}}},
+                {"diagnosis": [{"kind": "seed"}]}):
+        with pytest.raises(ManifestError, match="not a valid verify report"):
+            VerifyReport.from_dict({**_report().to_dict(), **bad})
+
+
+def test_an_error_report_writes_empty_data_and_run_objects() -> None:
+    raw = _report(verdict=Verdict.ERROR, exit_code=3, data=None, run=None, outputs=[], metrics=[]).to_dict()
+    assert raw["data"] == {} and raw["run"] == {} and raw["error"] is None
+
+
+def test_round_trip_refuses_other_documents() -> None:
+    report = _report()
     with pytest.raises(ManifestError, match="not a replay verify report"):
         VerifyReport.from_dict({"schema": "other"})
     with pytest.raises(ManifestError, match="schema version 2"):
