@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from replay.core.backend_settings import BACKENDS
 from replay.core.ports import Backend, Engine
 from replay.errors import BadInput
-
-BACKENDS = ("local", "slurm")
 
 
 def engine() -> Engine:
