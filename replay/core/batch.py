@@ -256,11 +256,11 @@ def _collect(handle: JobHandle, status: JobStatus, ours: bool, indices: list[int
              result: BatchResult, row: ExperimentRow) -> bool:
     """File a finished task's reports under its capsules; True when one of them diverged."""
     raw = handle.result() if status.state is JobState.DONE else None
-    reports = raw.get("reports") if isinstance(raw, dict) else None
     if ours:
         row.phase = Phase.NOT_RUN
         return False
-    if not (isinstance(reports, list) and len(reports) == len(indices) and all(isinstance(r, dict) for r in reports)):
+    typed = _reports(raw, len(indices), handle.id)
+    if typed is None:
         row.backend_state, row.detail = status.state.value, status.detail
         problem = _task_problem(handle, status)
         for i in indices:
@@ -268,7 +268,6 @@ def _collect(handle: JobHandle, status: JobStatus, ours: bool, indices: list[int
             report.run = {"backend_state": status.state.value, "node": status.node, "detail": problem.message}
             result.reports[i] = report
     else:
-        typed = [VerifyReport.from_dict(r, f"task {handle.id}") for r in reports]
         if any(r.run for r in typed):
             result.replays_run += 1
         node = status.node or str(raw.get("node", "")) if isinstance(raw, dict) else status.node
@@ -282,6 +281,17 @@ def _collect(handle: JobHandle, status: JobStatus, ours: bool, indices: list[int
     row.verdicts = [_verdict(r) for r in done]
     row.phase = Phase.DONE if len(done) == len(indices) else Phase.NOT_RUN
     return any(r.verdict == "diverged" for r in done)
+
+
+def _reports(raw: object, count: int, task_id: str) -> list[VerifyReport] | None:
+    """The task result's reports, one per capsule of the task, or None when it holds no such thing."""
+    reports = raw.get("reports") if isinstance(raw, dict) else None
+    if not (isinstance(reports, list) and len(reports) == count):
+        return None
+    try:
+        return [VerifyReport.from_dict(r, f"task {task_id}") for r in reports]
+    except (ReplayError, TypeError, ValueError):
+        return None
 
 
 _HINTS = {

@@ -118,7 +118,7 @@ def test_a_task_the_backend_ended_is_an_error_with_its_state_and_node(state, cod
 
 def test_a_result_that_does_not_match_its_task_is_no_verdict(tmp_path: Path) -> None:
     done = JobStatus(JobState.DONE, "n1")
-    backend = Scripted([([done], {"reports": []}), ([done], {"reports": [{"verdict": "identical"}] * 2})])
+    backend = Scripted([([done], {"reports": []}), ([done], {"reports": [{"verdict": "identical"}]})])
     result = run_batch(plan_of(tmp_path), BatchOptions(tmp_path, poll_s=0), None, backend)
     assert [result.reports[i].verdict for i in (0, 1)] == ["error", "error"]
     assert "does not match its task" in (result.reports[0].error or "")
