@@ -3,9 +3,10 @@
     python benchmarks/bench_slurm.py [--capsules 20] [--jobs 1]
 
 Captures N distinct experiments (one small project, seeds 1..N: same image, N replays), then verifies them
-  1. locally: ``run_task`` for each group in this process, ``--jobs`` at a time;
-  2. through Slurm: one array (``sbatch --array=0-N%JOBS``) on the cluster ``SLURM_CONF`` names, or on a
-     one-node test cluster this script starts (``tests/slurm/cluster.py``) when none is set.
+through the one batch path (``run_batch``, as ``replay verify CAPSULES...`` does), ``--jobs`` at a time:
+  1. with the local backend (worker threads, this engine);
+  2. with the Slurm backend: one array (``sbatch --array=0-N%JOBS``) on the cluster ``SLURM_CONF`` names, or on
+     a one-node test cluster this script starts (``tests/slurm/cluster.py``) when none is set.
 Prints both totals, the per-task overhead of Slurm beyond local ((slurm total - local total) / N * jobs),
 and Slurm's submit-to-start gap per task (sbatch to the node's ``run_task`` starting, for the first task;
 the previous task's end to this one's start after it). Target: at most 1 s per task beyond local.
@@ -24,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -75,13 +76,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--capsules", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--poll", type=float, default=None, help="squeue interval (default: the backend's)")
     parser.add_argument("--base", default=os.environ.get("REPLAY_BASE", "replay-base/python:3.11-bookworm"))
     args = parser.parse_args()
 
     from replay import factory
     from replay.adapters.slurm import SlurmBackend
-    from replay.core.batch_task import VerifyOptions, run_task
-    from replay.core.remote_batch import RemoteGroup, payloads, run_remote
+    from replay.core.batch import BatchOptions, run_batch
+    from replay.core.plan import PlannedCapsule, make_plan
+    from replay.manifest import load
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-slurm-"))
     cluster = None
@@ -102,24 +105,28 @@ def main() -> None:
         capsules = capture_all(root, venv, args.capsules, args.base)
         image_ids = {json.loads((c / "replay.json").read_text())["image"]["id"] for c in capsules}
         console.print(f"captured {len(capsules)} capsules in {time.perf_counter() - t0:.1f} s")
-        groups = [RemoteGroup([c]) for c in capsules]
-        options = VerifyOptions(cwd=str(root))
-        specs = payloads(groups, options)
 
+        def plan() -> Any:
+            caps = [PlannedCapsule(i, c.name, c, str(c), load(c)) for i, c in enumerate(capsules)]
+            return make_plan(caps, root, jobs=args.jobs)
+
+        options = BatchOptions(cwd=root, poll_s=0.05)
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.jobs) as pool:
-            local = list(pool.map(lambda s: run_task(s.payload, engine), specs))
+        local_result = run_batch(plan(), options, engine, factory.backend("local", engine=engine))
         local_total = time.perf_counter() - t0
-        local_verdicts = [r["reports"][0]["verdict"] for r in local]
+        local = [local_result.reports[i] for i in range(len(capsules))]
+        local_verdicts = [r.verdict for r in local]
+        local_runs = [r.timings.get("run", 0.0) for r in local]
 
-        backend = SlurmBackend(scratch / "work", poll_s=0.2)
+        backend = SlurmBackend(scratch / "work", **({"poll_s": args.poll} if args.poll is not None else {}))
         submitted = time.time()
         t0 = time.perf_counter()
-        reports = run_remote(backend, groups, options, args.jobs, poll_s=0.2)
+        slurm_result = run_batch(plan(), options, None, backend)
         slurm_total = time.perf_counter() - t0
         assert backend.folder is not None
+        groups = capsules
         results = [json.loads((backend.folder / f"result-{i}.json").read_text()) for i in range(len(groups))]
-        slurm_verdicts = [r["verdict"] for r in reports]
+        slurm_verdicts = [slurm_result.reports[i].verdict for i in range(len(capsules))]
 
         script_starts = sorted(_script_start(backend.folder / f"log-{i}.txt") for i in range(len(groups)))
         # Submit-to-start per task: the first from sbatch, each later one from the end of the task it waited
@@ -136,7 +143,7 @@ def main() -> None:
         table = Table(title=f"{len(groups)} capsules, --jobs {args.jobs}", title_justify="left")
         for col in ("backend", "total (s)", "per task (s)", "verdicts"):
             table.add_column(col)
-        table.add_row("local run_task (reference)", f"{local_total:.2f}", f"{local_total / len(groups):.2f}",
+        table.add_row("local backend (reference)", f"{local_total:.2f}", f"{local_total / len(groups):.2f}",
                       _count(local_verdicts))
         table.add_row("slurm array", f"{slurm_total:.2f}", f"{slurm_total / len(groups):.2f}", _count(slurm_verdicts))
         console.print(table)
@@ -150,7 +157,7 @@ def main() -> None:
                       + (f", later median {statistics.median(sched[1:]):.2f} s" if len(sched) > 1 else "")
                       + f"; `python -m replay task` start-up to run_task: median {statistics.median(startup):.2f} s")
         console.print(f"replay task on the node, median run_task {statistics.median(r['duration_s'] for r in results):.2f}"
-                      f" s; local median {statistics.median(r['duration_s'] for r in local):.2f} s")
+                      f" s; local median replay {statistics.median(local_runs):.2f} s")
         if local_verdicts != slurm_verdicts:
             sys.exit("the verdicts differ between the backends")
     finally:

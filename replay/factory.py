@@ -1,17 +1,16 @@
 """The one place that chooses concrete adapters for core's ports (``replay.core.ports``).
 
-The CLI asks here for an engine, a batch backend or a capture's toolchain; core never names a concrete one. Every adapter is
-imported on demand, so building nothing costs nothing (``replay --help`` imports no docker).
+The CLI asks here for an engine, a batch backend or a capture's toolchain; core never names a concrete one.
+Every adapter is imported on demand, so building nothing costs nothing (``replay --help`` imports no docker).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from replay.core.backend_settings import BACKENDS
 from replay.core.ports import Backend, Engine, RootfsBuilder, SourceControl, Toolchain
 from replay.errors import BadInput
-
-BACKENDS = ("local", "slurm")
 
 
 def engine() -> Engine:

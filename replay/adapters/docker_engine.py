@@ -327,6 +327,7 @@ class DockerEngine:
                 cpuset_cpus=spec.cpuset,
                 mem_limit=spec.memory_bytes,
                 memswap_limit=spec.memory_bytes,  # no swap beyond the limit: an OOM kill is reported, not hidden
+                device_requests=device_requests(spec),
             )
             t0 = time.monotonic()
             container = self.api.create_container(
@@ -415,6 +416,15 @@ def _split_ref(ref: str) -> tuple[str, str]:
         repo, _, tag = ref.rpartition(":")
         return repo, tag
     return ref, "latest"
+
+
+def device_requests(spec: RunSpec) -> list[Any] | None:
+    """``RunSpec.gpus`` as the engine's device request (``docker run --gpus N``); None when no GPU is asked."""
+    if not spec.gpus:
+        return None
+    from docker.types import DeviceRequest
+
+    return [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
 
 
 def _tmpfs_options(t: Tmpfs) -> str:

@@ -143,6 +143,7 @@ class SlurmBackend:
     """``--backend slurm``: one array per batch on the cluster the Slurm client commands reach."""
 
     name = "slurm"
+    remote = True
 
     def __init__(self, workdir: Path, partition: str | None = None, time_limit: str | None = None,
                  gpus: int | None = None, poll_s: float = 1.0, python: str | None = None) -> None:
@@ -200,6 +201,9 @@ class SlurmBackend:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not all(h.status().state.final for h in self.handles):
             time.sleep(self.poll_s)
+
+    def describe(self) -> str:
+        return f"slurm job {self.jobid}" if self.jobid else ""
 
     # --- what handles ask ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from replay.core.backend_settings import BackendSettings
     from replay.core.batch import ExperimentRow
     from replay.core.batch_report import BatchReport
     from replay.core.plan import Plan
@@ -18,8 +19,9 @@ PLAN_SCHEMA = "replay.batch-plan"
 
 def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path], tolerances: dict[str, str],
               ignore: list[str], timeout: float | None, cpus: float | None, memory_bytes: int | None, *,
-              jobs: int | None, plan_only: bool, fail_fast: bool, backend_name: str, as_json: bool,
-              report: Path | None, junit: Path | None, markdown: Path | None, html: Path | None) -> None:
+              jobs: int | None, plan_only: bool, fail_fast: bool, chosen: BackendSettings, targets: list[str],
+              as_json: bool, report: Path | None, junit: Path | None, markdown: Path | None,
+              html: Path | None) -> None:
     from replay import factory, ui
     from replay.core.batch import BatchOptions, run_batch
     from replay.core.batch_report import build_batch_report
@@ -31,7 +33,7 @@ def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path]
     for destination, flag in ((report, "--report"), (junit, "--junit"), (markdown, "--markdown"), (html, "--html")):
         if destination is not None:
             _check_destination(destination, flag)
-    plan = make_plan(_load(found, cwd), cwd, data_map, jobs)
+    plan = make_plan(_load(found, cwd), cwd, data_map, chosen.jobs if chosen.remote else jobs)
     if plan_only:
         if as_json:
             ui.print_json({"schema": PLAN_SCHEMA, "schema_version": 1, **plan.to_dict()})
@@ -39,12 +41,16 @@ def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path]
             _render_plan(plan)
         raise typer.Exit(0)
     options = BatchOptions(cwd=cwd, tolerances=tolerances, ignore=ignore, timeout_s=timeout, cpus=cpus,
-                           memory_bytes=memory_bytes, fail_fast=fail_fast)
-    engine = factory.engine()
-    engine.version()  # no engine: one clear error before anything starts
-    chosen = factory.backend(backend_name, engine=engine)
+                           memory_bytes=memory_bytes, gpus=chosen.gpus, fail_fast=fail_fast)
+    engine = None
+    if chosen.remote:  # the nodes' engines check the images: this machine may have none
+        backend = factory.backend(chosen.name, **chosen.options(targets, cwd))
+    else:
+        engine = factory.engine()
+        engine.version()  # no engine: one clear error before anything starts
+        backend = factory.backend(chosen.name, engine=engine)
     with _LiveTable(plan) as live:
-        result = run_batch(plan, options, engine, chosen, observe=live.update)
+        result = run_batch(plan, options, engine, backend, observe=live.update)
     batch = build_batch_report(result)
     _write(batch, as_json, report, junit, markdown, html)
     if not as_json:
@@ -65,7 +71,7 @@ def _load(found: list[ResolvedCapsule], cwd: Path) -> list[Any]:
         except ReplayError as exc:
             manifest, error = None, exc
         out.append(PlannedCapsule(index, item.name, path, item.source, manifest, error, dict(item.data_map),
-                                  item.ensure_image))
+                                  item.ensure_image, bundle=item.bundle, pull=item.pull))
     return out
 
 
@@ -122,8 +128,8 @@ def _render_plan(plan: Plan) -> None:
 
 
 class _LiveTable:
-    """One row per experiment on stderr (queued, checking, running with elapsed time, verdict), and a
-    summary line with the rate so far."""
+    """One row per experiment on stderr (queued, checking, running on NODE with elapsed time, verdicts; the
+    backend's state and words for a task it ended, e.g. Slurm's TIMEOUT), and a summary line with the rate."""
 
     def __init__(self, plan: Plan) -> None:
         self._plan = plan
@@ -147,6 +153,7 @@ class _LiveTable:
         self._rows = list(rows)
 
     def _table(self) -> Any:
+        from rich.markup import escape
         from rich.table import Table
 
         from replay.core.batch import Phase
@@ -158,9 +165,12 @@ class _LiveTable:
         for row in self._rows:
             state = row.phase.value
             if row.phase is Phase.RUNNING:
-                state = "[cyan]running[/]"
+                state = f"[cyan]running on {escape(row.node)}[/]" if row.node else "[cyan]running[/]"
+            elif row.backend_state:
+                state = f"[red]{row.backend_state}[/]" + (f" on {escape(row.node)}" if row.node else "")
             elapsed = f"{row.elapsed_s:.1f}s" if row.started is not None else ""
-            table.add_row(row.id, str(len(row.capsules)), state, elapsed, ", ".join(row.verdicts))
+            verdicts = ", ".join(row.verdicts) + (f"\n[dim]{escape(row.detail)}[/]" if row.detail else "")
+            table.add_row(row.id, str(len(row.capsules)), state, elapsed, verdicts)
             done += len(row.verdicts)
             reproduced += sum(1 for v in row.verdicts if v in ("identical", "equivalent"))
         total = len(self._plan.capsules)
@@ -183,11 +193,13 @@ def render(batch: BatchReport) -> None:
     out.print(Panel(f"[bold {v.banner_style}]{v.rate} reproduced[/]  {v.reproduced} of {v.total} capsules "
                     f"(exit {v.exit_code})", expand=False))
     out.print("  ".join(f"[{c.style}]{c.label}[/] {c.count} ({c.percent:.0f}%)" for c in v.counts), soft_wrap=True)
+    remote = batch.plan.get("backend", "local") != "local"  # then where each ran is worth a column
     table = Table(title="capsules", title_justify="left")
-    for col in ("capsule", "verdict", "experiment", "image", "data", "commit"):
+    for col in ("capsule", "verdict", "experiment", "image", "data", "commit", *(["node"] if remote else [])):
         table.add_column(col, overflow="fold", no_wrap=col == "verdict")
     for r in v.rows:
-        table.add_row(escape(r.name), f"[{r.style}]{r.label}[/]", r.experiment, r.image, r.data, escape(r.commit))
+        table.add_row(escape(r.name), f"[{r.style}]{r.label}[/]", r.experiment, r.image, r.data, escape(r.commit),
+                      *([escape(r.node)] if remote else []))
     out.print(table)
     for r in v.rows:
         if r.explanation:

@@ -23,21 +23,6 @@ def task_cmd(
     result: Annotated[Path, typer.Option("--result", help="Where to write the replay.task-result JSON.")],
 ) -> None:
     """Verify one batch task's capsules on this machine's engine and write the result (used by backends)."""
-    import signal
+    from replay.task_main import run
 
-    from replay import factory, jsonio
-    from replay.core.node_task import read_task, run_node_task
-    from replay.fsutil import atomic_write_text
-
-    def stop(signum: int, frame: object) -> None:
-        # scancel and a --time limit send SIGTERM, then SIGKILL after KillWait: stop now, so the engine
-        # removes the replay's container on the way out (its `finally`), and ignore a second signal.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    payload = read_task(file)
-    document = run_node_task(payload, factory.engine())
-    atomic_write_text(result, jsonio.dumps(document) + "\n")
+    run(file, result)

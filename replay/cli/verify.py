@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,28 +83,21 @@ def verify_cmd(
     timeout_s = check_timeout(timeout) if timeout is not None else None
     cpus_limit = check_cpus(cpus) if cpus is not None else None
     memory_bytes = parse_memory(memory) if memory is not None else None
-    engine = factory.engine()
+    engine = factory.engine()  # the client is made on first use: a Slurm batch never asks it for images
     from replay.cli import backend_options
 
     chosen = backend_options.settings(cwd, backend, jobs, partition, time_limit, gpus, workdir)
-    if chosen.name != "local":
-        from replay.core.batch_task import VerifyOptions
-
-        options = VerifyOptions(cwd=str(cwd), data_map={k: str(v) for k, v in data_map.items()},
-                                tolerances=tolerances, ignore=list(ignore or []), timeout_s=timeout_s,
-                                cpus=cpus_limit, memory_bytes=memory_bytes)
-        backend_options.verify_on_backend(chosen, list(target), options, as_json, report, junit, markdown)
-    with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
+    with backend_options.scratch(chosen, list(target), cwd) as scratch:
         ctx = targets.ResolveContext(cwd, Path(scratch), allowed_signers=allowed_signers, engine=engine)
         found = targets.resolve(list(target), ctx)
-        if len(found) != 1 or plan or html or jobs is not None or fail_fast:
+        if chosen.remote or len(found) != 1 or plan or html or jobs is not None or fail_fast:
             from replay.cli.batch import batch_cmd
 
             if keep is not None:
                 raise BadInput("--keep takes one capsule, not a batch", "verify that capsule on its own with --keep")
             batch_cmd(found, cwd, data_map, tolerances, list(ignore or []), timeout_s, cpus_limit, memory_bytes,
-                      jobs=jobs, plan_only=plan, fail_fast=fail_fast, backend_name=chosen.name, as_json=as_json,
-                      report=report, junit=junit, markdown=markdown, html=html)
+                      jobs=jobs, plan_only=plan, fail_fast=fail_fast, chosen=chosen, targets=list(target),
+                      as_json=as_json, report=report, junit=junit, markdown=markdown, html=html)
             return
         resolved = found[0]
         req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},

@@ -42,6 +42,7 @@ class RowView:
     commit: str
     explanation: str
     rank: int  # sort key: the outcome's order
+    node: str = ""  # where it was replayed (a Slurm node; this host locally)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def view(report: BatchReport) -> View:
     counts = [CountView(o.value, o.label, report.counts[o], report.percent(o), STYLE[o]) for o in OUTCOMES]
     rows = [RowView(c.name, c.outcome.value, c.outcome.label, STYLE[c.outcome],
                     "-" if c.exit_code is None else str(c.exit_code), c.experiment, c.image, c.data, c.commit,
-                    c.explanation, OUTCOMES.index(c.outcome)) for c in report.capsules]
+                    c.explanation, OUTCOMES.index(c.outcome), c.node) for c in report.capsules]
     groups = [GroupView(kind, g.id, g.label, g.total, g.reproduced, f"{100 * g.rate:.0f}%",
                         [g.counts.get(o, 0) for o in OUTCOMES])
               for kind, lines in report.groups.items() for g in lines]
@@ -85,6 +86,7 @@ def view(report: BatchReport) -> View:
         ("data sets checked", f"{p.get('data_sets_checked', 0)} for {n} capsules"),
         ("replays run", f"{p.get('replays_run', 0)} for {n} capsules ({p.get('experiments', 0)} distinct experiments)"),
         ("parallel jobs", str(p.get("jobs", 1))),
+        ("backend", str(p.get("backend", "local"))),
     ]
     rate = f"{100 * report.rate:.1f}%"
     style = "green" if report.exit_code == 0 else "red" if report.counts[Outcome.DIVERGED] else "yellow"

@@ -13,10 +13,13 @@ Top-level keys of ``BatchReport.to_dict()``, always all present, in this order:
 ``groups``          {"image": [...], "data": [...], "commit": [...]}: per group {"id", "label", "capsules"
                     (count), "reproduced", "rate", "counts" ({outcome: n})}.
 ``plan``            {"capsules", "images", "images_checked", "data_sets", "data_sets_checked",
-                    "experiments", "replays_run", "jobs", "stopped_early"}: the work the plan saved.
+                    "experiments", "replays_run", "jobs", "stopped_early", "backend"}: the work the plan
+                    saved, and where it ran ("local", "slurm"; with a remote backend the nodes check the
+                    images, so "images_checked" counts the image groups sent to them).
 ``capsules``        one object per capsule in target order: "name", "path", "source", "experiment", "image",
                     "data", "commit", "outcome", "verdict", "exit_code", "explanation" (why it is not
-                    reproduced, one paragraph; "" when it is), "error" (or null), "report" (its
+                    reproduced, one paragraph; "" when it is), "error" (or null), "node" (where it was
+                    replayed, or where the backend ended its task; "" when not run), "report" (its
                     ``replay.verify-report``, or null when not run).
 ``timings``         seconds: images, data, replays, total.
 ``replay_version``  the replay that wrote it.
@@ -121,12 +124,13 @@ class CapsuleLine:
     explanation: str
     error: str | None
     report: VerifyReport | None
+    node: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "source": self.source, "experiment": self.experiment,
                 "image": self.image, "data": self.data, "commit": self.commit, "outcome": self.outcome.value,
                 "verdict": self.verdict, "exit_code": self.exit_code, "explanation": self.explanation,
-                "error": self.error, "report": self.report.to_dict() if self.report else None}
+                "error": self.error, "node": self.node, "report": self.report.to_dict() if self.report else None}
 
 
 @dataclass
@@ -209,6 +213,7 @@ def build_batch_report(result: Any) -> BatchReport:
             data=c.data_group, commit=_short(c.commit), outcome=outcome,
             verdict=report.verdict if report else "not run", exit_code=report.exit_code if report else None,
             explanation=explanation(report), error=report.error if report else None, report=report,
+            node=(report.run.node or "") if report and report.run else "",
         ))
     labels = {g.id: g.label for g in [*plan.images, *plan.data_sets]}
     groups = {
@@ -221,7 +226,7 @@ def build_batch_report(result: Any) -> BatchReport:
         "capsules": counts["capsules"], "images": counts["images"], "images_checked": result.images_checked,
         "data_sets": counts["data_sets"], "data_sets_checked": result.data_sets_checked,
         "experiments": counts["experiments"], "replays_run": result.replays_run, "jobs": plan.jobs,
-        "stopped_early": result.stopped_early,
+        "stopped_early": result.stopped_early, "backend": getattr(result, "backend", "local"),
     }
     return BatchReport(lines, groups, summary_plan, dict(result.timings))
 

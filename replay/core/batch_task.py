@@ -79,6 +79,7 @@ class VerifyOptions:
     timeout_s: float | None = None
     cpus: float | None = None
     memory_bytes: int | None = None
+    gpus: int | None = None  # GPUs for the replayed command (``--gpus``: what the Slurm task was given)
     # Check the image and the data before the replay. The local batch turns it off: its plan checked each
     # distinct image and data set once before handing out tasks. A cluster node keeps it on (its own engine).
     checks: bool = True
@@ -87,7 +88,7 @@ class VerifyOptions:
         return VerifyRequest(
             target=capsule, cwd=Path(self.cwd), data_map={k: Path(v) for k, v in self.data_map.items()},
             tolerances=dict(self.tolerances), ignore=list(self.ignore), timeout_s=self.timeout_s, cpus=self.cpus,
-            memory_bytes=self.memory_bytes,
+            memory_bytes=self.memory_bytes, gpus=self.gpus,
         )
 
 
@@ -125,7 +126,8 @@ def _check_options(o: VerifyOptions) -> None:
     ok = (isinstance(o.cwd, str) and _str_map(o.data_map) and _str_map(o.tolerances)
           and isinstance(o.ignore, list) and all(isinstance(g, str) for g in o.ignore)
           and _number_or_none(o.timeout_s) and _number_or_none(o.cpus) and isinstance(o.checks, bool)
-          and (o.memory_bytes is None or (isinstance(o.memory_bytes, int) and not isinstance(o.memory_bytes, bool))))
+          and all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+                  for v in (o.memory_bytes, o.gpus)))
     if not ok:
         raise BadInput("replay task options have the wrong types", "rerun the batch")
 

@@ -92,6 +92,7 @@ def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCa
         out.append(targets.ResolvedCapsule(
             name=f"{shown}#{entry.name}", path=folder / "capsules" / entry.name, source=target, data_map=data_map,
             ensure_image=functools.partial(_load, bundle, entry.image), provenance=bundle.provenance(ctx.allowed_signers),
+            bundle=path.resolve(),
         ))
     return out
 

@@ -59,6 +59,7 @@ class LocalBackend:
     """The ``Backend`` port on this machine: threads, each replay in its own fresh container."""
 
     name = "local"
+    remote = False
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -81,6 +82,9 @@ class LocalBackend:
         if handle.cancel_event.is_set():  # cancelled while a worker was already taking it from the queue
             raise Interrupted()
         return run_task(payload, self._engine, cancel=handle.cancel_event)
+
+    def describe(self) -> str:
+        return f"{len(self._handles)} local tasks" if self._handles else ""
 
     def close(self) -> None:
         """Cancel what is queued or running and wait for the workers (each removes its container)."""

@@ -1,8 +1,9 @@
 """A batch task run where a backend put it (``replay task FILE --result OUT``, e.g. on a Slurm node).
 
 The node checks everything on its own engine: it gets the group's image by ID from that engine, else loads
-it from an image archive on the shared filesystem (a bundle's image, named by the payload), else pulls it by
-registry digest (named by the payload); anything else is a per-task error whose reports say why. Then
+it from the replay bundle the capsule came from (a bundle TARGET, on the shared filesystem) or from an image
+archive there, else pulls it by registry digest (a REF@sha256 TARGET); each source is named by the payload,
+and anything else is a per-task error whose reports say why. Then
 ``run_task`` verifies the group there, so the host facts in its reports are the node's.
 
 A task file sits in a shared folder others can write: it is read with a size cap, never through a link, and
@@ -38,6 +39,7 @@ class ImageSources:
 
     archive: str | None = None  # an image archive (``docker save`` format) on the shared filesystem
     pull: str | None = None  # REPO@sha256:DIGEST
+    bundle: str | None = None  # a replay bundle (``replay pack``) on the shared filesystem that holds the image
 
     def to_payload(self) -> dict[str, Any]:
         return {"image": asdict(self)}
@@ -45,15 +47,16 @@ class ImageSources:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> ImageSources:
         raw = payload.get("image") or {}
-        if not isinstance(raw, dict) or set(raw) - {"archive", "pull"}:
+        if not isinstance(raw, dict) or set(raw) - {"archive", "pull", "bundle"}:
             raise BadInput("replay task image sources are malformed", "rerun the batch")
-        archive, pull = raw.get("archive"), raw.get("pull")
-        if archive is not None and not (isinstance(archive, str) and archive.startswith("/") and "\0" not in archive):
-            raise BadInput("replay task image archive must be an absolute path", "rerun the batch")
+        archive, pull, bundle = raw.get("archive"), raw.get("pull"), raw.get("bundle")
+        for what, value in (("archive", archive), ("bundle", bundle)):
+            if value is not None and not (isinstance(value, str) and value.startswith("/") and "\0" not in value):
+                raise BadInput(f"replay task image {what} must be an absolute path", "rerun the batch")
         if pull is not None and not (isinstance(pull, str) and _DIGEST_REF.match(pull)):
             raise BadInput("replay task image pull must be a reference pinned by digest (REPO@sha256:...)",
                            "rerun the batch")
-        return cls(archive=archive, pull=pull)
+        return cls(archive=archive, pull=pull, bundle=bundle)
 
 
 def read_task(path: Path) -> dict[str, Any]:
@@ -83,10 +86,15 @@ def _no_constant(name: str) -> Any:
 
 
 def ensure_image(engine: Engine, image_id: str, sources: ImageSources) -> str:
-    """Make ``image_id`` present in ``engine``; how it got there ("engine", "archive", "pull")."""
+    """Make ``image_id`` present in ``engine``; how it got there ("engine", "bundle", "archive", "pull")."""
     if engine.image(image_id) is not None:
         return "engine"
     tried = []
+    if sources.bundle:
+        _load_bundle(engine, Path(sources.bundle), image_id)
+        if engine.image(image_id) is not None:
+            return "bundle"
+        tried.append(f"loaded it from {sources.bundle}, and the engine still lacks it")
     if sources.archive:
         _load_archive(engine, Path(sources.archive))
         if engine.image(image_id) is not None:
@@ -113,6 +121,18 @@ def _load_archive(engine: Engine, path: Path) -> None:
         raise ImageProblem(f"image archive {path} is not a regular file", "rerun the batch")
     with os.fdopen(fd, "rb") as f:
         engine.load(iter(lambda: f.read(1 << 20), b""))  # streamed: an image archive can be gigabytes
+
+
+def _load_bundle(engine: Engine, path: Path, image_id: str) -> None:
+    """The image from a bundle, every member checked first (the bundle sits where others may write; the
+    engine's image ID, content-addressed, is checked after the load by the caller and by ``load_image``)."""
+    from replay.core.bundle_image import load_image
+    from replay.core.bundle_read import is_bundle, open_bundle
+
+    if path.is_symlink() or not path.is_file() or not is_bundle(path):
+        raise ImageProblem(f"{path} is not a replay bundle on this node",
+                           "put the bundle on a filesystem every node shares, at the same path")
+    load_image(open_bundle(path), image_id, engine)
 
 
 def run_node_task(payload: dict[str, Any], engine: Engine) -> dict[str, Any]:

@@ -39,6 +39,8 @@ class PlannedCapsule:
     error: ReplayError | None = None
     data_map: dict[str, Path] = field(default_factory=dict)  # recorded root -> here, this capsule's roots only
     ensure_image: Callable[[Engine], None] | None = None
+    bundle: Path | None = None  # where a remote node can load the image from (a bundle TARGET)
+    pull: str | None = None  # or pull it (a REF@sha256 TARGET)
     image_group: str = ""
     data_group: str = ""
     experiment: str = ""

@@ -55,6 +55,7 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None  # None: the engine's default (Docker: the container's short ID)
     cpuset: str | None = None  # CPUs the command may run on, e.g. "0" or "0-3" (what sched_getaffinity sees)
+    gpus: int | None = None  # GPUs the command may use (any N of the engine's GPUs); None or 0: none
 
 
 @dataclass
@@ -169,6 +170,12 @@ class Backend(Protocol):
     """Where a batch's tasks run: submit them all, then poll their handles until every one is final."""
 
     name: str
+    # True when tasks run on other machines with their own engines (Slurm nodes): those check the images,
+    # the submitter's engine is not asked.
+    remote: bool
+
+    def describe(self) -> str:
+        """What was submitted, for messages: "slurm job 41", or "" when there is nothing to name."""
 
     def submit(self, tasks: list[TaskSpec], jobs: int) -> list[JobHandle]:
         """Start ``tasks``, at most ``jobs`` at a time; one handle per task, in order."""

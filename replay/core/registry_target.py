@@ -19,6 +19,7 @@ def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCa
     return [targets.ResolvedCapsule(
         name=target, path=folder, source=target,
         provenance=f"image pulled by digest {target.split('@', 1)[1][:19]}: the digest pins its config, i.e. its ID",
+        pull=target,
     )]
 
 

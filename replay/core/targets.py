@@ -31,6 +31,9 @@ class ResolvedCapsule:
     ensure_image: Callable[[Engine], None] | None = None
     # One line on where it comes from, for reports: a bundle's signature status, a registry digest.
     provenance: str = ""
+    # Where another machine (a Slurm node) can get the image: the bundle file (absolute), a REF@sha256.
+    bundle: Path | None = None
+    pull: str | None = None
 
 
 @dataclass

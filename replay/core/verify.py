@@ -69,6 +69,7 @@ class VerifyRequest:
     timeout_s: float | None = None
     cpus: float | None = None
     memory_bytes: int | None = None
+    gpus: int | None = None  # GPUs the replayed command may use (a Slurm task's --gpus); None: none
     # Brings the image into the engine when it lacks it (a bundle loads it, a registry reference pulls it).
     ensure_image: Callable[[Engine], None] | None = None
 
@@ -224,7 +225,7 @@ def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root:
         image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
         mounts=[Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots],
         user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes, timeout_s=req.timeout_s,
-        labels={"io.replay.capsule": m.name},
+        labels={"io.replay.capsule": m.name}, gpus=req.gpus,
     )
     if adjust is not None:
         spec = adjust(spec)

@@ -72,3 +72,27 @@ def test_a_task_file_is_never_read_through_a_link(tmp_path: Path) -> None:
         read_task(link)
     with pytest.raises(BadInput, match="not a regular file|cannot read"):
         read_task(tmp_path)
+
+
+def test_a_bundle_source_round_trips_and_must_be_absolute() -> None:
+    sources = ImageSources(bundle="/shared/exp.replay", pull=DIGEST)
+    assert ImageSources.from_payload(sources.to_payload()) == sources
+    with pytest.raises(BadInput):
+        ImageSources.from_payload({"image": {"bundle": "exp.replay"}})
+
+
+def test_a_bundle_source_that_is_no_bundle_is_an_image_problem(tmp_path: Path) -> None:
+    from replay.core.node_task import ensure_image
+    from replay.errors import ImageProblem
+
+    class Empty:  # an engine that holds no image, and must not be asked to load anything
+        def image(self, ref: str) -> None:
+            return None
+
+        def load(self, archive: object) -> list[str]:
+            raise AssertionError("a file that is no bundle is never loaded")
+
+    fake = tmp_path / "exp.replay"
+    fake.write_bytes(b"not a bundle")
+    with pytest.raises(ImageProblem, match="is not a replay bundle"):
+        ensure_image(Empty(), "sha256:" + "c" * 64, ImageSources(bundle=str(fake)))  # type: ignore[arg-type]
