@@ -106,6 +106,9 @@ class CodeVersion:
     patch_sha256: str | None = None
     # Files in the snapshot that look like secrets, shipped anyway because capture had --allow-secret-files.
     allowed_secret_files: list[str] = field(default_factory=list)
+    # Build leftovers found in the tree and left out of the snapshot (replay.core.leftovers): how many files
+    # each pattern matched, e.g. {"*.egg-info/": 6, "__pycache__/": 3}. Empty when there were none.
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -219,8 +219,7 @@ def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path, tool
     """
     named = [*req.data, *req.outputs, *req.metrics]
     exclude = [layout.record_path(req.cwd / p, root) for p in named] + [layout.record_path(capsule, root), ".replay"]
-    files, _, _ = code_files(root, exclude, tools.vcs)
-    return refuse_secrets(root, files, req.allow_secret_files)
+    return refuse_secrets(root, code_files(root, exclude, tools.vcs).files, req.allow_secret_files)
 
 
 def _refuse_leaving_links(data: DataManifest) -> None:
@@ -325,15 +324,16 @@ def _build_capsule(engine: Engine, dockerfile: str, manifest: Manifest, reporter
 
 def _code_version(snap: Snapshot, stage: Path) -> CodeVersion:
     info = snap.git
+    left_out = {pattern: len(files) for pattern, files in sorted(snap.left_out.items())}
     if info is None:
-        return CodeVersion(kind="tree", snapshot_digest=snap.digest, files=len(snap.files))
+        return CodeVersion(kind="tree", snapshot_digest=snap.digest, files=len(snap.files), left_out=left_out)
     patch_name = patch_sha = None
     if info.patch:
         (stage / PATCH_NAME).write_bytes(info.patch)
         patch_name, patch_sha = PATCH_NAME, _sha256_file(stage / PATCH_NAME)
     return CodeVersion(
         kind="git", snapshot_digest=snap.digest, files=len(snap.files), commit=info.commit, branch=info.branch,
-        remote=info.remote, dirty=info.dirty, patch=patch_name, patch_sha256=patch_sha,
+        remote=info.remote, dirty=info.dirty, patch=patch_name, patch_sha256=patch_sha, left_out=left_out,
     )
 
 
