@@ -16,6 +16,8 @@ mounts into a container, and its variables steer the replayed process, so every 
 - ``command.env`` (carried with ``--env``) holds valid names, none that steers the dynamic loader, the
   shell or the interpreter, nor one that replay sets itself (``refused_env_name``); capture refuses the
   same names.
+- A project package's name and version are a distribution name and a version (they name a folder in the
+  image), and its paths follow the path rules above.
 - Fields with one documented value hold only it: ``python.lock_file``, ``code.patch``,
   ``outputs.reference_dir``; the capsule ``name`` is what capture makes of one (``[a-z0-9._-]``).
 
