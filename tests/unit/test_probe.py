@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -36,6 +37,34 @@ def test_the_probe_does_not_read_the_working_directory(tmp_path: Path, monkeypat
     assert "ghost-project" in naive
     # ... and what the probe reports.
     assert "ghost-project" not in {p.name for p in inspect(sys.executable).packages}
+
+
+def real_interpreter(python: str) -> str | None:
+    """The interpreter itself, not a pyenv shim (which refuses to run in a folder that picks no version)."""
+    version = python[len("python"):]
+    root = Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser()
+    for found in sorted(root.glob(f"versions/{version}.*/bin/{python}")):
+        return str(found)
+    exe = shutil.which(python)
+    if exe is None:
+        return None
+    ok = subprocess.run([exe, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, check=False)
+    return ok.stdout.strip() if ok.returncode == 0 else None
+
+
+@pytest.mark.parametrize("python", ["python3.8", "python3.9", "python3.12", "python3.13"])
+def test_the_probe_runs_on_every_python_it_promises(python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.8+ (no -P, no safe_path flag before 3.11): the working directory stays out there too."""
+    exe = real_interpreter(python)
+    if exe is None:
+        pytest.skip(f"{python} is not installed here")
+    leftover_egg_info(tmp_path, "ghost-project")
+    monkeypatch.chdir(tmp_path)
+
+    interp = inspect(exe)
+
+    assert interp.version.startswith(python[len("python"):] + ".")
+    assert "ghost-project" not in {p.name for p in interp.packages}
 
 
 def test_the_probe_keeps_pythonpath_as_the_training_sees_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
