@@ -106,6 +106,9 @@ class CodeVersion:
     patch_sha256: str | None = None
     # Files in the snapshot that look like secrets, shipped anyway because capture had --allow-secret-files.
     allowed_secret_files: list[str] = field(default_factory=list)
+    # Build leftovers found in the tree and left out of the snapshot (replay.core.leftovers): how many files
+    # each pattern matched, e.g. {"*.egg-info/": 6, "__pycache__/": 3}. Empty when there were none.
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +119,19 @@ class Package:
 
 
 @dataclass
+class ProjectPackage:
+    """A package of the project's own code (installed editable, or with a legacy ``setup.py develop``): the
+    image imports it from the code snapshot, and gets a minimal ``NAME-VERSION.dist-info`` for it so that
+    ``importlib.metadata.version(NAME)`` answers there as it did on the capturing machine."""
+
+    name: str
+    version: str
+    # The folders its top-level names are imported from, relative to the project root ("." for the root).
+    paths: list[str] = field(default_factory=list)
+    kind: str = "editable"  # "editable" (PEP 660: setuptools, hatchling, flit...) or "develop" (legacy egg-link)
+
+
+@dataclass
 class PythonEnv:
     version: str
     implementation: str
@@ -123,8 +139,11 @@ class PythonEnv:
     packages: list[Package] = field(default_factory=list)
     lock_file: str = LOCK_NAME
     lock_sha256: str = ""
-    # Folders of the project's own editable packages, put on PYTHONPATH inside the image.
+    # The import roots of the project's own packages (every ``project_packages[].paths``, sorted), put on the
+    # image's sys.path after site-packages, as the editable installs' .pth files put them on the host.
+    # Capsules from before ``project_packages`` had these on PYTHONPATH, each with its ``src/`` beside it.
     project_paths: list[str] = field(default_factory=list)
+    project_packages: list[ProjectPackage] = field(default_factory=list)
     # The captured environment had replay-capsule installed (left out of the lock): the image gets replay's
     # seeding API, `from replay import seed_everything`, as a minimal `replay` package.
     replay_api: bool = False

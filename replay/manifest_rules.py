@@ -16,6 +16,8 @@ mounts into a container, and its variables steer the replayed process, so every 
 - ``command.env`` (carried with ``--env``) holds valid names, none that steers the dynamic loader, the
   shell or the interpreter, nor one that replay sets itself (``refused_env_name``); capture refuses the
   same names.
+- A project package's name and version are a distribution name and a version (they name a folder in the
+  image), and its paths follow the path rules above.
 - Fields with one documented value hold only it: ``python.lock_file``, ``code.patch``,
   ``outputs.reference_dir``; the capsule ``name`` is what capture makes of one (``[a-z0-9._-]``).
 
@@ -48,6 +50,9 @@ NUMERICS_VARS = THREAD_VARS + (
     "TZ", "LC_ALL", "LANG",
 )
 
+# A project package's name and version become a folder name in the image (NAME-VERSION.dist-info).
+_DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?")
+_DIST_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,200}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names that steer the dynamic loader, the shell or the interpreter of the replayed command, or that
 # replay sets itself (HOME, PYTHONHASHSEED, REPLAY_SEED): carrying one would change what runs, not what it
@@ -115,6 +120,12 @@ def check(m: Manifest, source: str) -> None:
     _fixed(source, "code.patch", m.code.patch, (None, PATCH_NAME))
     _fixed(source, "outputs.reference_dir", m.outputs.reference_dir, (None, REFERENCE_DIR))
     _paths(source, "python.project_paths", m.python.project_paths)
+    for i, pkg in enumerate(m.python.project_packages):
+        _paths(source, f"python.project_packages[{i}].paths", pkg.paths)
+        if not _DIST_NAME.fullmatch(pkg.name):
+            _fail(source, f"python.project_packages[{i}].name", pkg.name, "is not a distribution name")
+        if not _DIST_VERSION.fullmatch(pkg.version):
+            _fail(source, f"python.project_packages[{i}].version", pkg.version, "is not a version")
 
     _paths(source, "data.roots", m.data.roots, absolute=True)
     _under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from replay.core import leftovers
 from replay.core.ports import GitInfo
 
 # A patch `git apply` takes back whatever the user's diff settings (noprefix, external diff tools, textconv).
@@ -39,13 +40,20 @@ def inspect(path: Path) -> GitInfo | None:
     branch_out = _git(top, "symbolic-ref", "--short", "-q", "HEAD")
     remote_out = _git(top, "remote", "get-url", "origin")
 
-    listed = _git(top, "ls-files", "-z", "--cached", "--others", "--exclude-standard") or b""
+    listed = [f for f in (_git(top, "ls-files", "-z", "--cached", "--others", "--exclude-standard") or b"")
+              .decode().split("\0") if f]
     # A tracked file deleted on disk is listed by --cached but is not part of the snapshot.
-    files = sorted({f for f in listed.decode().split("\0") if f and (top / f).is_file()})
+    files = sorted({f for f in listed if (top / f).is_file()})
 
+    # Build leftovers are not code (replay.core.leftovers): the snapshot leaves them out, so the patch of
+    # what differs from the commit does too, tracked or not.
+    has_build_files = leftovers.on_disk(top)
     untracked = _git(top, "ls-files", "-z", "--others", "--exclude-standard") or b""
-    new_files = [f for f in untracked.decode().split("\0") if f]
-    patch = _git(top, "diff", *_PATCH_FLAGS, commit or EMPTY_TREE) or b""
+    new_files = [f for f in untracked.decode().split("\0")
+                 if f and leftovers.leftover_folder(f, has_build_files) is None]
+    skipped = leftovers.folders(listed, top)
+    pathspec = ["--", ".", *(f":(exclude,literal){f}" for f in skipped)] if skipped else []
+    patch = _git(top, "diff", *_PATCH_FLAGS, commit or EMPTY_TREE, *pathspec) or b""
     for name in new_files:
         # Untracked files are not in `git diff`; --no-index adds them without touching the user's index.
         patch += _git(top, "diff", *_PATCH_FLAGS, "--no-index", "/dev/null", name, ok=(0, 1)) or b""

@@ -12,30 +12,9 @@ from typing import Any
 from replay.core.pyenv import InstalledPackage, Interpreter
 from replay.errors import BadInput
 
-# Runs inside the captured interpreter: stdlib only, Python 3.8+.
-_PROBE = r"""
-import json, platform, sys
-from importlib import metadata
-seen, pkgs = set(), []
-for dist in metadata.distributions():
-    name = dist.metadata["Name"]
-    if not name:
-        continue
-    key = name.lower().replace("_", "-").replace(".", "-")
-    if key in seen:
-        continue  # shadowed by an earlier sys.path entry, as import would be
-    seen.add(key)
-    direct = dist.read_text("direct_url.json")
-    pkgs.append({"name": name, "version": dist.version, "direct_url": json.loads(direct) if direct else None})
-print(json.dumps({
-    "executable": sys.executable,
-    "version": platform.python_version(),
-    "implementation": platform.python_implementation(),
-    "abi": "cp%d%d" % sys.version_info[:2],
-    "machine": platform.machine(),
-    "packages": pkgs,
-}))
-"""
+# Runs inside the captured interpreter (stdlib only, Python 3.8+): its own module, so that it is linted and
+# unit-tested in-process too; sent as `python -c` text, never imported there.
+_PROBE = (Path(__file__).parent / "probe_script.py").read_text()
 
 # pip's own tools come with the image's virtualenv (pip freeze leaves them out too); replay itself is the
 # capturing tool, not a dependency of the training.
@@ -77,11 +56,22 @@ def _probe_answer(stdout: str) -> dict[str, Any] | None:
         return None
     if not all(isinstance(raw[k], t) for k, t in _FIELDS.items()) or not isinstance(raw["packages"], list):
         return None
-    for p in raw["packages"]:
-        if not (isinstance(p, dict) and set(p) == {"name", "version", "direct_url"} and isinstance(p["name"], str)
-                and isinstance(p["version"], str) and (p["direct_url"] is None or isinstance(p["direct_url"], dict))):
-            return None
-    return raw
+    return raw if all(_package_ok(p) for p in raw["packages"]) else None
+
+
+_PACKAGE_FIELDS = {"name", "version", "direct_url", "location", "import_roots", "remapped"}
+
+
+def _package_ok(p: Any) -> bool:
+    if not (isinstance(p, dict) and set(p) == _PACKAGE_FIELDS):
+        return False
+    roots, remapped = p["import_roots"], p["remapped"]
+    return (isinstance(p["name"], str) and isinstance(p["version"], str)
+            and (p["direct_url"] is None or isinstance(p["direct_url"], dict))
+            and (p["location"] is None or isinstance(p["location"], str))
+            and (roots is None or (isinstance(roots, list) and all(isinstance(r, str) for r in roots)))
+            and (remapped is None or (isinstance(remapped, dict)
+                                      and all(isinstance(v, str) for v in remapped.values()))))
 
 
 class InterpreterProbe:

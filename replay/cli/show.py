@@ -106,6 +106,9 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
             facts.add_row(*_text("remote", code.remote))
     else:
         facts.add_row(*_text("code", f"not a git repository; tree digest {code.snapshot_digest}"))
+    if code.left_out:
+        counts = ", ".join(f"{pattern} {n}" for pattern, n in code.left_out.items())
+        facts.add_row(*_text("left out", f"{sum(code.left_out.values())} build-leftover files, never code ({counts})"))
     facts.add_row(*_text("python", f"{m.python.implementation} {m.python.version} ({len(m.python.packages)} packages)"))
     facts.add_row(*_text("image", f"{m.image.tag}  {m.image.id}  {ui.human_bytes(m.image.size)}"))
     base = m.image.base
@@ -126,7 +129,9 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
     packages.add_column("source")
     for p in m.python.packages:
         packages.add_row(*_text(p.name, p.version, p.source))
-    if m.python.packages:
+    for own in m.python.project_packages:  # the project's own code, imported from the snapshot
+        packages.add_row(*_text(own.name, own.version, f"project ({own.kind}: {', '.join(own.paths)})"))
+    if m.python.packages or m.python.project_packages:
         out.print(packages)
 
     shown = 20  # a dataset can hold millions of files: the first few say enough, `--json` has them all

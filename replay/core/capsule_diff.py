@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from replay.core.diagnose import host_table
-from replay.manifest import FileEntry, Manifest
+from replay.manifest import FileEntry, Manifest, Package
 
 SCHEMA = "replay.capsule-diff"
 SCHEMA_VERSION = 1
@@ -85,9 +85,15 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503: Foo_Bar and foo-bar are one package
 
 
+def _all_packages(m: Manifest) -> dict[str, Package]:
+    """The locked packages and the project's own (source "project": imported from the code snapshot)."""
+    found = {_norm(p.name): p for p in m.python.packages}
+    found.update({_norm(p.name): Package(p.name, p.version, "project") for p in m.python.project_packages})
+    return found
+
+
 def _packages(a: Manifest, b: Manifest) -> list[Change]:
-    pa = {_norm(p.name): p for p in a.python.packages}
-    pb = {_norm(p.name): p for p in b.python.packages}
+    pa, pb = _all_packages(a), _all_packages(b)
     out = []
     for name in sorted(pa.keys() | pb.keys()):
         x, y = pa.get(name), pb.get(name)

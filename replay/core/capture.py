@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from replay import __version__, jsonio, manifest_rules
-from replay.core import autoseed, layout
+from replay.core import autoseed, layout, projectcode
 from replay.core import base as base_images
 from replay.core.compare import load_metrics, parse_tolerance
 from replay.core.environment import lock_environment
@@ -172,7 +172,8 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                 python=PythonEnv(
                     version=interp.version, implementation=interp.implementation, executable=interp.executable,
                     packages=env.packages, lock_sha256=_sha256_file(stage / LOCK_NAME),
-                    project_paths=env.project_paths, replay_api=interp.replay_installed,
+                    project_paths=env.project_paths, project_packages=env.project_packages,
+                    replay_api=interp.replay_installed,
                 ),
                 image=ImageInfo(id="", tag="", size=0, base=base, platform=f"linux/{_docker_arch(target.machine)}"),
                 data=data,
@@ -218,8 +219,7 @@ def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path, tool
     """
     named = [*req.data, *req.outputs, *req.metrics]
     exclude = [layout.record_path(req.cwd / p, root) for p in named] + [layout.record_path(capsule, root), ".replay"]
-    files, _, _ = code_files(root, exclude, tools.vcs)
-    return refuse_secrets(root, files, req.allow_secret_files)
+    return refuse_secrets(root, code_files(root, exclude, tools.vcs).files, req.allow_secret_files)
 
 
 def _refuse_leaving_links(data: DataManifest) -> None:
@@ -246,16 +246,12 @@ def _stability(engine: Engine, stage: Path, manifest: Manifest, root: Path, runs
 
 def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
     """The environment image's context: only what the code and packages decide, never the run."""
-    env = {}
-    if manifest.python.project_paths:
-        env["PYTHONPATH"] = ":".join(_project_import_paths(manifest.python.project_paths))
     return DockerfileContext(
         base_ref=base_ref,
         replay_version=__version__,
         venv=IMAGE_VENV,
         workspace=IMAGE_WORKSPACE,
         has_packages=bool(manifest.python.packages),
-        env=sorted(env.items()),
         site_packages=_site_packages_dir(manifest),
     )
 
@@ -290,24 +286,23 @@ def _capsule_context(manifest: Manifest, environment_id: str) -> CapsuleLayerCon
     )
 
 
+def _site_files(manifest: Manifest) -> dict[str, bytes]:
+    """replay's files for the image's site-packages: the seeding hook and API, the project's packages."""
+    files = autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api)
+    files.update(projectcode.image_site_files(manifest.python))
+    return dict(sorted(files.items()))
+
+
 def _site_packages_dir(manifest: Manifest) -> str:
-    """Where replay's seeding files go in the image; "" when the capture needs none."""
-    if not autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api):
+    """Where those files go in the image; "" when the capture needs none."""
+    if not _site_files(manifest):
         return ""
     return autoseed.image_site_dir(IMAGE_VENV, manifest.image.base.python_version or manifest.python.version)
 
 
-def _project_import_paths(paths: list[str]) -> list[str]:
-    out = []
-    for rel in paths:
-        out.append(layout.container_path(rel))
-        out.append(layout.container_path(f"{rel}/src"))  # src-layout projects import from src/
-    return out
-
-
 def _build_environment(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
                        files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
-    site_files = autoseed.image_site_files(manifest.command.auto_seed, manifest.python.replay_api)
+    site_files = _site_files(manifest)
     with tempfile.TemporaryFile(prefix="replay-context-") as context:
         write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, site_files)
         context.seek(0)
@@ -329,15 +324,16 @@ def _build_capsule(engine: Engine, dockerfile: str, manifest: Manifest, reporter
 
 def _code_version(snap: Snapshot, stage: Path) -> CodeVersion:
     info = snap.git
+    left_out = {pattern: len(files) for pattern, files in sorted(snap.left_out.items())}
     if info is None:
-        return CodeVersion(kind="tree", snapshot_digest=snap.digest, files=len(snap.files))
+        return CodeVersion(kind="tree", snapshot_digest=snap.digest, files=len(snap.files), left_out=left_out)
     patch_name = patch_sha = None
     if info.patch:
         (stage / PATCH_NAME).write_bytes(info.patch)
         patch_name, patch_sha = PATCH_NAME, _sha256_file(stage / PATCH_NAME)
     return CodeVersion(
         kind="git", snapshot_digest=snap.digest, files=len(snap.files), commit=info.commit, branch=info.branch,
-        remote=info.remote, dirty=info.dirty, patch=patch_name, patch_sha256=patch_sha,
+        remote=info.remote, dirty=info.dirty, patch=patch_name, patch_sha256=patch_sha, left_out=left_out,
     )
 
 

@@ -17,7 +17,7 @@ from replay.core.pyenv import (
     wheel_version,
 )
 from replay.errors import BadInput
-from replay.manifest import LOCK_NAME, Package
+from replay.manifest import LOCK_NAME, Package, ProjectPackage
 
 _NESTED = ("-r", "-c", "-e", "--requirement", "--constraint", "--editable")
 
@@ -28,6 +28,7 @@ class LockedEnvironment:
     packages: list[Package]
     wheels: list[Path]
     project_paths: list[str] = field(default_factory=list)
+    project_packages: list[ProjectPackage] = field(default_factory=list)
     scratch: tempfile.TemporaryDirectory[str] | None = None  # holds locally built wheels until the build
 
     def cleanup(self) -> None:
@@ -85,7 +86,7 @@ def lock_environment(
         lock_text += render_local_pins(local_reqs)
     (stage / LOCK_NAME).write_text(lock_text or "# no packages beyond the standard library\n")
     packages.sort(key=lambda p: p.name.lower())
-    return LockedEnvironment(lock_text, packages, wheels, sorted(project_paths), scratch)
+    return LockedEnvironment(lock_text, packages, wheels, project_paths, sources.project, scratch)
 
 
 @dataclass
@@ -93,26 +94,82 @@ class PackageSources:
     """Where each installed package will come from in the image."""
 
     pins: list[str] = field(default_factory=list)  # NAME==VERSION, locked from the index
-    project_paths: list[str] = field(default_factory=list)  # the project's own code, from the snapshot
-    local_sources: list[Path] = field(default_factory=list)  # local folders or wheels outside the project
+    project: list[ProjectPackage] = field(default_factory=list)  # the project's own code, from the snapshot
+    local_sources: list[Path] = field(default_factory=list)  # local folders or wheels, built into wheels here
     vcs: list[InstalledPackage] = field(default_factory=list)  # installed from a VCS URL: not fetchable offline
+
+    @property
+    def project_paths(self) -> list[str]:
+        """Every project package's import roots, sorted, once each."""
+        return sorted({path for pkg in self.project for path in pkg.paths})
+
+
+# Where a legacy `setup.py develop` (or `pip install -e` of a setup.py project with an old pip) leaves its
+# build files: beside its .egg-info, or one folder up for a src/ layout.
+_BUILD_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 
 
 def classify(interp: Interpreter, project_root: Path) -> PackageSources:
-    """Sort the interpreter's packages: index pins, the project's own editable code, local paths."""
+    """Sort the interpreter's packages: index pins, the project's own code, local paths, VCS.
+
+    - installed editable from a folder inside the project: the project's own code, imported in the image from
+      the snapshot at the folders the interpreter imports it from (``InstalledPackage.import_roots``);
+    - metadata the interpreter finds in a .egg-info outside site-packages, inside the project (a legacy
+      ``setup.py develop``, whose egg-link has no direct_url.json): the project's own code too;
+    - any other local folder or wheel (an editable install outside the project, a non-editable install from
+      a path, a legacy develop elsewhere): built into a wheel here;
+    - everything else is pinned from the index.
+    """
     out = PackageSources()
+    root = project_root.resolve()
     for pkg in interp.packages:
         path = pkg.local_path
+        develop = _legacy_develop(pkg)
         if pkg.vcs:
             out.vcs.append(pkg)
-        elif path is not None and _inside(path, project_root):
-            # The project's own code, installed editable: it comes from the code snapshot.
-            out.project_paths.append(path.resolve().relative_to(project_root.resolve()).as_posix())
+        elif path is not None and pkg.editable and _inside(path, root):
+            out.project.append(_project_package(pkg, path.resolve(), root, "editable"))
+        elif path is None and develop is not None and _inside(develop, root):
+            out.project.append(_project_package(pkg, develop, root, "develop"))
         elif path is not None:
             out.local_sources.append(path)
+        elif develop is not None:
+            out.local_sources.append(develop)
         else:
             out.pins.append(f"{pkg.name}=={pkg.version}")
     return out
+
+
+def _legacy_develop(pkg: InstalledPackage) -> Path | None:
+    """The project folder of a legacy develop install: its .egg-info found outside site-packages (the probe
+    then reports import roots for it), with build files beside it or one folder up; else None."""
+    if pkg.direct_url is not None or pkg.import_roots is None or not (pkg.location or "").endswith(".egg-info"):
+        return None
+    folder = Path(str(pkg.location)).resolve().parent
+    for candidate in (folder, folder.parent):
+        if any((candidate / name).is_file() for name in _BUILD_FILES):
+            return candidate
+    return None
+
+
+def _project_package(pkg: InstalledPackage, source: Path, root: Path, kind: str) -> ProjectPackage:
+    if pkg.remapped:
+        name, folder = sorted(pkg.remapped.items())[0]
+        raise BadInput(
+            f"package {pkg.name} maps its module {name} to {folder}, a folder of another name "
+            "(setuptools' package_dir): the image cannot import it from the code snapshot",
+            f"name the folder {name}/ (or use a src/ layout) and reinstall with `pip install -e {source}`",
+        )
+    paths = [_relative(Path(r), root) for r in pkg.import_roots or [] if _inside(Path(r), root)]
+    if not paths:
+        # The probe found nothing it imports from (an editable backend replay does not know): guess the
+        # two layouts every backend uses.
+        paths = [_relative(source, root)] + ([_relative(source / "src", root)] if (source / "src").is_dir() else [])
+    return ProjectPackage(pkg.name, pkg.version, paths, kind)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.resolve().relative_to(root).as_posix() or "."
 
 
 def _read_requirements(path: Path) -> str:

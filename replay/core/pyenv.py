@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 _LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 _DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*([^\s\\;]+)")  # name @ https://.../x.whl
@@ -25,6 +26,13 @@ class InstalledPackage:
     name: str
     version: str
     direct_url: dict[str, object] | None = None
+    location: str | None = None  # the metadata folder the interpreter found (a .dist-info or .egg-info)
+    # Local code only (an editable install, or metadata found outside site-packages): the folders its
+    # top-level names are imported from, as the probe read them; None when the probe did not look.
+    import_roots: list[str] | None = None
+    # Top-level names an editable finder maps to a folder of another name (setuptools' package_dir): no
+    # sys.path folder can express them.
+    remapped: dict[str, str] | None = None
 
     @property
     def key(self) -> str:
@@ -42,7 +50,8 @@ class InstalledPackage:
     @property
     def local_path(self) -> Path | None:
         url = str((self.direct_url or {}).get("url", ""))
-        return Path(url[len("file://"):]) if url.startswith("file://") else None
+        # pip writes the path percent-encoded (PEP 610): file:///home/me/my%20project
+        return Path(unquote(url[len("file://"):])) if url.startswith("file://") else None
 
 
 @dataclass

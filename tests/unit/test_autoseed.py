@@ -179,6 +179,7 @@ def test_an_auto_seed_capsule_image_gets_the_switch_and_the_hook_files() -> None
     ctx = _dockerfile_context(manifest, "sha256:" + "a" * 64)
     assert ctx.site_packages == "/opt/venv/lib/python3.11/site-packages"  # the base's Python made the venv
     manifest.command.auto_seed = manifest.python.replay_api = False
+    manifest.python.project_paths, manifest.python.project_packages = [], []  # need it too (test_projectcode)
     ctx = _dockerfile_context(manifest, "sha256:" + "a" * 64)
     assert "REPLAY_AUTO_SEED" not in dict(_capsule_context(manifest, "sha256:" + "e" * 64).run_env)
     assert ctx.site_packages == ""

@@ -56,3 +56,16 @@ def test_every_section_lists_what_differs() -> None:
     assert list(doc["sections"]) == list(SECTIONS) and doc["a"] == "cluster"
     json.dumps(doc, allow_nan=False)  # strict JSON
     assert {"item": "eval.loss", "change": "changed", "a": 0.125, "b": "NaN"} in doc["sections"]["metrics"]
+
+
+def test_the_projects_own_packages_are_diffed_with_the_locked_ones() -> None:
+    from replay.manifest import ProjectPackage
+
+    a = full_manifest()  # trainer 0.2.dev1, the project's own
+    b = deepcopy(a)
+    b.python.project_packages = [ProjectPackage("trainer", "0.3", ["src"]), ProjectPackage("extras", "1.0", ["extras"])]
+
+    changes = {(c.item, c.change): (c.a, c.b) for c in diff_manifests(a, b).sections["packages"]}
+
+    assert changes == {("trainer", "changed"): ("0.2.dev1 (project)", "0.3 (project)"),
+                       ("extras", "added"): (None, "1.0 (project)")}

@@ -21,6 +21,7 @@ from replay.manifest import (
     Outputs,
     Package,
     Policy,
+    ProjectPackage,
     PythonEnv,
     RunCommand,
     Stability,
@@ -57,6 +58,7 @@ def full_manifest() -> Manifest:
             dirty=True,
             patch="code.patch",
             patch_sha256=SHA_B,
+            left_out={"*.egg-info/": 6, "__pycache__/": 2},
         ),
         python=PythonEnv(
             version="3.11.7",
@@ -66,6 +68,7 @@ def full_manifest() -> Manifest:
             lock_file="requirements.lock",
             lock_sha256=SHA_A,
             project_paths=["src"],
+            project_packages=[ProjectPackage("trainer", "0.2.dev1", ["src"], kind="develop")],
             replay_api=True,
         ),
         image=ImageInfo(

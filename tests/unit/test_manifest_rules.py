@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +313,17 @@ def test_unknown_keys_are_ignored() -> None:
     data["command"]["from_the_future"] = 1
     data["data"]["files"][0]["mtime"] = 5  # the fast path falls back, and still builds the entry
     assert from_dict(data) == full_manifest()
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda d: d["python"]["project_packages"][0].__setitem__("paths", ["../elsewhere"]),
+     "python.project_packages[0].paths[0]"),
+    (lambda d: d["python"]["project_packages"][0].__setitem__("name", "../x"), "python.project_packages[0].name"),
+    (lambda d: d["python"]["project_packages"][0].__setitem__("version", "1/../../x"),
+     "python.project_packages[0].version"),
+])
+def test_a_project_package_that_would_leave_its_folders_is_refused(mutate: Any, field: str) -> None:
+    data = json.loads(json.dumps(full_manifest().to_dict()))
+    mutate(data)
+    with pytest.raises(ManifestError, match=re.escape(field)):
+        from_dict(data)
