@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -35,6 +36,16 @@ def print_json(document: dict[str, Any]) -> None:
 def error(line: str) -> None:
     # The line may quote a capsule's own text ("[/x]" in a path): never read it as markup.
     err.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def error_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """The rows an error carries (e.g. a lock that does not match the interpreter), under its line on stderr."""
+    from rich.table import Table
+
+    table = Table(*columns, show_edge=True)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    err.print(table)
 
 
 def warn(line: str) -> None:

@@ -215,6 +215,17 @@ class Locker(Protocol):
         """A wheel built from a local project folder (or the wheel itself) with ``python``'s pip, in ``out``."""
 
 
+class LockExporter(Protocol):
+    """Tools that turn another tool's lock into requirements text with hashes (``uv export`` of a uv.lock)."""
+
+    def export_uv(self, project: Path) -> str:
+        """``uv export --format requirements-txt --no-emit-project`` of ``project``/uv.lock, as it is (frozen);
+        ``EnvironmentProblem`` when uv is not installed, ``BadInput`` when uv refuses the lock."""
+
+    def has_uv(self) -> bool:
+        """Whether uv can be run here (on PATH, or beside replay's own interpreter)."""
+
+
 class RootfsBuilder(Protocol):
     def check_tools(self) -> None: ...
 
@@ -232,3 +243,4 @@ class Toolchain:
     vcs: SourceControl
     python: PythonProbe
     locker: Locker
+    exporter: LockExporter | None = None  # None: no tool for other locks (a uv.lock is then not taken)
