@@ -97,7 +97,7 @@ class RichReporter:
         self._last_stage = time.perf_counter()
 
     # Tasks the core counts in bytes: they get a size, rate and ETA column.
-    BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pushing"})
+    BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pushing", "downloading wheels"})
 
     def __enter__(self) -> RichReporter:
         if not self.quiet:
@@ -125,6 +125,13 @@ class RichReporter:
         if task not in self._tasks:
             self._tasks[task] = self._progress.add_task(task, total=total, bytes=task in self.BYTE_TASKS)
         self._progress.update(self._tasks[task], completed=completed, total=total)
+
+    def status(self, task: str, detail: str) -> None:
+        if self._progress is None:
+            return
+        if task not in self._tasks:
+            self._tasks[task] = self._progress.add_task(task, total=None, bytes=task in self.BYTE_TASKS)
+        self._progress.update(self._tasks[task], description=f"{escape(task)}: {escape(detail)}")
 
     def log(self, line: str, source: str = "tool") -> None:
         if (source == "command" or self.verbose) and self._progress is not None:

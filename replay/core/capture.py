@@ -159,7 +159,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         base, target = base_images.resolve_base(engine, req.base, interp.version, reporter)
         reporter.stage(f"taking {taken.file} as the lock" if taken else "locking packages (pip-tools)")
         env = lock_environment(interp, root, stage, target, tools.locker, _given(req.requirements, req.cwd),
-                               use_cache=not req.no_cache, taken=taken)
+                               use_cache=not req.no_cache, taken=taken, reporter=reporter)
         lap("lock")
         try:
             code = _code_version(snap, stage)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from replay.core.events import NullReporter, Reporter
 from replay.core.ports import Locker
 from replay.core.pyenv import (
     InstalledPackage,
@@ -48,12 +49,14 @@ def lock_environment(
     requirements: Path | None = None,
     use_cache: bool = True,
     taken: TakenLock | None = None,
+    reporter: Reporter | None = None,
 ) -> LockedEnvironment:
     """Lock the environment into ``stage``/requirements.lock and gather one wheel per locked package.
 
     ``taken``: an existing lock file, already checked against the interpreter (``replay.core.lock_source``),
     is the lock as it is: pip-compile does not run.
     """
+    report = reporter or NullReporter()
     sources = classify(interp, project_root)
     local_sources = sources.local_sources
     if taken is not None:
@@ -76,11 +79,14 @@ def lock_environment(
     if taken is not None:
         lock_text = taken.text
     elif requirements_in.strip():
-        lock_text = locker.compile(stage, requirements_in, LOCK_NAME, use_cache=use_cache)
+        lock_text = locker.compile(stage, requirements_in, LOCK_NAME, use_cache=use_cache,
+                                   on_status=lambda now: report.status("locking", now))
     else:
         (stage / "requirements.in").write_text(requirements_in)
     reqs = taken.reqs if taken is not None else parse_lock(lock_text)
-    wheels = locker.fetch_wheels(reqs, target) if reqs else []
+    wheels = locker.fetch_wheels(
+        reqs, target, on_status=lambda now: report.status("downloading wheels", now),
+        on_bytes=lambda done: report.progress("downloading wheels", done)) if reqs else []
     packages = [Package(r.name, r.version or wheel_version(w), "url" if r.url else "index")
                 for r, w in zip(reqs, wheels, strict=True)]
 

@@ -205,11 +205,16 @@ class PythonProbe(Protocol):
 
 
 class Locker(Protocol):
-    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True) -> str:
-        """Lock ``requirements_in`` with hashes into ``workdir``/``lock_name``; return the lock's text."""
+    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True,
+                on_status: Callable[[str], None] | None = None) -> str:
+        """Lock ``requirements_in`` with hashes into ``workdir``/``lock_name``; return the lock's text.
+        ``on_status`` hears what is being done now ("resolving numpy", "hashing scipy")."""
 
-    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target) -> list[Path]:
-        """One wheel per requirement for ``target``, each matching a locked hash."""
+    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target, *,
+                     on_status: Callable[[str], None] | None = None,
+                     on_bytes: Callable[[int], None] | None = None) -> list[Path]:
+        """One wheel per requirement for ``target``, each matching a locked hash; ``on_bytes`` hears the bytes
+        downloaded so far."""
 
     def build_wheel(self, source: Path, python: str, out: Path) -> Path:
         """A wheel built from a local project folder (or the wheel itself) with ``python``'s pip, in ``out``."""
