@@ -93,7 +93,8 @@ def compile_failure(output: str) -> Failure:
         found = _NO_VERSION.search(line)
         if found:
             name, spec, versions = found.group(1), found.group(2), (found.group(3) or "").strip()
-            offered = f"the index has {versions}" if versions and versions != "none" else "the index has no version of it"
+            offered = f"the index has {_some(versions)}" if versions and versions != "none" \
+                else "the index has no version of it"
             return Failure(name, f"no version of {name} matches {spec or 'the pin'} ({offered})", "no-version")
     for line in lines:
         found = _NO_DIST.search(line)
@@ -145,6 +146,14 @@ def plain_error(output: str) -> str:
                 and not stripped.startswith("The above exception"):
             kept.append(stripped)
     return (kept or ["pip printed no reason"])[-1][:240]
+
+
+def _some(versions: str, keep: int = 5) -> str:
+    """The newest few of pip's "from versions" list (oldest first), and how many more there are."""
+    listed = [v.strip() for v in versions.split(",") if v.strip()]
+    if len(listed) <= keep + 1:
+        return ", ".join(listed)
+    return f"{', '.join(listed[-keep:])} and {len(listed) - keep} older"
 
 
 def _block_after(lines: list[str], heading: str) -> list[str]:
