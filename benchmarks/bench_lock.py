@@ -90,8 +90,10 @@ def pip_compile_direct(requirements_in: str, work: Path) -> float:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "requirements.in").write_text(requirements_in)
-    cmd = [sys.executable, "-m", "piptools", "compile", "--quiet", "--allow-unsafe", "--generate-hashes",
-           "--strip-extras", "--output-file=requirements.lock", "requirements.in"]
+    from replay.adapters.piptools import COMPILE_ARGS  # the same options replay passes, quietly
+
+    cmd = [sys.executable, "-m", "piptools", "compile", "--quiet", *COMPILE_ARGS, "--output-file=requirements.lock",
+           "requirements.in"]
     start = time.perf_counter()
     subprocess.run(cmd, cwd=work, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -133,7 +135,7 @@ def main() -> None:
     print(f"{'warm relock, unchanged environment':<44} {warm['total']:>9.2f}s "
           f"{f'{ratio:.1%} of cold; target <= 10% and < 2 s: {verdict}':>30}")
     print(f"{'  of which: probe / lock cache / wheel cache':<44} "
-          f"{warm['probe']:.2f} / {warm['compile']:.3f} / {warm['wheels']:.3f} s")
+          f"{warm['probe']:.3f} / {warm['compile']:.4f} / {warm['wheels']:.4f} s")
 
 
 if __name__ == "__main__":
