@@ -52,6 +52,7 @@ bench: base tools
 	$(BIN)/python benchmarks/bench_capture_verify.py
 	$(BIN)/python benchmarks/bench_bundle.py
 	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_lock.py
 
 clean:
 	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache

@@ -67,6 +67,17 @@ class DataMismatch(BadInput):
         self.problems = problems
 
 
+class LockMismatch(BadInput):
+    """An existing lock file that does not pin what the interpreter has installed (exit 2); ``rows`` are
+    (package, locked version, installed version), rendered as a table under the error line."""
+
+    columns = ("package", "locked", "installed")
+
+    def __init__(self, message: str, hint: str, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__(message, hint)
+        self.rows = rows
+
+
 class EnvironmentProblem(ReplayError):
     """This machine cannot do the job: no engine, no image, no base, no tool (exit 3)."""
 

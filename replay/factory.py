@@ -28,11 +28,12 @@ def source_control() -> SourceControl:
 
 
 def toolchain() -> Toolchain:
-    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip."""
+    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip, uv."""
     from replay.adapters.interpreter import InterpreterProbe
     from replay.adapters.piptools import PipTools
+    from replay.adapters.uv import UvExporter
 
-    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools())
+    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools(), exporter=UvExporter())
 
 
 def rootfs_builder() -> RootfsBuilder:

@@ -147,6 +147,12 @@ class PythonEnv:
     # The captured environment had replay-capsule installed (left out of the lock): the image gets replay's
     # seeding API, `from replay import seed_everything`, as a minimal `replay` package.
     replay_api: bool = False
+    # Where the lock came from: "pip-compile" (replay locked the interpreter's packages, or a requirements file
+    # without hashes), or the existing lock file taken as it is: "requirements.txt" (one with --hash lines),
+    # "uv.lock", "poetry.lock", "Pipfile.lock", with its path in lock_source_file; "" in older capsules.
+    lock_source: str = ""
+    lock_source_file: str = ""
+    lock_left_out: list[str] = field(default_factory=list)  # the lock file's entries not installed at capture
 
 
 @dataclass

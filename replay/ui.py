@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -35,6 +36,16 @@ def print_json(document: dict[str, Any]) -> None:
 def error(line: str) -> None:
     # The line may quote a capsule's own text ("[/x]" in a path): never read it as markup.
     err.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def error_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """The rows an error carries (e.g. a lock that does not match the interpreter), under its line on stderr."""
+    from rich.table import Table
+
+    table = Table(*columns, show_edge=True)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    err.print(table)
 
 
 def warn(line: str) -> None:
@@ -86,7 +97,7 @@ class RichReporter:
         self._last_stage = time.perf_counter()
 
     # Tasks the core counts in bytes: they get a size, rate and ETA column.
-    BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pushing"})
+    BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pushing", "downloading wheels"})
 
     def __enter__(self) -> RichReporter:
         if not self.quiet:
@@ -114,6 +125,13 @@ class RichReporter:
         if task not in self._tasks:
             self._tasks[task] = self._progress.add_task(task, total=total, bytes=task in self.BYTE_TASKS)
         self._progress.update(self._tasks[task], completed=completed, total=total)
+
+    def status(self, task: str, detail: str) -> None:
+        if self._progress is None:
+            return
+        if task not in self._tasks:
+            self._tasks[task] = self._progress.add_task(task, total=None, bytes=task in self.BYTE_TASKS)
+        self._progress.update(self._tasks[task], description=f"{escape(task)}: {escape(detail)}")
 
     def log(self, line: str, source: str = "tool") -> None:
         if (source == "command" or self.verbose) and self._progress is not None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from replay import __version__
-from replay.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Interrupted, ReplayError, Stopped
+from replay.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Interrupted, LockMismatch, ReplayError, Stopped
 
 EXIT_CODES = """Exit codes: 0 done, or reproduced (identical/equivalent); 1 diverged; 2 bad input or could not
 verify (bad manifest, missing or changed data); 3 environment problem (no Docker engine, image or base
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         if tail:
             ui.err.print("[dim]--- last lines of the log ---[/]")
             ui.err.print(tail, markup=False, highlight=False)
+        if isinstance(exc, LockMismatch):
+            ui.error_table(exc.columns, exc.rows)
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         ui.error("interrupted: nothing was kept")

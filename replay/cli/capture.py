@@ -31,7 +31,13 @@ def capture_cmd(
         "--auto-seed", help="Seed random, NumPy, PyTorch, TensorFlow at interpreter start-up [seed: --seed, else 0].",
     )] = False,
     python: Annotated[str | None, typer.Option(help="Interpreter that ran training [default: python3 on PATH].")] = None,
-    requirements: Annotated[Path | None, typer.Option(help="Lock from this requirements file instead.")] = None,
+    requirements: Annotated[Path | None, typer.Option(
+        help="Lock file to take as it is (requirements.txt with --hash lines, uv.lock, poetry.lock, Pipfile.lock), "
+             "or a requirements file to lock from instead of the interpreter.",
+    )] = None,
+    relock: Annotated[bool, typer.Option(
+        "--relock", help="Ignore lock files in the project root: lock from the interpreter with pip-compile.",
+    )] = False,
     base: Annotated[str | None, typer.Option(help="Base image [default: python:X.Y.Z-slim].")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="Environment variable to carry (repeatable).")] = None,
     allow_secret_env: Annotated[bool, typer.Option(help="Allow --env names that look secret.")] = False,
@@ -65,6 +71,7 @@ def capture_cmd(
         command=list(command or []),
         cwd=cwd,
         requirements=requirements,
+        relock=relock,
         allow_secret_env=allow_secret_env,
         allow_secret_files=allow_secret_files,
         name=name,

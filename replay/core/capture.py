@@ -22,6 +22,7 @@ from replay.core.environment import lock_environment
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.hashing import hash_paths
 from replay.core.hostinfo import collect_host
+from replay.core.lock_source import PIP_COMPILE, take_lock
 from replay.core.ports import Engine, Toolchain
 from replay.core.render import (
     CapsuleLayerContext,
@@ -70,6 +71,7 @@ class CaptureRequest:
     seed: int | None = None
     python: str = "python3"
     requirements: Path | None = None
+    relock: bool = False  # ignore lock files in the project root (and relock a --requirements lock with hashes)
     base: str | None = None
     env: list[str] = field(default_factory=list)
     allow_secret_env: bool = False
@@ -122,6 +124,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         output_paths, metrics = _outputs_and_metrics(req)
     allowed_secrets = _check_code_for_secrets(req, root, capsule, tools)
     interp = tools.python.inspect(req.python)
+    taken = take_lock(interp, root, _given(req.requirements, req.cwd), req.relock, tools.exporter, reporter)
     engine_version = engine.version()  # no engine: fail now, not after a minute of hashing
     lap("checks")
 
@@ -154,9 +157,9 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         # --- 4. environment: lock, wheels, base ----------------------------------------------------------
         reporter.stage("resolving the base image")
         base, target = base_images.resolve_base(engine, req.base, interp.version, reporter)
-        reporter.stage("locking packages (pip-tools)")
-        env = lock_environment(interp, root, stage, target, tools.locker, req.requirements,
-                               use_cache=not req.no_cache)
+        reporter.stage(f"taking {taken.file} as the lock" if taken else "locking packages (pip-tools)")
+        env = lock_environment(interp, root, stage, target, tools.locker, _given(req.requirements, req.cwd),
+                               use_cache=not req.no_cache, taken=taken, reporter=reporter)
         lap("lock")
         try:
             code = _code_version(snap, stage)
@@ -174,6 +177,9 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                     packages=env.packages, lock_sha256=_sha256_file(stage / LOCK_NAME),
                     project_paths=env.project_paths, project_packages=env.project_packages,
                     replay_api=interp.replay_installed,
+                    lock_source=taken.kind.value if taken else PIP_COMPILE,
+                    lock_source_file=taken.file if taken else "",
+                    lock_left_out=taken.left_out if taken else [],
                 ),
                 image=ImageInfo(id="", tag="", size=0, base=base, platform=f"linux/{_docker_arch(target.machine)}"),
                 data=data,
@@ -209,6 +215,13 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
             lap("runs")
         save(manifest, stage)
     return CaptureResult(capsule, manifest, watch.timings)
+
+
+def _given(path: Path | None, cwd: Path) -> Path | None:
+    """A path given on the command line, read from the folder capture runs in."""
+    if path is None:
+        return None
+    return path if path.is_absolute() else cwd / path
 
 
 def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path, tools: Toolchain) -> list[str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from replay.core.events import NullReporter, Reporter
 from replay.core.ports import Locker
 from replay.core.pyenv import (
     InstalledPackage,
@@ -18,6 +20,9 @@ from replay.core.pyenv import (
 )
 from replay.errors import BadInput
 from replay.manifest import LOCK_NAME, Package, ProjectPackage
+
+if TYPE_CHECKING:
+    from replay.core.lock_source import TakenLock
 
 _NESTED = ("-r", "-c", "-e", "--requirement", "--constraint", "--editable")
 
@@ -44,11 +49,20 @@ def lock_environment(
     locker: Locker,
     requirements: Path | None = None,
     use_cache: bool = True,
+    taken: TakenLock | None = None,
+    reporter: Reporter | None = None,
 ) -> LockedEnvironment:
-    """Lock the environment into ``stage``/requirements.lock and gather one wheel per locked package."""
+    """Lock the environment into ``stage``/requirements.lock and gather one wheel per locked package.
+
+    ``taken``: an existing lock file, already checked against the interpreter (``replay.core.lock_source``),
+    is the lock as it is: pip-compile does not run.
+    """
+    report = reporter or NullReporter()
     sources = classify(interp, project_root)
     local_sources = sources.local_sources
-    if requirements is not None:
+    if taken is not None:
+        requirements_in = ""
+    elif requirements is not None:
         requirements_in = _read_requirements(requirements)
         local_sources = []  # the requirements file names every package the image gets
     else:
@@ -63,12 +77,17 @@ def lock_environment(
     project_paths = sources.project_paths
 
     lock_text = ""
-    if requirements_in.strip():
-        lock_text = locker.compile(stage, requirements_in, LOCK_NAME, use_cache=use_cache)
+    if taken is not None:
+        lock_text = taken.text
+    elif requirements_in.strip():
+        lock_text = locker.compile(stage, requirements_in, LOCK_NAME, use_cache=use_cache,
+                                   on_status=lambda now: report.status("locking", now))
     else:
         (stage / "requirements.in").write_text(requirements_in)
-    reqs = parse_lock(lock_text)
-    wheels = locker.fetch_wheels(reqs, target) if reqs else []
+    reqs = taken.reqs if taken is not None else parse_lock(lock_text)
+    wheels = locker.fetch_wheels(
+        reqs, target, on_status=lambda now: report.status("downloading wheels", now),
+        on_bytes=lambda done: report.progress("downloading wheels", done)) if reqs else []
     packages = [Package(r.name, r.version or wheel_version(w), "url" if r.url else "index")
                 for r, w in zip(reqs, wheels, strict=True)]
 

@@ -17,6 +17,9 @@ class Reporter(Protocol):
     def progress(self, task: str, completed: float, total: float | None = None) -> None:
         """``completed`` of ``total`` units of ``task`` are done (bytes, files, build steps)."""
 
+    def status(self, task: str, detail: str) -> None:
+        """What ``task`` is working on now ("resolving numpy"): shown beside its spinner and elapsed time."""
+
     def log(self, line: str, source: str = "tool") -> None:
         """One line of output: ``source`` is "command" for the training's own, "tool" for builds and pip."""
 
@@ -42,6 +45,9 @@ class NullReporter:
         pass
 
     def progress(self, task: str, completed: float, total: float | None = None) -> None:
+        pass
+
+    def status(self, task: str, detail: str) -> None:
         pass
 
     def log(self, line: str, source: str = "tool") -> None:

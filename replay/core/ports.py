@@ -212,14 +212,30 @@ class PythonProbe(Protocol):
 
 
 class Locker(Protocol):
-    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True) -> str:
-        """Lock ``requirements_in`` with hashes into ``workdir``/``lock_name``; return the lock's text."""
+    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True,
+                on_status: Callable[[str], None] | None = None) -> str:
+        """Lock ``requirements_in`` with hashes into ``workdir``/``lock_name``; return the lock's text.
+        ``on_status`` hears what is being done now ("resolving numpy", "hashing scipy")."""
 
-    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target) -> list[Path]:
-        """One wheel per requirement for ``target``, each matching a locked hash."""
+    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target, *,
+                     on_status: Callable[[str], None] | None = None,
+                     on_bytes: Callable[[int], None] | None = None) -> list[Path]:
+        """One wheel per requirement for ``target``, each matching a locked hash; ``on_bytes`` hears the bytes
+        downloaded so far."""
 
     def build_wheel(self, source: Path, python: str, out: Path) -> Path:
         """A wheel built from a local project folder (or the wheel itself) with ``python``'s pip, in ``out``."""
+
+
+class LockExporter(Protocol):
+    """Tools that turn another tool's lock into requirements text with hashes (``uv export`` of a uv.lock)."""
+
+    def export_uv(self, project: Path) -> str:
+        """``uv export --format requirements-txt --no-emit-project`` of ``project``/uv.lock, as it is (frozen);
+        ``EnvironmentProblem`` when uv is not installed, ``BadInput`` when uv refuses the lock."""
+
+    def has_uv(self) -> bool:
+        """Whether uv can be run here (on PATH, or beside replay's own interpreter)."""
 
 
 class RootfsBuilder(Protocol):
@@ -239,3 +255,4 @@ class Toolchain:
     vcs: SourceControl
     python: PythonProbe
     locker: Locker
+    exporter: LockExporter | None = None  # None: no tool for other locks (a uv.lock is then not taken)

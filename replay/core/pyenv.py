@@ -95,6 +95,7 @@ class LockedRequirement:
     version: str  # "" for a direct reference until its wheel is fetched
     hashes: list[str] = field(default_factory=list)
     url: str = ""  # a direct reference (name @ URL) kept by pip-compile from a --requirements file
+    marker: str = ""  # an environment marker an existing lock file gave it (``sys_platform == "win32"``)
 
     @property
     def key(self) -> str:

@@ -31,12 +31,13 @@ class RecordingLocker:
     def __init__(self) -> None:
         self.calls: dict[str, object] = {}
 
-    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True) -> str:
+    def compile(self, workdir: Path, requirements_in: str, lock_name: str, *, use_cache: bool = True,
+                **progress: object) -> str:
         self.calls["requirements_in"] = requirements_in
         (workdir / lock_name).write_text(LOCK)
         return LOCK
 
-    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target) -> list[Path]:
+    def fetch_wheels(self, reqs: list[LockedRequirement], target: Target, **progress: object) -> list[Path]:
         self.calls["fetched"] = [(r.name, r.version) for r in reqs]
         return [Path(f"/cache/{r.name}-{r.version}-py3-none-any.whl") for r in reqs]
 

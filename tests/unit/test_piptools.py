@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ import pytest
 from replay.adapters import piptools
 from replay.adapters.piptools import COMPILE_ARGS, LockedRequirement, Target, compile_lock, parse_lock, render_local_pins
 from replay.errors import BadInput
+
+OUTPUTS = Path(__file__).parent / "pip_outputs"  # real pip-compile and pip output, recorded
 
 
 def h(char: str) -> str:
@@ -177,17 +178,19 @@ class FakeCompile:
         self.calls: list[tuple[list[str], Path]] = []
         self.lock, self.returncode, self.stderr = lock, returncode, stderr
 
-    def __call__(self, cmd: list[str], cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def __call__(self, cmd: list[str], cwd: Path, on_line: Any) -> tuple[int, str]:
         self.calls.append((cmd, Path(cwd)))
         assert (Path(cwd) / "requirements.in").exists()
+        for line in self.stderr.splitlines():
+            on_line(line)
         if self.returncode == 0:
             out = next(a for a in cmd if a.startswith("--output-file=")).partition("=")[2]
             (Path(cwd) / out).write_text(self.lock)
-        return subprocess.CompletedProcess(cmd, self.returncode, "", self.stderr)
+        return self.returncode, self.stderr
 
 
 def forbid_subprocess(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError(f"subprocess.run called on a cache hit: {args}")
+    raise AssertionError(f"pip-compile run on a cache hit: {args}")
 
 
 @pytest.fixture
@@ -205,13 +208,13 @@ def test_cache_root_follows_env(cache: Path) -> None:
 
 def test_compile_lock_miss_then_hit(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeCompile()
-    monkeypatch.setattr(piptools.subprocess, "run", fake)
+    monkeypatch.setattr(piptools, "_stream", fake)
     first = tmp_path / "first"
     first.mkdir()
     assert compile_lock(first, "numpy==1.26.4\n", "requirements.lock") == LOCK
     assert len(fake.calls) == 1
     cmd, cwd = fake.calls[0]
-    assert cmd == [sys.executable, "-m", "piptools", "compile", *COMPILE_ARGS,
+    assert cmd == [sys.executable, "-m", "piptools", "compile", "-v", *COMPILE_ARGS,
                    "--output-file=requirements.lock", "requirements.in"]
     assert cwd == first
     assert (first / "requirements.in").read_text() == "numpy==1.26.4\n"
@@ -221,7 +224,7 @@ def test_compile_lock_miss_then_hit(tmp_path: Path, cache: Path, monkeypatch: py
 
     # The hit is served from the cache file: change it to prove that is where the text comes from.
     cached[0].write_text("# from the cache\n")
-    monkeypatch.setattr(piptools.subprocess, "run", forbid_subprocess)
+    monkeypatch.setattr(piptools, "_stream", forbid_subprocess)
     second = tmp_path / "second"
     second.mkdir()
     assert compile_lock(second, "numpy==1.26.4\n", "requirements.lock") == "# from the cache\n"
@@ -231,7 +234,7 @@ def test_compile_lock_miss_then_hit(tmp_path: Path, cache: Path, monkeypatch: py
 
 def test_compile_lock_key_depends_on_input_and_index(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeCompile()
-    monkeypatch.setattr(piptools.subprocess, "run", fake)
+    monkeypatch.setattr(piptools, "_stream", fake)
     compile_lock(tmp_path, "numpy==1.26.4\n", "requirements.lock")
     compile_lock(tmp_path, "numpy==1.26.4\n", "requirements.lock")
     assert len(fake.calls) == 1
@@ -245,28 +248,33 @@ def test_compile_lock_key_depends_on_input_and_index(tmp_path: Path, cache: Path
 
 def test_compile_lock_without_cache_always_runs(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeCompile()
-    monkeypatch.setattr(piptools.subprocess, "run", fake)
+    monkeypatch.setattr(piptools, "_stream", fake)
     compile_lock(tmp_path, "six==1.16.0\n", "requirements.lock")
     fake.lock = "# relocked\n"
     assert compile_lock(tmp_path, "six==1.16.0\n", "requirements.lock", use_cache=False) == "# relocked\n"
     assert len(fake.calls) == 2
     # ... and refreshes the cache entry.
-    monkeypatch.setattr(piptools.subprocess, "run", forbid_subprocess)
+    monkeypatch.setattr(piptools, "_stream", forbid_subprocess)
     assert compile_lock(tmp_path, "six==1.16.0\n", "requirements.lock") == "# relocked\n"
 
 
-def test_compile_lock_failure(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    stderr = (
-        "  WARNING: the option --foo is ignored\n"
-        "Looking in indexes: https://pypi.org/simple\n"
-        "ERROR: Could not find a version that satisfies the requirement nopkg==9.9 (from versions: none)\n"
-    )
-    monkeypatch.setattr(piptools.subprocess, "run", FakeCompile(returncode=1, stderr=stderr))
+def test_compile_lock_failure_names_the_package_and_how_to_reproduce(tmp_path: Path, cache: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    output = (OUTPUTS / "compile-no-such-version.txt").read_text()
+    monkeypatch.setattr(piptools, "_stream", FakeCompile(returncode=1, stderr=output))
     with pytest.raises(BadInput) as info:
-        compile_lock(tmp_path, "nopkg==9.9\n", "requirements.lock")
-    assert info.value.message == (
-        "cannot lock the environment (Could not find a version that satisfies the requirement nopkg==9.9 "
-        "(from versions: none))"
-    )
+        compile_lock(tmp_path, "okpkg==9.9\n", "requirements.lock")
+    assert info.value.message == "cannot lock okpkg: no version of okpkg matches ==9.9 (the index has 1.0, 2.0)"
     assert info.value.exit_code == 2
+    keep = cache / "failed-lock"
+    assert (keep / "requirements.in").read_text() == "okpkg==9.9\n" and (keep / "pip-compile.log").read_text() == output
+    assert f"reproduce with: cd {keep} && {sys.executable} -m piptools compile --allow-unsafe" in info.value.hint
+    assert "raise error from e" not in info.value.one_line()
     assert not (cache / "locks").exists() or list((cache / "locks").iterdir()) == []
+
+
+def test_compile_streams_what_it_resolves(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(piptools, "_stream", FakeCompile(stderr=(OUTPUTS / "compile-ok.txt").read_text()))
+    seen: list[str] = []
+    compile_lock(tmp_path, "okpkg==1.0\n", "requirements.lock", on_status=seen.append)
+    assert seen == ["resolving okpkg", "hashing", "hashing okpkg"]
