@@ -251,7 +251,10 @@ def test_a_package_that_cannot_be_locked_is_bad_input(make_project) -> None:
     result = project.capture("--requirements", "requirements.txt")
 
     assert result.code == 2
-    assert "cannot lock the environment" in result.stderr and "Traceback" not in result.stderr
+    # The package and pip's reason, the command that reproduces it; never the last line of a traceback.
+    assert "cannot lock no-such-package-for-replay-tests: no version" in result.stderr
+    assert "reproduce with: cd " in result.stderr and "piptools compile" in result.stderr
+    assert "Traceback" not in result.stderr and "raise error" not in result.stderr
     assert not project.capsule.exists()
 
 
