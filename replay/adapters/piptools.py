@@ -30,6 +30,7 @@ from replay.core.pyenv import render_local_pins as render_local_pins
 from replay.core.pyenv import wheel_version as wheel_version
 from replay.errors import BadInput
 from replay.fsutil import atomic_write_text
+from replay.procs import follow
 
 COMPILE_ARGS = [
     "--allow-unsafe",  # pin setuptools & co. when a package needs them: --require-hashes wants every dep
@@ -242,21 +243,13 @@ def _stream(cmd: list[str], cwd: Path | None, on_line: Callable[[str], None]) ->
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace", bufsize=1)
-    assert proc.stdout is not None
     lines: list[str] = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            on_line(line.rstrip("\n"))
-        code = proc.wait()
-    except BaseException:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
+
+    def take(line: str) -> None:
+        lines.append(line + "\n")
+        on_line(line)
+
+    code = follow(proc, take)
     return code, "".join(lines)
 
 

@@ -58,6 +58,7 @@ from replay.manifest import (
     save,
 )
 from replay.manifest_rules import numerics_value_problem, refused_env_name
+from replay.procs import follow
 from replay.seeding import DEFAULT_SEED
 
 
@@ -437,21 +438,14 @@ def _run_command(req: CaptureRequest, env: dict[str, str], reporter: Reporter) -
                                 text=True, errors="replace")
     except OSError as exc:
         raise CommandFailed(f"cannot start {req.command[0]} ({exc.strerror})", "check the command after --") from None
-    assert proc.stdout is not None
     tail: list[str] = []
-    try:
-        for line in proc.stdout:
-            tail = (tail + [line.rstrip()])[-40:]
-            reporter.log(line.rstrip(), "command")
-        code = proc.wait()
-    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (errors.Stopped), anything: the child must not outlive us
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
+
+    def take(line: str) -> None:
+        tail.append(line.rstrip())
+        del tail[:-40]
+        reporter.log(line.rstrip(), "command")
+
+    code = follow(proc, take)  # Ctrl-C, SIGTERM/SIGHUP (errors.Stopped): the command is stopped with us
     if code != 0:
         raise CommandFailed(f"the command exited with status {code}", "fix the training run, then capture again",
                             log_tail="\n".join(tail), status=code)
