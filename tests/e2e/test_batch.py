@@ -137,7 +137,9 @@ def _chromium() -> str:
     return found
 
 
-def test_ctrl_c_during_a_parallel_batch_stops_all_and_leaves_no_container(make_project, engine) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_a_parallel_batch_stops_all_and_leaves_no_container(
+        make_project, engine, signum: int, code: int) -> None:
     project = make_project("sleeper")
     assert project.capture().code == 0
     other = f"{project.name}-b"
@@ -154,10 +156,10 @@ def test_ctrl_c_during_a_parallel_batch_stops_all_and_leaves_no_container(make_p
         time.sleep(0.2)
     assert all(engine.api.containers(filters=f) for f in labels), "both replays never ran at once"
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
 
-    assert proc.returncode == 130 and "interrupted" in stderr, stderr
+    assert proc.returncode == code and "interrupted" in stderr, stderr
     assert not any(engine.api.containers(all=True, filters=f) for f in labels)
     assert "Traceback" not in stderr
 
