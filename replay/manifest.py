@@ -129,6 +129,9 @@ class ProjectPackage:
     # The folders its top-level names are imported from, relative to the project root ("." for the root).
     paths: list[str] = field(default_factory=list)
     kind: str = "editable"  # "editable" (PEP 660: setuptools, hatchling, flit...) or "develop" (legacy egg-link)
+    # Its entry points as installed ({group: {name: "module:attr"}}): the image gets them in the dist-info, and
+    # a script in the virtualenv's bin/ for each console script, so `-- train ...` runs there as here.
+    entry_points: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -53,6 +53,11 @@ NUMERICS_VARS = THREAD_VARS + (
 # A project package's name and version become a folder name in the image (NAME-VERSION.dist-info).
 _DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?")
 _DIST_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,200}")
+# Entry points of a project package. A console script's name becomes a file name in the image's bin/: no
+# '/', never '.' or '..'; a reference is importable dotted names, nothing a script could smuggle code in.
+ENTRY_GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
+ENTRY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,200}")
+ENTRY_REF = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?", re.ASCII)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names that steer the dynamic loader, the shell or the interpreter of the replayed command, or that
 # replay sets itself (HOME, PYTHONHASHSEED, REPLAY_SEED): carrying one would change what runs, not what it
@@ -126,6 +131,15 @@ def check(m: Manifest, source: str) -> None:
             _fail(source, f"python.project_packages[{i}].name", pkg.name, "is not a distribution name")
         if not _DIST_VERSION.fullmatch(pkg.version):
             _fail(source, f"python.project_packages[{i}].version", pkg.version, "is not a version")
+        for group, entries in pkg.entry_points.items():
+            where = f"python.project_packages[{i}].entry_points"
+            if not ENTRY_GROUP.fullmatch(group):
+                _fail(source, where, group, "is not an entry point group")
+            for name, ref in entries.items():
+                if not ENTRY_NAME.fullmatch(name):
+                    _fail(source, f"{where}.{group}", name, "is not an entry point name")
+                if not ENTRY_REF.fullmatch(ref):
+                    _fail(source, f"{where}.{group}.{name}", ref, "is not a module:attribute reference")
 
     _paths(source, "data.roots", m.data.roots, absolute=True)
     _under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)

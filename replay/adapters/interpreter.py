@@ -59,7 +59,7 @@ def _probe_answer(stdout: str) -> dict[str, Any] | None:
     return raw if all(_package_ok(p) for p in raw["packages"]) else None
 
 
-_PACKAGE_FIELDS = {"name", "version", "direct_url", "location", "import_roots", "remapped"}
+_PACKAGE_FIELDS = {"name", "version", "direct_url", "location", "import_roots", "remapped", "entry_points"}
 
 
 def _package_ok(p: Any) -> bool:
@@ -69,6 +69,7 @@ def _package_ok(p: Any) -> bool:
     return (isinstance(p["name"], str) and isinstance(p["version"], str)
             and (p["direct_url"] is None or isinstance(p["direct_url"], dict))
             and (p["location"] is None or isinstance(p["location"], str))
+            and (p["entry_points"] is None or isinstance(p["entry_points"], str))
             and (roots is None or (isinstance(roots, list) and all(isinstance(r, str) for r in roots)))
             and (remapped is None or (isinstance(remapped, dict)
                                       and all(isinstance(v, str) for v in remapped.values()))))

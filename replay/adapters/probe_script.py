@@ -157,12 +157,14 @@ def package(dist: Any, sites: set[str]) -> dict[str, Any]:
     direct_url = json.loads(direct) if direct else None
     location = _location(dist)
     out = {"name": dist.metadata["Name"], "version": dist.version, "direct_url": direct_url,
-           "location": location, "import_roots": None, "remapped": None}
+           "location": location, "import_roots": None, "remapped": None, "entry_points": None}
     info = (direct_url or {}).get("dir_info")
     editable = isinstance(info, dict) and bool(info.get("editable"))
     outside = direct_url is None and location is not None and os.path.dirname(location) not in sites
     if editable or outside:
         out["import_roots"], out["remapped"] = import_roots(dist, location, sites)
+        # Its console scripts and plugin entry points: the image recreates them from the snapshot.
+        out["entry_points"] = dist.read_text("entry_points.txt")
     return out
 
 

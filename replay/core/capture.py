@@ -267,6 +267,7 @@ def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
         workspace=IMAGE_WORKSPACE,
         has_packages=bool(manifest.python.packages),
         site_packages=_site_packages_dir(manifest),
+        has_scripts=bool(projectcode.image_scripts(manifest.python, IMAGE_VENV)),
     )
 
 
@@ -318,7 +319,8 @@ def _build_environment(engine: Engine, stage: Path, dockerfile: str, wheels: lis
                        files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
     site_files = _site_files(manifest)
     with tempfile.TemporaryFile(prefix="replay-context-") as context:
-        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, site_files)
+        write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, site_files,
+                            projectcode.image_scripts(manifest.python, IMAGE_VENV))
         context.seek(0)
         return engine.build(
             context, tag=None, on_line=reporter.log,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from replay.core.events import NullReporter, Reporter
 from replay.core.ports import Locker
+from replay.core.projectcode import parse_entry_points
 from replay.core.pyenv import (
     InstalledPackage,
     Interpreter,
@@ -184,7 +185,7 @@ def _project_package(pkg: InstalledPackage, source: Path, root: Path, kind: str)
         # The probe found nothing it imports from (an editable backend replay does not know): guess the
         # two layouts every backend uses.
         paths = [_relative(source, root)] + ([_relative(source / "src", root)] if (source / "src").is_dir() else [])
-    return ProjectPackage(pkg.name, pkg.version, paths, kind)
+    return ProjectPackage(pkg.name, pkg.version, paths, kind, parse_entry_points(pkg.entry_points or ""))
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -33,6 +33,7 @@ class InstalledPackage:
     # Top-level names an editable finder maps to a folder of another name (setuptools' package_dir): no
     # sys.path folder can express them.
     remapped: dict[str, str] | None = None
+    entry_points: str | None = None  # local code only: its entry_points.txt as installed (console scripts...)
 
     @property
     def key(self) -> str:

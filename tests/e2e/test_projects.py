@@ -152,7 +152,33 @@ FROM_PATH = Kind(
     installs=[["pip", "install", "--quiet", "."]],
     modules=[("path-trainer", "path_trainer")],
 )
-KINDS = {"setuptools": SETUPTOOLS_FLAT, "src-layout": SRC_LAYOUT, "hatchling": HATCHLING, "flit": FLIT,
+# The training runs as the project's own console script, and finds a plugin through its entry points.
+SCRIPT_CLI = '''\
+import json, os, sys
+from importlib import metadata
+
+
+def main():
+    plugins = sorted(f"{ep.name}={ep.load()(21)}" for ep in metadata.entry_points(group="script_trainer.plugins"))
+    os.makedirs("out", exist_ok=True)
+    with open("out/result.txt", "w") as handle:
+        handle.write(" ".join([metadata.version("script-trainer"), *plugins, *sys.argv[1:]]) + "\\n")
+    with open("out/metrics.json", "w") as handle:
+        json.dump({"answer": 42}, handle)
+    return 0
+'''
+CONSOLE_SCRIPT = Kind(
+    files={"pyproject.toml": pyproject("script-trainer", "0.7.0", "setuptools", extra=(
+               '\n[project.scripts]\nscript-trainer-run = "script_trainer.cli:main"\n'
+               '\n[project.entry-points."script_trainer.plugins"]\ndouble = "script_trainer.plugins:double"\n')),
+           "script_trainer/__init__.py": package_init("script-trainer", "8"),
+           "script_trainer/cli.py": SCRIPT_CLI,
+           "script_trainer/plugins.py": "def double(x):\n    return 2 * x\n"},
+    installs=[["pip", "install", "--quiet", "-e", "."]],
+    modules=[("script-trainer", "script_trainer")],
+)
+KINDS = {"console-script": CONSOLE_SCRIPT,
+         "setuptools": SETUPTOOLS_FLAT, "src-layout": SRC_LAYOUT, "hatchling": HATCHLING, "flit": FLIT,
          "legacy-develop": LEGACY_DEVELOP, "monorepo": MONOREPO, "from-path": FROM_PATH}
 
 
@@ -265,3 +291,25 @@ def test_a_package_installed_from_a_local_path_not_editable(projects: Any, engin
     # `pip install .` left build/ and src/path_trainer.egg-info beside the code: neither is in the image.
     files = workspace_files(engine, manifest)
     assert not [f for f in files if f.startswith("/workspace/build/") or ".egg-info" in f]
+
+
+def test_the_training_run_as_the_projects_own_console_script_with_its_entry_points(projects: Any) -> None:
+    """`-- script-trainer-run` is a script the editable install put in the virtualenv's bin/; in the image it
+    exists only because replay recreates it, and the plugin is found only through the entry points replay
+    writes into the package's dist-info."""
+    root, venv = projects("console-script")
+    project = Project(root, venv, f"e2e-console-script-{uuid.uuid4().hex[:6]}", {})
+    captured = project.replay("capture", "--name", project.name, "--base", BASE, "--run", "--output",
+                              "out/result.txt", "--metrics", "out/metrics.json", "--", "script-trainer-run",
+                              "--epochs", "2")
+    assert captured.code == 0, captured.stderr
+    assert (root / "out" / "result.txt").read_text() == "0.7.0 double=42 --epochs 2\n"
+    manifest = json.loads((project.capsule / "replay.json").read_text())
+    assert manifest["python"]["project_packages"][0]["entry_points"] == {
+        "console_scripts": {"script-trainer-run": "script_trainer.cli:main"},
+        "script_trainer.plugins": {"double": "script_trainer.plugins:double"},
+    }
+
+    verified = project.replay("verify", str(project.capsule), "--json")
+    assert verified.code == 0, verified.stderr
+    assert verified.json()["verdict"] == "identical"

@@ -321,6 +321,14 @@ def test_unknown_keys_are_ignored() -> None:
     (lambda d: d["python"]["project_packages"][0].__setitem__("name", "../x"), "python.project_packages[0].name"),
     (lambda d: d["python"]["project_packages"][0].__setitem__("version", "1/../../x"),
      "python.project_packages[0].version"),
+    # A console script's name becomes a file in the image's bin/, its reference an import in a script.
+    (lambda d: d["python"]["project_packages"][0].__setitem__("entry_points", {"console_scripts": {"../x": "a:b"}}),
+     "python.project_packages[0].entry_points.console_scripts"),
+    (lambda d: d["python"]["project_packages"][0].__setitem__(
+        "entry_points", {"console_scripts": {"x": "os:system('id')"}}),
+     "python.project_packages[0].entry_points.console_scripts.x"),
+    (lambda d: d["python"]["project_packages"][0].__setitem__("entry_points", {"[x]\n": {"x": "a:b"}}),
+     "python.project_packages[0].entry_points"),
 ])
 def test_a_project_package_that_would_leave_its_folders_is_refused(mutate: Any, field: str) -> None:
     data = json.loads(json.dumps(full_manifest().to_dict()))

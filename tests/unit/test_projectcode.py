@@ -49,3 +49,53 @@ def test_importlib_metadata_and_import_read_the_files_as_a_site_packages_would(t
                          capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
 
     assert out == ["0.3.1", str(workspace / "src" / "my_pkg" / "__init__.py")]
+
+
+ENTRY_POINTS_TXT = """[console_scripts]
+train-digits = digits.cli:main
+nested = digits.cli:group.run [extras]
+
+[trainer.plugins]
+basic = digits.plugins:basic
+module-only = digits.plugins
+
+[bad group!]
+x = y:z
+[gui_scripts]
+../escape = digits.cli:main
+sneaky = os:system('rm -rf /')
+"""
+
+
+def test_entry_points_are_parsed_keeping_only_what_the_image_can_recreate() -> None:
+    assert projectcode.parse_entry_points(ENTRY_POINTS_TXT) == {
+        "console_scripts": {"nested": "digits.cli:group.run", "train-digits": "digits.cli:main"},
+        "trainer.plugins": {"basic": "digits.plugins:basic", "module-only": "digits.plugins"},
+    }
+    assert projectcode.parse_entry_points("") == {}
+
+
+def test_console_scripts_become_bin_scripts_and_every_entry_point_is_in_the_dist_info(tmp_path: Path) -> None:
+    """The scripts run for real: a console script imports its callable from the package and exits with it."""
+    entry = projectcode.parse_entry_points(ENTRY_POINTS_TXT)
+    env = python_env(ProjectPackage("digits", "1.0", ["."], entry_points=entry))
+    scripts = projectcode.image_scripts(env, "/opt/venv")
+    assert sorted(scripts) == ["nested", "train-digits"]
+    assert scripts["train-digits"].startswith(b"#!/opt/venv/bin/python\n")
+    files = projectcode.image_site_files(env)
+    assert files["digits-1.0.dist-info/entry_points.txt"].decode() == projectcode.render_entry_points(entry)
+    assert projectcode.parse_entry_points(files["digits-1.0.dist-info/entry_points.txt"].decode()) == entry
+
+    (tmp_path / "digits").mkdir()
+    (tmp_path / "digits" / "__init__.py").write_text("")
+    (tmp_path / "digits" / "cli.py").write_text(
+        "import sys\n\ndef main():\n    print('trained', sys.argv[1:])\n    return 3\n\n"
+        "class group:\n    @staticmethod\n    def run():\n        return 0\n")
+    for name, text in scripts.items():
+        body = text.decode().split("\n", 1)[1]  # without the image's #! line: run by this interpreter
+        (tmp_path / name).write_text(body)
+    ran = subprocess.run([sys.executable, str(tmp_path / "train-digits"), "--epochs", "2"], capture_output=True,
+                         text=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert (ran.returncode, ran.stdout) == (3, "trained ['--epochs', '2']\n")
+    assert subprocess.run([sys.executable, str(tmp_path / "nested")], cwd=tmp_path,
+                          env={"PYTHONPATH": str(tmp_path)}).returncode == 0
