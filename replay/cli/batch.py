@@ -148,6 +148,10 @@ class _LiveTable:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.stop()
+            from replay import ui
+
+            if not ui.err.is_terminal:
+                ui.err.line()  # rich leaves the last frame on a pipe or file without its newline
 
     def update(self, rows: list[ExperimentRow]) -> None:
         self._rows = list(rows)

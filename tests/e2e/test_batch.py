@@ -78,6 +78,8 @@ def test_batch_gives_single_verdicts_replays_the_identical_pair_once_and_checks_
     assert a1["report"]["run"] == a2["report"]["run"]  # the one replay, compared against each one's references
     assert "out/result.txt" in by_name[full["div"]]["explanation"]
     assert doc["counts"]["identical"]["count"] == 3 and doc["rate"] == 0.5
+    # The live table's last frame, on a pipe, ends its line: its summary is a line of its own.
+    assert "\n" in result.stderr.rpartition("capsules verified")[2], result.stderr
 
     for short, name in full.items():
         single = project.replay("verify", str(project.root / ".replay" / name), "--json")
