@@ -75,6 +75,12 @@ class DockerEngine:
         try:
             yield
         except DockerException as exc:
+            if "could not select device driver" in str(exc):  # a GPU device request, and no GPU runtime
+                raise EnvironmentProblem(
+                    f"the Docker engine cannot give the container GPUs ({_short(exc)})",
+                    "install the NVIDIA container toolkit on this machine (`docker info` then lists an nvidia "
+                    "runtime), or verify without --gpus",
+                ) from None
             raise EnvironmentProblem(f"the Docker engine refused: {_short(exc)}", "see `docker info`") from None
         except OSError as exc:  # requests' timeouts and connection errors are OSErrors, as ConnectionError is
             raise EngineUnavailable(_short(exc, self._timeout)) from None

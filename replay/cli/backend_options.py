@@ -21,7 +21,7 @@ JobsOpt = Annotated[int | None, typer.Option("--jobs", help="At most N tasks at 
 PartitionOpt = Annotated[str | None, typer.Option("--partition", help="Slurm partition for the array.")]
 TimeOpt = Annotated[str | None, typer.Option("--time", help="Slurm time limit per task, e.g. 30 or 2:00:00.")]
 GpusOpt = Annotated[int | None, typer.Option(
-    "--gpus", help="GPUs per Slurm task, given to its replay's container too.")]
+    "--gpus", help="GPUs for the replay's container (the engine's device request); on Slurm, per task too.")]
 WorkdirOpt = Annotated[Path | None, typer.Option(
     "--workdir", help="Shared folder for task and result files (default: .replay-work beside the capsules).")]
 

@@ -102,7 +102,8 @@ def verify_cmd(
         resolved = found[0]
         req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},
                             tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout_s,
-                            cpus=cpus_limit, memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)
+                            cpus=cpus_limit, memory_bytes=memory_bytes, gpus=chosen.gpus,
+                            ensure_image=resolved.ensure_image)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             try:
                 result = verify(req, engine, reporter)

@@ -67,8 +67,12 @@ class BackendSettings:
             gpus=gpus if gpus is not None else getattr(defaults, "gpus", None),
             workdir=(cwd / raw_workdir).resolve() if raw_workdir is not None else None,
         )
-        if name != "slurm" and (settings.partition or settings.time_limit or settings.gpus):
-            raise BadInput(f"--partition, --time and --gpus are options of --backend slurm, not {name}",
+        if settings.gpus is not None and (isinstance(settings.gpus, bool) or not isinstance(settings.gpus, int)
+                                          or settings.gpus < 0):
+            raise BadInput(f"--gpus {settings.gpus} is not a GPU count", "e.g. --gpus 1 (0 or none: no GPU)")
+        # --gpus is the replay's container's on every backend (and, on Slurm, each task's request too).
+        if name != "slurm" and (settings.partition or settings.time_limit):
+            raise BadInput(f"--partition and --time are options of --backend slurm, not {name}",
                            "add --backend slurm, or drop them")
         return settings
 

@@ -94,6 +94,19 @@ def test_missing_image_is_an_environment_problem(seeded, tmp_path) -> None:
     assert "is not in this Docker engine" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_gpus_on_an_engine_without_a_gpu_runtime_is_exit_3_with_the_way_out(seeded, engine) -> None:
+    if "nvidia" in json.dumps(engine.api.info().get("Runtimes", {})):
+        pytest.skip("this engine has an NVIDIA runtime: --gpus would be granted")
+    label = {"label": f"io.replay.capsule={seeded.name}"}
+
+    result = seeded.replay("verify", str(seeded.capsule), "--gpus", "1")
+
+    assert result.code == 3, result.stderr
+    assert "cannot give the container GPUs" in result.stderr and "NVIDIA container toolkit" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not engine.api.containers(all=True, filters=label)  # the refused container is not left behind
+
+
 def test_a_tag_moved_to_another_image_is_refused(seeded, engine, tmp_path) -> None:
     capsule = tmp_path / "capsule"
     shutil.copytree(seeded.capsule, capsule)

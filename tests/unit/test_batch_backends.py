@@ -145,11 +145,16 @@ def test_command_line_wins_over_the_project_table(tmp_path: Path) -> None:
     assert BackendSettings.merge(ProjectDefaults(), tmp_path).name == "local"
 
 
-@pytest.mark.parametrize("kwargs", [{"jobs": 0}, {"partition": "gpu"}, {"time_limit": "30"}, {"gpus": 1},
+@pytest.mark.parametrize("kwargs", [{"jobs": 0}, {"partition": "gpu"}, {"time_limit": "30"}, {"gpus": -1},
                                     {"backend": "kubernetes"}])
 def test_slurm_options_without_slurm_bad_jobs_or_an_unknown_backend_are_bad_input(kwargs, tmp_path: Path) -> None:
     with pytest.raises(BadInput):
         BackendSettings.merge(ProjectDefaults(), tmp_path, **kwargs)
+
+
+def test_gpus_are_the_replays_on_the_local_backend_too(tmp_path: Path) -> None:
+    assert BackendSettings.merge(ProjectDefaults(), tmp_path, gpus=2).gpus == 2
+    assert BackendSettings.merge(ProjectDefaults(gpus=1), tmp_path).gpus == 1
 
 
 def test_the_default_work_folder_is_beside_what_the_first_target_names(tmp_path: Path) -> None:
