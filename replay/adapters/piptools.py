@@ -19,6 +19,7 @@ from pathlib import Path
 
 from replay import fsutil
 from replay.adapters import pipoutput
+from replay.core.hashing import hash_file
 
 # The lock's data and its pure parsing live in core; re-exported for the callers of this adapter.
 from replay.core.pyenv import LockedRequirement as LockedRequirement
@@ -128,7 +129,7 @@ def fetch_wheels(reqs: list[LockedRequirement], target: Target, *, on_status: St
         _download(missing, target, store, on_status, on_bytes)
         for path in store.glob("*.whl"):
             if path.name not in index.values():
-                index[_sha256(path)] = path.name
+                index[hash_file(path)[1]] = path.name
         atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True))
     placed = []
     for req in reqs:
@@ -266,11 +267,6 @@ def _pip_index_settings() -> str:
     """What decides which files pip-compile sees, so that a changed index invalidates cached locks."""
     keys = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONFIG_FILE")
     return "\0".join(os.environ.get(k, "") for k in keys)
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class PipTools:

@@ -20,7 +20,7 @@ from replay.core import base as base_images
 from replay.core.compare import load_metrics, parse_tolerance
 from replay.core.environment import lock_environment
 from replay.core.events import NullReporter, Reporter, Stopwatch
-from replay.core.hashing import hash_paths
+from replay.core.hashing import hash_file, hash_paths
 from replay.core.hostinfo import collect_host
 from replay.core.lock_source import PIP_COMPILE, take_lock
 from replay.core.ports import Engine, Toolchain
@@ -175,7 +175,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                 code=code,
                 python=PythonEnv(
                     version=interp.version, implementation=interp.implementation, executable=interp.executable,
-                    packages=env.packages, lock_sha256=_sha256_file(stage / LOCK_NAME),
+                    packages=env.packages, lock_sha256=hash_file(stage / LOCK_NAME)[1],
                     project_paths=env.project_paths, project_packages=env.project_packages,
                     replay_api=interp.replay_installed,
                     lock_source=taken.kind.value if taken else PIP_COMPILE,
@@ -209,7 +209,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         record = engine.image(image_id)
         manifest.image.id, manifest.image.tag = image_id, tag
         manifest.image.size = record.size if record else 0
-        manifest.image.dockerfile_sha256 = _sha256_file(stage / DOCKERFILE_NAME)
+        manifest.image.dockerfile_sha256 = hash_file(stage / DOCKERFILE_NAME)[1]
         lap("build")
         if req.runs:
             manifest.outputs.stability = _stability(engine, stage, manifest, root, req.runs, reporter)
@@ -346,7 +346,7 @@ def _code_version(snap: Snapshot, stage: Path) -> CodeVersion:
     patch_name = patch_sha = None
     if info.patch:
         (stage / PATCH_NAME).write_bytes(info.patch)
-        patch_name, patch_sha = PATCH_NAME, _sha256_file(stage / PATCH_NAME)
+        patch_name, patch_sha = PATCH_NAME, hash_file(stage / PATCH_NAME)[1]
     return CodeVersion(
         kind="git", snapshot_digest=snap.digest, files=len(snap.files), commit=info.commit, branch=info.branch,
         remote=info.remote, dirty=info.dirty, patch=patch_name, patch_sha256=patch_sha, left_out=left_out,
@@ -456,9 +456,3 @@ def _run_command(req: CaptureRequest, env: dict[str, str], reporter: Reporter) -
 def _docker_arch(machine: str) -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
-
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

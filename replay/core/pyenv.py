@@ -5,11 +5,12 @@ pip-tools or pip (``replay.adapters.interpreter``, ``replay.adapters.piptools``)
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
+
+from replay.core.hashing import hash_file
 
 _LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 _DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*([^\s\\;]+)")  # name @ https://.../x.whl
@@ -126,9 +127,7 @@ def parse_lock(text: str) -> list[LockedRequirement]:
 def pin_local_wheel(wheel: Path) -> LockedRequirement:
     """A wheel built here (from a local path install), pinned by its own hash."""
     name, version = wheel.name.split("-")[:2]
-    with wheel.open("rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return LockedRequirement(name.replace("_", "-"), version, [digest])
+    return LockedRequirement(name.replace("_", "-"), version, [hash_file(wheel)[1]])
 
 
 def render_local_pins(reqs: list[LockedRequirement]) -> str:
