@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,26 @@ def _owner_of(pid: int) -> str:
     return f"{pid} {fields[19]}" if len(fields) > 19 else f"{pid} -"
 
 
+def descend(dir_fd: int, parts: Iterable[str]) -> int:
+    """Make and enter each folder of ``parts`` below the open folder ``dir_fd``, one at a time, never through
+    a link. Takes ``dir_fd`` over: returns the innermost folder's descriptor, or closes what it holds and
+    raises ``NotADirectoryError`` naming the part that is a link or a file."""
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=dir_fd)
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except OSError:
+                raise NotADirectoryError(part) from None
+            os.close(dir_fd)
+            dir_fd = inner
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return dir_fd
+
+
 def mkdirs_beneath(root: Path, rel: str, owner: tuple[int, int] | None = None) -> Path:
     """Make ``root/rel`` one folder at a time, never through a link, and give the last one to ``owner``.
 
@@ -128,18 +148,13 @@ def mkdirs_beneath(root: Path, rel: str, owner: tuple[int, int] | None = None) -
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if rel.startswith("/") or not parts or ".." in parts:
         raise BadInput(f"output folder {rel!r} is not a path inside the project", "the capsule was edited: recapture")
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for name in parts:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(name, 0o755, dir_fd=fd)
-            try:
-                next_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            except OSError:
-                raise BadInput(f"output folder {rel} leads through {name}, which is not a folder",
-                               "the capsule's outputs overlap: recapture") from None
-            os.close(fd)
-            fd = next_fd
+        fd = descend(top, parts)
+    except NotADirectoryError as exc:
+        raise BadInput(f"output folder {rel} leads through {exc.args[0]}, which is not a folder",
+                       "the capsule's outputs overlap: recapture") from None
+    try:
         if owner is not None:
             os.fchown(fd, *owner)
     finally:

@@ -35,6 +35,7 @@ from replay.core.bundle_format import (
     safe_relpath,
 )
 from replay.core.events import NullReporter, Reporter
+from replay.fsutil import descend
 
 CHUNK = 1 << 20
 MAX_WINDOW = 1 << 27  # zstd window cap: a frame that asks for more memory than this is refused
@@ -210,17 +211,12 @@ def extract(bundle: Bundle, raw_sha256: str, root: Path, relpath: str, reporter:
             raise BundleError(f"{relpath} declares {member.raw_size} bytes, more than the free space under {root}",
                               "free some space, or do not trust this bundle")
     *folders, name = relpath.split("/")
-    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        for part in folders:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o755, dir_fd=dir_fd)
-            try:
-                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-            except OSError:
-                raise BundleError(f"cannot unpack {relpath}: {part} is not a plain folder") from None
-            os.close(dir_fd)
-            dir_fd = inner
+        dir_fd = descend(top, folders)
+    except NotADirectoryError as exc:
+        raise BundleError(f"cannot unpack {relpath}: {exc.args[0]} is not a plain folder") from None
+    try:
         tmp = f".{name}.part-{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
         try:
