@@ -155,8 +155,9 @@ class VerifyReport:
     provenance: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) if getattr(self, f.name) is not None or f.name in _NULLABLE
-                else {} for f in fields(self)}
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        # No data check or no run is an empty object, as it always was; error and provenance may be null.
+        return {k: {} if v is None and k not in _NULLABLE else v for k, v in out.items()}
 
     def to_json(self) -> str:
         return jsonio.dumps(self.to_dict())
@@ -365,7 +366,8 @@ _HOST_ROWS = (
 
 
 def _hosts_table(hosts: Hosts) -> list[str]:
-    capture, verify = hosts.to_dict().get("capture", {}), hosts.to_dict().get("verify", {})
+    both = hosts.to_dict()
+    capture, verify = both.get("capture", {}), both.get("verify", {})
     if not capture and not verify:
         return []
     lines = ["", "#### Hosts", "", "| | Capture | Verify |", "|---|---|---|"]
