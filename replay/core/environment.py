@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from replay.core.events import NullReporter, Reporter
+from replay.core.leftovers import BUILD_FILES
 from replay.core.ports import Locker
 from replay.core.projectcode import parse_entry_points
 from replay.core.pyenv import (
@@ -124,10 +125,6 @@ class PackageSources:
         return sorted({path for pkg in self.project for path in pkg.paths})
 
 
-# Where a legacy `setup.py develop` (or `pip install -e` of a setup.py project with an old pip) leaves its
-# build files: beside its .egg-info, or one folder up for a src/ layout.
-_BUILD_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
-
 
 def classify(interp: Interpreter, project_root: Path) -> PackageSources:
     """Sort the interpreter's packages: index pins, the project's own code, local paths, VCS.
@@ -162,12 +159,13 @@ def classify(interp: Interpreter, project_root: Path) -> PackageSources:
 
 def _legacy_develop(pkg: InstalledPackage) -> Path | None:
     """The project folder of a legacy develop install: its .egg-info found outside site-packages (the probe
-    then reports import roots for it), with build files beside it or one folder up; else None."""
+    then reports import roots for it), with build files (``leftovers.BUILD_FILES``) beside it or one folder
+    up for a src/ layout; else None."""
     if pkg.direct_url is not None or pkg.import_roots is None or not (pkg.location or "").endswith(".egg-info"):
         return None
     folder = Path(str(pkg.location)).resolve().parent
     for candidate in (folder, folder.parent):
-        if any((candidate / name).is_file() for name in _BUILD_FILES):
+        if any((candidate / name).is_file() for name in BUILD_FILES):
             return candidate
     return None
 
