@@ -24,7 +24,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from replay.core.compare import first_difference  # noqa: E402
+from replay.core.verify.compare import first_difference  # noqa: E402
 
 TARGET = 0.90
 

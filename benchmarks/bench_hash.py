@@ -33,9 +33,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from replay.core import hashing  # noqa: E402
-from replay.core.hashing import CHUNK_SIZE, hash_file, hash_paths  # noqa: E402
-from replay.core.statcache import StatCache  # noqa: E402
+from replay.core.data import hashing  # noqa: E402
+from replay.core.data.hashing import CHUNK_SIZE, hash_file, hash_paths  # noqa: E402
+from replay.core.data.statcache import StatCache  # noqa: E402
 
 RUNS = 3
 BUFFERS = (64 << 10, 128 << 10, 256 << 10, 1 << 20)

@@ -48,8 +48,8 @@ def fresh_caches(root: Path) -> None:
 def replay_lock(python: str, project: Path, stage: Path) -> dict[str, float]:
     """The lock step of a capture, timed part by part (the probe, pip-compile or its cache, the wheels)."""
     from replay import factory
-    from replay.core.environment import lock_environment
-    from replay.core.lock_source import take_lock
+    from replay.core.capture.lock.environment import lock_environment
+    from replay.core.capture.lock.source import take_lock
     from replay.core.pyenv import Target
 
     class Timed:
@@ -114,7 +114,7 @@ def main() -> None:
         project.mkdir()
         # The requirements.in replay hands pip-compile: the interpreter's pins (what a capture locks).
         from replay import factory
-        from replay.core.environment import classify
+        from replay.core.capture.lock.environment import classify
 
         interp = factory.toolchain().python.inspect(python)
         requirements_in = "".join(f"{pin}\n" for pin in classify(interp, project).pins)

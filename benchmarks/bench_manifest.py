@@ -29,10 +29,10 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from replay import manifest  # noqa: E402
+from replay.core.data.hashing import hash_paths  # noqa: E402
+from replay.core.data.statcache import StatCache  # noqa: E402
 from replay.core.events import NullReporter  # noqa: E402
-from replay.core.hashing import hash_paths  # noqa: E402
-from replay.core.statcache import StatCache  # noqa: E402
-from replay.core.verify import VerifyRequest, check_inputs, open_capsule, prepare  # noqa: E402
+from replay.core.verify.pipeline import VerifyRequest, check_inputs, open_capsule, prepare  # noqa: E402
 from replay.manifest import (  # noqa: E402
     BaseImage,
     CodeVersion,

@@ -82,8 +82,8 @@ def main() -> None:
 
     from replay import factory
     from replay.adapters.slurm import SlurmBackend
-    from replay.core.batch import BatchOptions, run_batch
-    from replay.core.plan import PlannedCapsule, make_plan
+    from replay.core.batch.plan import PlannedCapsule, make_plan
+    from replay.core.batch.run import BatchOptions, run_batch
     from replay.manifest import load
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-slurm-"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.core.backend_settings import BACKENDS
+from replay.core.batch.settings import BACKENDS
 from replay.core.ports import Backend, Engine, RootfsBuilder, SourceControl, Toolchain
 from replay.errors import BadInput
 
@@ -52,7 +52,7 @@ def backend(name: str = "local", **options: Any) -> Backend:
 
         return SlurmBackend(**options)
     if name == "local":
-        from replay.core.local_backend import LocalBackend
+        from replay.core.batch.local import LocalBackend
 
         given = options.get("engine")
         return LocalBackend(given if given is not None else engine())

@@ -3,7 +3,7 @@
 Paths inside the manifest are POSIX and relative to the project root (the git top level, or the folder
 capture ran in), except data recorded from outside the project, which keeps its absolute path. What every
 value may be beyond its type (normalized paths inside their roots, variable names, seeds) is checked on
-load and documented in ``replay.manifest_rules``; a manifest that breaks a rule is refused (exit 2).
+load and documented in ``replay.manifest_rules`` (``check`` applies them); a manifest that breaks a rule is refused (exit 2).
 
 The file is strict JSON (RFC 8259). A float that JSON cannot hold (a diverged loss in ``outputs.metrics``)
 is written as one of the strings "NaN", "Infinity", "-Infinity" where the number would be, and read back
@@ -24,7 +24,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from replay import jsonio, manifest_rules
+from replay import jsonio
+from replay import manifest_rules as R
 from replay.errors import ManifestError
 from replay.fsutil import atomic_write_json
 from replay.gcpause import paused_gc
@@ -106,7 +107,7 @@ class CodeVersion:
     patch_sha256: str | None = None
     # Files in the snapshot that look like secrets, shipped anyway because capture had --allow-secret-files.
     allowed_secret_files: list[str] = field(default_factory=list)
-    # Build leftovers found in the tree and left out of the snapshot (replay.core.leftovers): how many files
+    # Build leftovers found in the tree and left out of the snapshot (replay.core.capture.leftovers): how many files
     # each pattern matched, e.g. {"*.egg-info/": 6, "__pycache__/": 3}. Empty when there were none.
     left_out: dict[str, int] = field(default_factory=dict)
 
@@ -281,7 +282,7 @@ def from_dict(raw: Any, source: str = "replay.json") -> Manifest:
         raise ManifestError(f"{source} is not a JSON object", "recapture the run or restore the file")
     with paused_gc():
         manifest: Manifest = _build(Manifest, migrate(raw, source), source)
-        manifest_rules.check(manifest, source)
+        check(manifest, source)
     return manifest
 
 
@@ -308,6 +309,71 @@ def load(path: Path) -> Manifest:
     except jsonio.JSONInputError as exc:
         raise ManifestError(f"{target} is not valid JSON ({exc})", "recapture the run or restore the file") from None
     return from_dict(raw, str(target))
+
+
+def check(m: Manifest, source: str) -> None:
+    """Every rule of ``replay.manifest_rules``'s docstring; the first broken one is a ``ManifestError`` naming its field."""
+    if not R.CAPSULE_NAME.fullmatch(m.name):
+        R.fail(source, "name", m.name, "is not a capsule name ([a-z0-9._-], as capture makes them)")
+    _check_command(m, source)
+    R.check_fixed(source, "python.lock_file", m.python.lock_file, (LOCK_NAME,))
+    R.check_fixed(source, "code.patch", m.code.patch, (None, PATCH_NAME))
+    R.check_fixed(source, "outputs.reference_dir", m.outputs.reference_dir, (None, REFERENCE_DIR))
+    R.check_paths(source, "python.project_paths", m.python.project_paths)
+    for i, pkg in enumerate(m.python.project_packages):
+        R.check_paths(source, f"python.project_packages[{i}].paths", pkg.paths)
+        if not R.DIST_NAME.fullmatch(pkg.name):
+            R.fail(source, f"python.project_packages[{i}].name", pkg.name, "is not a distribution name")
+        if not R.DIST_VERSION.fullmatch(pkg.version):
+            R.fail(source, f"python.project_packages[{i}].version", pkg.version, "is not a version")
+        for group, entries in pkg.entry_points.items():
+            where = f"python.project_packages[{i}].entry_points"
+            if not R.ENTRY_GROUP.fullmatch(group):
+                R.fail(source, where, group, "is not an entry point group")
+            for name, ref in entries.items():
+                if not R.ENTRY_NAME.fullmatch(name):
+                    R.fail(source, f"{where}.{group}", name, "is not an entry point name")
+                if not R.ENTRY_REF.fullmatch(ref):
+                    R.fail(source, f"{where}.{group}.{name}", ref, "is not a module:attribute reference")
+
+    R.check_paths(source, "data.roots", m.data.roots, absolute=True)
+    R.check_under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)
+    if m.data.links:
+        R.check_under_roots(source, "data.links", [link.path for link in m.data.links], m.data.roots, absolute=True)
+        for i, link in enumerate(m.data.links):
+            if not link.target or "\0" in link.target:
+                R.fail(source, f"data.links[{i}].target", link.target, "is not a link target")
+    R.check_paths(source, "outputs.roots", m.outputs.roots)
+    R.check_under_roots(source, "outputs.files", [f.path for f in m.outputs.files], m.outputs.roots)
+    R.check_paths(source, "outputs.metrics_files", m.outputs.metrics_files)
+    outputs = {f.path for f in m.outputs.files}
+    for i, path in enumerate(m.outputs.metrics_files):
+        if path not in outputs:
+            R.fail(source, f"outputs.metrics_files[{i}]", path, "is not one of the outputs")
+
+
+def _check_command(m: Manifest, source: str) -> None:
+    cmd = m.command
+    if not cmd.argv or not cmd.argv[0]:
+        R.fail(source, "command.argv", cmd.argv, "is empty: there is no command to replay")
+    for i, arg in enumerate(cmd.argv):
+        if "\0" in arg:
+            R.fail(source, f"command.argv[{i}]", arg, "holds a NUL byte")
+    if cmd.seed is not None and not 0 <= cmd.seed <= R.SEED_MAX:
+        R.fail(source, "command.seed", cmd.seed, f"is out of range (0 to {R.SEED_MAX}, what PYTHONHASHSEED accepts)")
+    problem = R.path_problem(cmd.workdir)
+    if problem:
+        R.fail(source, "command.workdir", cmd.workdir, problem)
+    for name, value in cmd.numerics_env.items():
+        if name not in R.NUMERICS_VARS:
+            R.fail(source, f"command.numerics_env.{name}", value, "is not a numerics variable replay records")
+        problem = R.numerics_value_problem(name, value)
+        if problem:
+            R.fail(source, f"command.numerics_env.{name}", value, problem)
+    for name, carried in cmd.env.items():
+        problem = R.refused_env_name(name)
+        if problem:
+            R.fail(source, f"command.env.{name}", carried, problem)
 
 
 def save(manifest: Manifest, path: Path) -> None:

@@ -2,7 +2,7 @@
 
 A capsule from someone else is untrusted input. Its paths decide where verify creates folders and what it
 mounts into a container, and its variables steer the replayed process, so every one is checked on load
-(``check``) and a manifest that breaks a rule is refused whole, with the field named (exit 2):
+(``replay.manifest.check``) and a manifest that breaks a rule is refused whole, with the field named (exit 2):
 
 - Paths are POSIX, normalized (no ``.`` or empty segment, no trailing ``/``), with no ``..`` segment and no
   NUL. Outputs, metrics files, the workdir and project paths are relative to the project root; data roots
@@ -29,12 +29,8 @@ from __future__ import annotations
 
 import re
 from itertools import repeat
-from typing import TYPE_CHECKING
 
 from replay.errors import ManifestError
-
-if TYPE_CHECKING:
-    from replay.manifest import Manifest
 
 # PYTHONHASHSEED takes only this range; Python refuses to start with anything else.
 SEED_MAX = 4294967295
@@ -51,8 +47,8 @@ NUMERICS_VARS = THREAD_VARS + (
 )
 
 # A project package's name and version become a folder name in the image (NAME-VERSION.dist-info).
-_DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?")
-_DIST_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,200}")
+DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?")
+DIST_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,200}")
 # Entry points of a project package. A console script's name becomes a file name in the image's bin/: no
 # '/', never '.' or '..'; a reference is importable dotted names, nothing a script could smuggle code in.
 ENTRY_GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
@@ -69,7 +65,7 @@ REFUSED_ENV_PREFIXES = ("LD_", "DYLD_", "PYTHON", "REPLAY_")
 _THREADS = re.compile(r"[1-9][0-9]{0,5}(?:,[1-9][0-9]{0,5})*")
 # Locale names, time zones (including POSIX rules such as "<+0330>-3:30"), "AUTO,STRICT", ":4096:8".
 _NUMERICS_VALUE = re.compile(r"[A-Za-z0-9_.,:/+=@<>-]{0,256}")
-_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
+CAPSULE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
 
 HINT = "recapture the run; a capsule edited by hand is refused rather than replayed"
 
@@ -114,81 +110,14 @@ def path_problem(path: str, absolute: bool = False) -> str | None:
     return None
 
 
-def check(m: Manifest, source: str) -> None:
-    """Every rule in this module's docstring; the first broken one is a ``ManifestError`` naming its field."""
-    from replay.manifest import LOCK_NAME, PATCH_NAME, REFERENCE_DIR
-
-    if not _NAME.fullmatch(m.name):
-        _fail(source, "name", m.name, "is not a capsule name ([a-z0-9._-], as capture makes them)")
-    _check_command(m, source)
-    _fixed(source, "python.lock_file", m.python.lock_file, (LOCK_NAME,))
-    _fixed(source, "code.patch", m.code.patch, (None, PATCH_NAME))
-    _fixed(source, "outputs.reference_dir", m.outputs.reference_dir, (None, REFERENCE_DIR))
-    _paths(source, "python.project_paths", m.python.project_paths)
-    for i, pkg in enumerate(m.python.project_packages):
-        _paths(source, f"python.project_packages[{i}].paths", pkg.paths)
-        if not _DIST_NAME.fullmatch(pkg.name):
-            _fail(source, f"python.project_packages[{i}].name", pkg.name, "is not a distribution name")
-        if not _DIST_VERSION.fullmatch(pkg.version):
-            _fail(source, f"python.project_packages[{i}].version", pkg.version, "is not a version")
-        for group, entries in pkg.entry_points.items():
-            where = f"python.project_packages[{i}].entry_points"
-            if not ENTRY_GROUP.fullmatch(group):
-                _fail(source, where, group, "is not an entry point group")
-            for name, ref in entries.items():
-                if not ENTRY_NAME.fullmatch(name):
-                    _fail(source, f"{where}.{group}", name, "is not an entry point name")
-                if not ENTRY_REF.fullmatch(ref):
-                    _fail(source, f"{where}.{group}.{name}", ref, "is not a module:attribute reference")
-
-    _paths(source, "data.roots", m.data.roots, absolute=True)
-    _under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)
-    if m.data.links:
-        _under_roots(source, "data.links", [link.path for link in m.data.links], m.data.roots, absolute=True)
-        for i, link in enumerate(m.data.links):
-            if not link.target or "\0" in link.target:
-                _fail(source, f"data.links[{i}].target", link.target, "is not a link target")
-    _paths(source, "outputs.roots", m.outputs.roots)
-    _under_roots(source, "outputs.files", [f.path for f in m.outputs.files], m.outputs.roots)
-    _paths(source, "outputs.metrics_files", m.outputs.metrics_files)
-    outputs = {f.path for f in m.outputs.files}
-    for i, path in enumerate(m.outputs.metrics_files):
-        if path not in outputs:
-            _fail(source, f"outputs.metrics_files[{i}]", path, "is not one of the outputs")
-
-
-def _check_command(m: Manifest, source: str) -> None:
-    cmd = m.command
-    if not cmd.argv or not cmd.argv[0]:
-        _fail(source, "command.argv", cmd.argv, "is empty: there is no command to replay")
-    for i, arg in enumerate(cmd.argv):
-        if "\0" in arg:
-            _fail(source, f"command.argv[{i}]", arg, "holds a NUL byte")
-    if cmd.seed is not None and not 0 <= cmd.seed <= SEED_MAX:
-        _fail(source, "command.seed", cmd.seed, f"is out of range (0 to {SEED_MAX}, what PYTHONHASHSEED accepts)")
-    problem = path_problem(cmd.workdir)
-    if problem:
-        _fail(source, "command.workdir", cmd.workdir, problem)
-    for name, value in cmd.numerics_env.items():
-        if name not in NUMERICS_VARS:
-            _fail(source, f"command.numerics_env.{name}", value, "is not a numerics variable replay records")
-        problem = numerics_value_problem(name, value)
-        if problem:
-            _fail(source, f"command.numerics_env.{name}", value, problem)
-    for name, carried in cmd.env.items():
-        problem = refused_env_name(name)
-        if problem:
-            _fail(source, f"command.env.{name}", carried, problem)
-
-
-def _paths(source: str, field: str, paths: list[str], absolute: bool = False) -> None:
+def check_paths(source: str, field: str, paths: list[str], absolute: bool = False) -> None:
     for i, path in enumerate(paths):
         problem = path_problem(path, absolute)
         if problem:
-            _fail(source, f"{field}[{i}]", path, problem)
+            fail(source, f"{field}[{i}]", path, problem)
 
 
-def _under_roots(source: str, field: str, paths: list[str], roots: list[str], absolute: bool = False) -> None:
+def check_under_roots(source: str, field: str, paths: list[str], roots: list[str], absolute: bool = False) -> None:
     """Each path is valid and is a root or lies under one.
 
     The common case (relative, normalized paths under folder roots) is settled by a few tests over the whole
@@ -204,9 +133,9 @@ def _under_roots(source: str, field: str, paths: list[str], roots: list[str], ab
             continue
         problem = path_problem(path, absolute)
         if problem:
-            _fail(source, f"{field}[{i}]", path, problem)
+            fail(source, f"{field}[{i}]", path, problem)
         if not (path.startswith(prefixes) or (any_relative and path[0] != "/")):
-            _fail(source, f"{field}[{i}]", path, "is not under any of the recorded roots")
+            fail(source, f"{field}[{i}]", path, "is not under any of the recorded roots")
 
 
 def _all_normal_relative(paths: list[str]) -> bool:
@@ -220,13 +149,13 @@ def _all_normal_relative(paths: list[str]) -> bool:
     return "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped
 
 
-def _fixed(source: str, field: str, value: str | None, allowed: tuple[str | None, ...]) -> None:
+def check_fixed(source: str, field: str, value: str | None, allowed: tuple[str | None, ...]) -> None:
     if value not in allowed:
         shown = " or ".join("null" if a is None else repr(a) for a in allowed)
-        _fail(source, field, value, f"may only be {shown}")
+        fail(source, field, value, f"may only be {shown}")
 
 
-def _fail(source: str, field: str, value: object, problem: str) -> None:
+def fail(source: str, field: str, value: object, problem: str) -> None:
     raise ManifestError(f"{source}.{field}: {_shown(value)} {problem}", HINT)
 
 

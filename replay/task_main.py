@@ -25,7 +25,7 @@ def fast_args(argv: list[str]) -> tuple[Path, Path] | None:
 def run(file: Path, result: Path) -> None:
     """Verify the task's group on this machine's engine; write the replay.task-result atomically."""
     from replay import factory, jsonio
-    from replay.core.node_task import read_task, run_node_task
+    from replay.core.batch.node import read_task, run_node_task
     from replay.fsutil import atomic_write_text
 
     def stop(signum: int, frame: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from replay.core import leftovers
+from replay.core.capture import leftovers
 from replay.core.ports import GitInfo
 
 # A patch `git apply` takes back whatever the user's diff settings (noprefix, external diff tools, textconv).
@@ -45,7 +45,7 @@ def inspect(path: Path) -> GitInfo | None:
     # A tracked file deleted on disk is listed by --cached but is not part of the snapshot.
     files = sorted({f for f in listed if (top / f).is_file()})
 
-    # Build leftovers are not code (replay.core.leftovers): the snapshot leaves them out, so the patch of
+    # Build leftovers are not code (replay.core.capture.leftovers): the snapshot leaves them out, so the patch of
     # what differs from the commit does too, tracked or not.
     has_build_files = leftovers.on_disk(top)
     untracked = _git(top, "ls-files", "-z", "--others", "--exclude-standard") or b""

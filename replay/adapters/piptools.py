@@ -19,7 +19,7 @@ from pathlib import Path
 
 from replay import fsutil
 from replay.adapters import pipoutput
-from replay.core.hashing import hash_file
+from replay.core.data.hashing import hash_file
 
 # The lock's data and its pure parsing live in core; re-exported for the callers of this adapter.
 from replay.core.pyenv import LockedRequirement as LockedRequirement

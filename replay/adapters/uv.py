@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from replay.core.lock_source import UV_EXPORT
+from replay.core.capture.lock.source import UV_EXPORT
 from replay.errors import BadInput, EnvironmentProblem
 
 _TIMEOUT_S = 120

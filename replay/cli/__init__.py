@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from replay import __version__
+from replay.cli.state import State
 from replay.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Interrupted, LockMismatch, ReplayError, Stopped
 
 EXIT_CODES = """Exit codes: 0 done, or reproduced (identical/equivalent); 1 diverged; 2 bad input or could not
@@ -30,10 +31,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class State:
-    verbose = False
 
 
 def _version(value: bool) -> None:

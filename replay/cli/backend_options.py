@@ -1,7 +1,7 @@
 """`replay verify --backend slurm ...`: the backend options, merged with ``[tool.replay]``.
 
-Whatever the backend, the batch runs through one path (``replay/cli/batch.py`` -> ``replay.core.plan`` ->
-``replay.core.batch.run_batch``); these options only choose the backend and where its shared files go.
+Whatever the backend, the batch runs through one path (``replay/cli/batch.py`` -> ``replay.core.batch.plan`` ->
+``replay.core.batch.run.run_batch``); these options only choose the backend and where its shared files go.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from replay.core.backend_settings import BackendSettings
+    from replay.core.batch.settings import BackendSettings
 
 BackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="Where the batch runs: local, or slurm (one job array on the cluster). Default: [tool.replay].")]
@@ -29,7 +29,7 @@ WorkdirOpt = Annotated[Path | None, typer.Option(
 def settings(cwd: Path, backend: str | None, jobs: int | None, partition: str | None, time_limit: str | None,
              gpus: int | None, workdir: Path | None) -> BackendSettings:
     from replay.config import load_defaults
-    from replay.core.backend_settings import BackendSettings
+    from replay.core.batch.settings import BackendSettings
 
     return BackendSettings.merge(load_defaults(cwd), cwd, backend, jobs, partition, time_limit, gpus, workdir)
 

@@ -24,8 +24,8 @@ def build_cmd(
 ) -> None:
     """Build a Debian-based Python image offline (debootstrap from apt's mirror; needs root)."""
     from replay import factory, ui
-    from replay.cli import State
-    from replay.core.base import build_base
+    from replay.cli.state import State
+    from replay.core.capture.base_images import build_base
 
     with ui.RichReporter(verbose=State.verbose) as reporter:
         built = build_base(factory.engine(), factory.rootfs_builder(), python=python, tag=tag, reporter=reporter)

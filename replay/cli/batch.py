@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from replay.core.backend_settings import BackendSettings
-    from replay.core.batch import ExperimentRow
-    from replay.core.batch_report import BatchReport
-    from replay.core.plan import Plan
-    from replay.core.targets import ResolvedCapsule
+    from replay.core.batch.plan import Plan
+    from replay.core.batch.report import BatchReport
+    from replay.core.batch.run import ExperimentRow
+    from replay.core.batch.settings import BackendSettings
+    from replay.core.share.targets import ResolvedCapsule
 
 PLAN_SCHEMA = "replay.batch-plan"
 
@@ -23,10 +23,10 @@ def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path]
               as_json: bool, report: Path | None, junit: Path | None, markdown: Path | None,
               html: Path | None) -> None:
     from replay import factory, ui
-    from replay.core.batch import BatchOptions, run_batch
-    from replay.core.batch_report import build_batch_report
-    from replay.core.compare import parse_tolerance
-    from replay.core.plan import make_plan
+    from replay.core.batch.plan import make_plan
+    from replay.core.batch.report import build_batch_report
+    from replay.core.batch.run import BatchOptions, run_batch
+    from replay.core.verify.tolerance import parse_tolerance
 
     for spec in tolerances.values():
         parse_tolerance(spec)
@@ -59,8 +59,8 @@ def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path]
 
 
 def _load(found: list[ResolvedCapsule], cwd: Path) -> list[Any]:
-    from replay.core.plan import PlannedCapsule
-    from replay.core.verify import open_capsule
+    from replay.core.batch.plan import PlannedCapsule
+    from replay.core.verify.pipeline import open_capsule
     from replay.errors import ReplayError
 
     out = []
@@ -88,7 +88,7 @@ def _check_destination(path: Path, flag: str) -> None:
 def _write(batch: BatchReport, as_json: bool, report: Path | None, junit: Path | None, markdown: Path | None,
            html: Path | None) -> None:
     from replay import ui
-    from replay.core.batch_render import to_html, to_junit, to_markdown
+    from replay.core.batch.render import to_html, to_junit, to_markdown
     from replay.fsutil import atomic_write_text
 
     if as_json:
@@ -160,7 +160,7 @@ class _LiveTable:
         from rich.markup import escape
         from rich.table import Table
 
-        from replay.core.batch import Phase
+        from replay.core.batch.run import Phase
 
         table = Table(title="replay verify: batch", title_justify="left")
         for col in ("experiment", "capsules", "state", "time", "verdicts"):
@@ -190,7 +190,7 @@ def render(batch: BatchReport) -> None:
     from rich.table import Table
 
     from replay import ui
-    from replay.core.batch_render import view
+    from replay.core.batch.render import view
 
     v = view(batch)
     out = ui.out

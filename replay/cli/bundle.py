@@ -30,9 +30,9 @@ def pack_cmd(
 ) -> None:
     """Pack capsules, their images (and with --with-data their data) into one bundle file."""
     from replay import factory, ui
-    from replay.cli import State
-    from replay.core import signing
-    from replay.core.bundle_pack import PackRequest, pack
+    from replay.cli.state import State
+    from replay.core.share import signing
+    from replay.core.share.bundle.pack import PackRequest, pack
     from replay.errors import BadInput
 
     if out.exists() and out.is_dir():
@@ -62,7 +62,7 @@ def unpack_cmd(
 ) -> None:
     """Check a bundle, then write its capsule folders (and data) into a new folder."""
     from replay import factory, ui
-    from replay.core.bundle_target import unpack_all
+    from replay.core.share.bundle.target import unpack_all
 
     engine = factory.engine() if load else None
     result = unpack_all(bundle, out, allowed_signers, engine)

@@ -56,11 +56,11 @@ def capture_cmd(
 ) -> None:
     """Snapshot a finished training run into a capsule and a pinned image."""
     from replay import factory, ui
-    from replay.cli import State
+    from replay.cli.state import State
     from replay.config import load_defaults, merge_capture_options
-    from replay.core.capture import CaptureRequest, capture
-    from replay.core.compare import parse_assignment
+    from replay.core.capture.pipeline import CaptureRequest, capture
     from replay.core.layout import project_root
+    from replay.core.verify.compare import parse_assignment
 
     cwd = Path.cwd()
     merged = merge_capture_options(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from replay.core.check import CheckReport
+    from replay.core.check.floor import CheckReport
 
 EPILOG = """Example:
 
@@ -38,11 +38,11 @@ def check_cmd(
 ) -> None:
     """Replay a capsule N times in fresh containers and report, per output and metric, whether it is stable."""
     from replay import factory, jsonio, ui
-    from replay.cli import State
+    from replay.cli.state import State
     from replay.cli.verify import check_destination, data_mappings
-    from replay.core import targets
-    from replay.core.check import CheckRequest, check
+    from replay.core.check.floor import CheckRequest, check
     from replay.core.limits import check_cpus, check_timeout, parse_memory
+    from replay.core.share import targets
     from replay.fsutil import atomic_write_text
 
     cwd = Path.cwd()
@@ -73,7 +73,7 @@ def render(result: CheckReport) -> None:
     from rich.table import Table
 
     from replay import ui
-    from replay.core.noise import describe
+    from replay.core.verify.noise import describe
 
     out = ui.out
     word, style = ("STABLE", "green") if result.stable else ("UNSTABLE", "red")

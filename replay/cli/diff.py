@@ -25,8 +25,8 @@ def diff_cmd(
 ) -> None:
     """Set two capsules side by side and list what differs underneath them."""
     from replay import ui
-    from replay.core import targets
-    from replay.core.capsule_diff import diff_manifests
+    from replay.core.capsules.diff import diff_manifests
+    from replay.core.share import targets
     from replay.errors import EXIT_DIVERGED, EXIT_OK
     from replay.manifest import load
 
@@ -47,7 +47,7 @@ def render(result: object) -> None:
     from rich.table import Table
 
     from replay import ui
-    from replay.core.capsule_diff import SECTIONS, CapsuleDiff
+    from replay.core.capsules.diff import SECTIONS, CapsuleDiff
 
     assert isinstance(result, CapsuleDiff)
     if result.same:

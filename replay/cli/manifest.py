@@ -27,11 +27,12 @@ def manifest_cmd(
     from rich.table import Table
 
     from replay import factory, ui
-    from replay.cli import State
-    from replay.core import datacheck
-    from replay.core.hashing import diff_manifests, hash_paths
+    from replay.cli.state import State
+    from replay.core.data import check as datacheck
+    from replay.core.data.diff import diff_manifests
+    from replay.core.data.hashing import hash_paths
+    from replay.core.data.statcache import StatCache
     from replay.core.layout import project_root
-    from replay.core.statcache import StatCache
     from replay.errors import DataMismatch
     from replay.manifest import load
 

@@ -28,8 +28,8 @@ def push_cmd(
 ) -> None:
     """Push a capsule's image to a registry and record the registry digest in the capsule."""
     from replay import factory, ui
-    from replay.cli import State
-    from replay.core.registry import push
+    from replay.cli.state import State
+    from replay.core.share.registry import push
 
     with ui.RichReporter(verbose=State.verbose) as reporter:
         pushed = push(capsule, ref, factory.engine(), reporter)
@@ -47,8 +47,8 @@ def pull_cmd(
 ) -> None:
     """Pull an image by digest and make a capsule folder from the manifest it holds."""
     from replay import factory, ui
-    from replay.cli import State
-    from replay.core.registry import pull, write_capsule
+    from replay.cli.state import State
+    from replay.core.share.registry import pull, write_capsule
 
     with ui.RichReporter(verbose=State.verbose) as reporter:
         manifest, lock = pull(ref, factory.engine(), reporter)

@@ -26,7 +26,7 @@ def show_cmd(
     """Summarize a capsule: command, seed, code, image, packages, data, outputs and metrics."""
     import tempfile
 
-    from replay.core import bundle_target
+    from replay.core.share.bundle import target as bundle_target
     from replay.manifest import load
 
     found = bundle_target.split_target(target, Path.cwd())
@@ -47,7 +47,7 @@ def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
     from rich.table import Table
 
     from replay import ui
-    from replay.core import bundle_target
+    from replay.core.share.bundle import target as bundle_target
 
     bundle = bundle_target.checked(path, None)
     index = bundle.index

@@ -10,7 +10,7 @@ import typer
 from replay.cli.backend_options import BackendOpt, GpusOpt, JobsOpt, PartitionOpt, TimeOpt, WorkdirOpt
 
 if TYPE_CHECKING:
-    from replay.core.report import VerifyReport
+    from replay.core.verify.report import VerifyReport
 
 EPILOG = """Example:
 
@@ -63,11 +63,11 @@ def verify_cmd(
 ) -> None:
     """Replay capsules in fresh, isolated containers and diff their outputs byte for byte and metric-wise."""
     from replay import factory, ui
-    from replay.cli import State
-    from replay.core import targets
-    from replay.core.compare import parse_assignment
+    from replay.cli.state import State
     from replay.core.limits import check_cpus, check_timeout, parse_memory
-    from replay.core.verify import VerifyRequest, error_report, verify
+    from replay.core.share import targets
+    from replay.core.verify.compare import parse_assignment
+    from replay.core.verify.pipeline import VerifyRequest, error_report, verify
     from replay.errors import BadInput, DataMismatch, ReplayError
 
     cwd = Path.cwd()
@@ -124,7 +124,7 @@ def verify_cmd(
 
 def data_mappings(items: list[str], cwd: Path) -> dict[str, Path]:
     """``--data RECORDED=LOCAL`` options: recorded data root -> where it is here."""
-    from replay.core.compare import parse_assignment
+    from replay.core.verify.compare import parse_assignment
 
     mapping = {}
     for item in items:
@@ -148,7 +148,7 @@ def check_destination(path: Path, option: str) -> None:
 def _write_reports(result: VerifyReport, as_json: bool, report: Path | None, junit: Path | None,
                    markdown: Path | None) -> None:
     from replay import ui
-    from replay.core.report import to_junit, to_markdown
+    from replay.core.verify.report import to_junit, to_markdown
     from replay.fsutil import atomic_write_text
 
     if as_json:
@@ -168,8 +168,8 @@ def render(result: VerifyReport) -> None:
     from rich.table import Table
 
     from replay import ui
-    from replay.core.diagnose import host_table
-    from replay.core.explain import summary
+    from replay.core.verify.diagnose import host_table
+    from replay.core.verify.explain import summary
 
     style = {"identical": "green", "equivalent": "cyan", "diverged": "red"}.get(result.verdict, "yellow")
     out = ui.out

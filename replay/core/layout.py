@@ -6,17 +6,10 @@ import posixpath
 import re
 from pathlib import Path, PurePosixPath
 
-# The secret rules live in secrets.py; these names stay importable from here.
 from replay.core.ports import SourceControl
-from replay.core.secrets import SECRET_MARKERS, looks_secret  # noqa: F401
 from replay.errors import BadInput
 from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, Outputs
-
-# The rules a manifest's values follow live with the schema (replay.manifest_rules); re-exported here for
-# the code that places and records things.
-from replay.manifest_rules import NUMERICS_VARS as NUMERICS_VARS
-from replay.manifest_rules import SEED_MAX as SEED_MAX
-from replay.manifest_rules import THREAD_VARS as THREAD_VARS
+from replay.manifest_rules import SEED_MAX
 
 
 def check_seed(seed: int) -> int:

@@ -147,7 +147,7 @@ class JobStatus:
 
 @dataclass
 class TaskSpec:
-    """One unit of batch work: the backend runs ``payload`` through ``replay.core.batch_task.run_task`` (in this
+    """One unit of batch work: the backend runs ``payload`` through ``replay.core.batch.task.run_task`` (in this
     process, or as ``python -m replay task`` on a cluster node) and hands back what it returned."""
 
     id: str

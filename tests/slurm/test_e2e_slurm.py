@@ -23,9 +23,9 @@ import pytest
 
 from replay import factory
 from replay.adapters.slurm import SlurmBackend
-from replay.core.batch import BatchOptions, run_batch
-from replay.core.batch_report import build_batch_report
-from replay.core.plan import Plan, PlannedCapsule, make_plan
+from replay.core.batch.plan import Plan, PlannedCapsule, make_plan
+from replay.core.batch.report import build_batch_report
+from replay.core.batch.run import BatchOptions, run_batch
 from replay.manifest import load
 from tests.e2e.conftest import BASE, CAPSULE_LABEL, Project, new_project, track_capsule
 from tests.slurm.cluster import Cluster

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.core import autoseed
+from replay.core.capture import autoseed
 from replay.core.layout import seed_environment
 
 # An unseeded "training script": every draw comes from a generator nobody seeded.
@@ -169,7 +169,7 @@ def test_seed_environment_with_auto_seed(seed: int) -> None:
 
 
 def test_an_auto_seed_capsule_image_gets_the_switch_and_the_hook_files() -> None:
-    from replay.core.capture import _capsule_context, _dockerfile_context
+    from replay.core.capture.pipeline import _capsule_context, _dockerfile_context
     from tests.unit.test_manifest import full_manifest
 
     manifest = full_manifest()  # auto_seed and replay_api on, seed 7
@@ -191,7 +191,7 @@ def test_an_auto_seed_capsule_image_gets_the_switch_and_the_hook_files() -> None
     (None, False, 0, True),  # no --run: the reference outputs were not made under the hook
 ])
 def test_the_seed_an_auto_seed_capture_records(seed: int | None, run: bool, recorded: int, warned: bool) -> None:
-    from replay.core.capture import CaptureRequest, _effective_seed
+    from replay.core.capture.pipeline import CaptureRequest, _effective_seed
     from replay.core.events import RecordingReporter
 
     reporter = RecordingReporter()

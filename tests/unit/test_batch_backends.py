@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from replay.config import ProjectDefaults
-from replay.core.backend_settings import BackendSettings, default_workdir
-from replay.core.batch import BatchCancelled, BatchOptions, run_batch
-from replay.core.batch_report import build_batch_report
-from replay.core.batch_task import GroupTask
-from replay.core.datacheck import scoped
-from replay.core.node_task import ImageSources
-from replay.core.plan import PlannedCapsule, make_plan
+from replay.core.batch.node import ImageSources
+from replay.core.batch.plan import PlannedCapsule, make_plan
+from replay.core.batch.report import build_batch_report
+from replay.core.batch.run import BatchCancelled, BatchOptions, run_batch
+from replay.core.batch.settings import BackendSettings, default_workdir
+from replay.core.batch.task import GroupTask
+from replay.core.data.check import scoped
 from replay.core.ports import JobState, JobStatus, TaskSpec
 from replay.errors import BadInput
 from replay.manifest import DataManifest, FileEntry, Manifest

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from replay.core.batch import BatchResult, ExperimentRow
-from replay.core.batch_render import to_html, to_junit, to_markdown
-from replay.core.batch_report import Outcome, batch_exit_code, build_batch_report, outcome_of
-from replay.core.compare import MetricResult, OutputResult
-from replay.core.plan import make_plan
-from replay.core.report import VerifyReport
+from replay.core.batch.plan import make_plan
+from replay.core.batch.render import to_html, to_junit, to_markdown
+from replay.core.batch.report import Outcome, batch_exit_code, build_batch_report, outcome_of
+from replay.core.batch.run import BatchResult, ExperimentRow
+from replay.core.verify.compare import MetricResult, OutputResult
+from replay.core.verify.report import VerifyReport
 from tests.unit.test_plan import capture, planned
 
 HOSTILE = '<script>alert("x")</script>&<b>|'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replay.core.batch_task import GroupTask, VerifyOptions
+from replay.core.batch.task import GroupTask, VerifyOptions
 from replay.errors import BadInput
 
 

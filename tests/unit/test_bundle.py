@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from replay.core import bundle_pack, bundle_target, signing
-from replay.core.bundle_format import (
+from replay.core.share import signing
+from replay.core.share.bundle import pack as bundle_pack
+from replay.core.share.bundle import target as bundle_target
+from replay.core.share.bundle.format import (
     INDEX_NAME,
     SIG_NAME,
     BundleError,
@@ -33,8 +35,8 @@ from replay.core.bundle_format import (
     tar_header,
     tar_padding,
 )
-from replay.core.bundle_image import archive_stream
-from replay.core.bundle_read import extract, iter_blob, open_bundle
+from replay.core.share.bundle.image import archive_stream
+from replay.core.share.bundle.read import extract, iter_blob, open_bundle
 from replay.errors import EXIT_BAD_INPUT
 from replay.manifest import save
 from tests.unit.test_manifest import full_manifest

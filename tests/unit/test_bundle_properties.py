@@ -9,7 +9,7 @@ import posixpath
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.core.bundle_format import BundleError, parse_header, parse_index, safe_relpath
+from replay.core.share.bundle.format import BundleError, parse_header, parse_index, safe_relpath
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=80),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from copy import deepcopy
 
-from replay.core.capsule_diff import SECTIONS, diff_manifests
+from replay.core.capsules.diff import SECTIONS, diff_manifests
 from replay.manifest import FileEntry, Package
 from tests.unit.test_manifest import SHA_A, SHA_B, full_manifest
 

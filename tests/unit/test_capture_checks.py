@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from replay.adapters.interpreter import inspect
-from replay.core.capture import _carried_env, _numerics_env
+from replay.core.capture.pipeline import _carried_env, _numerics_env
 from replay.errors import BadInput
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.core.environment import classify
+from replay.core.capture.lock.environment import classify
 from replay.core.pyenv import InstalledPackage, Interpreter
 from replay.errors import BadInput
 

@@ -7,19 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from replay.core.compare import (
+from replay.core.verify.compare import (
     MetricResult,
     OutputResult,
-    Tolerance,
     compare_metrics,
     compare_outputs,
-    first_difference,
     load_metrics,
     parse_assignment,
-    parse_tolerance,
-    tolerance_for,
     verdict,
 )
+from replay.core.verify.tolerance import Tolerance, first_difference, parse_tolerance, tolerance_for
 from replay.errors import BadInput
 from replay.manifest import FileEntry
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from replay.core.diagnose import Finding, diagnose, host_table
+from replay.core.verify.diagnose import Finding, diagnose, host_table
 from replay.manifest import GpuInfo, HostInfo
 
 A100 = GpuInfo(name="NVIDIA A100-SXM4-80GB", driver="535.104.05", memory_mb=81920)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from replay.adapters import piptools
-from replay.core.environment import lock_environment
+from replay.core.capture.lock.environment import lock_environment
 from replay.core.pyenv import InstalledPackage, Interpreter, LockedRequirement, Target
 from replay.errors import BadInput
 

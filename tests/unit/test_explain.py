@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from replay.core import explain as explain_mod
-from replay.core.compare import Tolerance
-from replay.core.explain import explain, summary
+from replay.core.verify import explain as explain_mod
+from replay.core.verify.explain import explain, summary
+from replay.core.verify.tolerance import Tolerance
 
 
 def _pair(tmp_path: Path, name: str, a: str | bytes, b: str | bytes) -> tuple[Path, Path]:

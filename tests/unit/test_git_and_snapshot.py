@@ -7,8 +7,8 @@ import pytest
 
 from replay.adapters import git
 from replay.adapters.git import GitCli, _scrub, inspect, toplevel
+from replay.core.capture.snapshot import _walk, take_snapshot
 from replay.core.events import NullReporter
-from replay.core.snapshot import _walk, take_snapshot
 
 
 @pytest.fixture(autouse=True)

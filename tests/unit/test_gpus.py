@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from replay.adapters.docker_engine import device_requests
-from replay.core.batch_task import GroupTask, VerifyOptions
+from replay.core.batch.task import GroupTask, VerifyOptions
 from replay.core.ports import RunSpec
 from replay.errors import BadInput
 

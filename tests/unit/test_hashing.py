@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from replay.core import hashing
+from replay.core.data import hashing
+from replay.core.data.hashing import check_data, diff_manifests, hash_file, hash_paths, tree_digest
+from replay.core.data.statcache import StatCache
 from replay.core.events import RecordingReporter
-from replay.core.hashing import check_data, diff_manifests, hash_file, hash_paths, tree_digest
-from replay.core.statcache import StatCache
 from replay.errors import BadInput
 from replay.manifest import DataManifest, FileEntry
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from replay.core import hostinfo
-from replay.core.hostinfo import (
+from replay.core.verify import hostinfo
+from replay.core.verify.hostinfo import (
     NUMERIC_CPU_FLAGS,
     cgroup_memory_limit,
     collect_gpus,

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from replay.core.capture.secrets import looks_secret
 from replay.core.layout import (
     capsule_name,
     check_seed,
     container_path,
     local_path,
-    looks_secret,
     output_mount_dirs,
     record_path,
     reference_copy,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from replay.adapters.git import GitCli, inspect
-from replay.core import leftovers
+from replay.core.capture import leftovers
+from replay.core.capture.snapshot import take_snapshot
 from replay.core.events import NullReporter
-from replay.core.snapshot import take_snapshot
 from tests.unit.test_git_and_snapshot import hermetic_git, run_git, write  # noqa: F401 - the autouse fixture
 
 BUILT = {"", "libs/helper"}  # the folders holding a pyproject.toml in the cases below

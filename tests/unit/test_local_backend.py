@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any, cast
 
-from replay.core.local_backend import LocalBackend
+from replay.core.batch.local import LocalBackend
 from replay.core.ports import Engine, JobState, TaskSpec
 from replay.errors import Interrupted
 
@@ -36,7 +36,7 @@ def test_close_cancels_what_never_started(monkeypatch) -> None:
         assert cancel is not None and cancel.wait(10)
         raise Interrupted()
 
-    monkeypatch.setattr("replay.core.local_backend.run_task", slow_task)
+    monkeypatch.setattr("replay.core.batch.local.run_task", slow_task)
     backend = LocalBackend(cast(Engine, None))
     handles = backend.submit([TaskSpec(f"t{i}", {}) for i in range(5)], jobs=1)
     assert started.wait(10)

@@ -1,4 +1,4 @@
-"""Which lock a capture takes (replay.core.lock_source): found by --requirements or in the project root,
+"""Which lock a capture takes (replay.core.capture.lock.source): found by --requirements or in the project root,
 checked against the installed interpreter, entries not installed left out; pip-compile never runs for it."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from replay.core.environment import lock_environment
+from replay.core.capture.lock.environment import lock_environment
+from replay.core.capture.lock.files import LockKind
+from replay.core.capture.lock.source import take_lock
 from replay.core.events import RecordingReporter
-from replay.core.lock_source import take_lock
-from replay.core.lockfiles import LockKind
 from replay.core.pyenv import InstalledPackage
 from replay.errors import BadInput, EnvironmentProblem, LockMismatch
 from tests.unit.test_environment import TARGET, RecordingLocker, interpreter

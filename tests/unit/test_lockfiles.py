@@ -1,4 +1,4 @@
-"""Existing lock files parsed (replay.core.lockfiles): real shapes of each format, and properties over
+"""Existing lock files parsed (replay.core.capture.lock.files): real shapes of each format, and properties over
 arbitrary text: entries or one BadInput, never another exception."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.core import lockfiles
-from replay.core.lockfiles import LockKind
+from replay.core.capture.lock import files as lockfiles
+from replay.core.capture.lock.files import LockKind
 from replay.core.pyenv import LockedRequirement, parse_lock
 from replay.errors import BadInput
 

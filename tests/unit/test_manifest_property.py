@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from replay import jsonio, manifest
 from replay.core import layout
 from replay.errors import BadInput, ManifestError
-from replay.manifest_rules import NUMERICS_VARS, path_problem, refused_env_name
+from replay.manifest_rules import NUMERICS_VARS, SEED_MAX, path_problem, refused_env_name
 from tests.unit.test_manifest import full_manifest
 
 VALID = json.loads(json.dumps(full_manifest().to_dict()))
@@ -126,7 +126,7 @@ def check_invariants(m: manifest.Manifest) -> None:
     assert m.command.argv and all(isinstance(a, str) for a in m.command.argv)
     assert all(name in NUMERICS_VARS for name in m.command.numerics_env)
     assert all(refused_env_name(name) is None for name in m.command.env)
-    assert m.command.seed is None or 0 <= m.command.seed <= layout.SEED_MAX
+    assert m.command.seed is None or 0 <= m.command.seed <= SEED_MAX
     with contextlib.suppress(BadInput):  # an output in the top folder: refused at verify (exit 2), as at capture
         layout.output_mount_dirs(m.outputs)
     again = manifest.from_dict(json.loads(jsonio.dumps(m.to_dict())))  # writes strict JSON that reads back

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.core.node_task import MAX_TASK_BYTES, ImageSources, read_task
+from replay.core.batch.node import MAX_TASK_BYTES, ImageSources, read_task
 from replay.errors import BadInput
 
 DIGEST = "registry.example:5000/team/exp@sha256:" + "a" * 64
@@ -82,7 +82,7 @@ def test_a_bundle_source_round_trips_and_must_be_absolute() -> None:
 
 
 def test_a_bundle_source_that_is_no_bundle_is_an_image_problem(tmp_path: Path) -> None:
-    from replay.core.node_task import ensure_image
+    from replay.core.batch.node import ensure_image
     from replay.errors import ImageProblem
 
     class Empty:  # an engine that holds no image, and must not be asked to load anything

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.core.compare import MetricResult, OutputResult, Tolerance, parse_tolerance
-from replay.core.diagnose import diagnose
-from replay.core.explain import explain, summary
-from replay.core.noise import NoiseClass, classify_number, collect_evidence, describe, is_float_noise
-from replay.core.numtext import TokenKind, ceil_1, compare_line, compare_text, suggest_tolerance, tokenize
+from replay.core.verify.compare import MetricResult, OutputResult
+from replay.core.verify.diagnose import diagnose
+from replay.core.verify.explain import explain, summary
+from replay.core.verify.noise import NoiseClass, classify_number, collect_evidence, describe, is_float_noise
+from replay.core.verify.numtext import TokenKind, ceil_1, compare_line, compare_text, suggest_tolerance, tokenize
+from replay.core.verify.tolerance import Tolerance, parse_tolerance
 from replay.manifest import HostInfo
 
 # --- classification ------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from replay.core.batch_task import experiment_key
-from replay.core.plan import PlannedCapsule, default_jobs, make_plan, thread_pin
+from replay.core.batch.plan import PlannedCapsule, default_jobs, make_plan, thread_pin
+from replay.core.batch.task import experiment_key
 from replay.errors import BadInput, ManifestError
 from replay.manifest import Manifest
 from tests.unit.test_manifest import full_manifest

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from replay.core import projectcode
+from replay.core.capture import projectcode
 from replay.manifest import ProjectPackage, PythonEnv
 
 

@@ -12,8 +12,8 @@ import jinja2
 import jinja2.meta
 import pytest
 
-from replay.core import render
-from replay.core.render import (
+from replay.core.capture import dockerfile as render
+from replay.core.capture.dockerfile import (
     FIXED_MTIME,
     CapsuleLayerContext,
     DockerfileContext,

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from replay import __version__
-from replay.core.compare import MetricResult, OutputResult
-from replay.core.diagnose import Finding
-from replay.core.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport, to_junit, to_markdown
+from replay.core.verify.compare import MetricResult, OutputResult
+from replay.core.verify.diagnose import Finding
+from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport, to_junit, to_markdown
 from replay.errors import ManifestError
 from replay.manifest import GpuInfo, HostInfo
 

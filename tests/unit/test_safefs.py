@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.core.hashing import hash_file, hash_nofollow, hash_paths, lstat_beneath
+from replay.core.data.hashing import hash_file, hash_nofollow, hash_paths, lstat_beneath
 from replay.safefs import NotRegular, open_beneath, opened, read_bytes
 
 SECRET = b"SENTINEL-PRIVATE-CONTENT-7f3a\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.core.secrets import looks_secret, refuse_secrets, scan, secret_content, secret_name
+from replay.core.capture.secrets import looks_secret, refuse_secrets, scan, secret_content, secret_name
 from replay.errors import BadInput
 
 AWS_KEY = "AKIA" + "ABCDEFGHIJKLMNOP"  # split, so this file itself does not look like a secret

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from replay.core import vary
+from replay.core.check import vary
+from replay.core.check.stability import RunOutputs, metric_stability, output_stability
 from replay.core.ports import RunSpec
-from replay.core.stability import RunOutputs, metric_stability, output_stability
 from replay.errors import BadInput
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from replay.core import statcache
-from replay.core.statcache import StatCache
+from replay.core.data import statcache
+from replay.core.data.statcache import StatCache
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

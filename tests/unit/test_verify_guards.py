@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from replay.core.access import can_read, check_data_access, closed_entries
-from replay.core.compare import compare_outputs
-from replay.core.hashing import check_data, hash_paths
-from replay.core.verify import Capsule, check_references
+from replay.core.data.access import can_read, check_data_access, closed_entries
+from replay.core.data.hashing import check_data, hash_paths
+from replay.core.verify.compare import compare_outputs
+from replay.core.verify.pipeline import Capsule, check_references
 from replay.errors import DataUnreadable, UnsafeCapsule
 from replay.manifest import FileEntry, Outputs
 

@@ -1,0 +1,319 @@
+"""Run a batch plan: check each distinct image and data set once, then replay each experiment once.
+
+The one batch path for every backend. Order: capsules that could not be read get their error report; each
+image group is checked (a bundle's image loaded first), then each data set (through one stat cache); then
+every experiment still standing is a ``run_task`` payload handed to the backend. The loop polls the handles
+and tells the caller what changed (``observe``); one capsule's failure never stops the others, ``fail_fast``
+stops at the first divergence, and Ctrl-C (KeyboardInterrupt in this, the main thread) cancels every task,
+waits until none is left (each removes its container) and raises ``BatchCancelled`` (exit 130).
+
+A remote backend (``Backend.remote``: Slurm) runs each task on a node with its own engine, and that engine
+is the one that matters: the submitter checks no image (it needs no engine at all), each payload names where
+the node may get the image (``ImageSources``: the bundle TARGET, the REF@sha256), and the node runs with
+``checks`` on (image and data, on the node). The submitter still checks each data set once first: the data
+must be at the same path on every node (a shared filesystem, as for the capsules), so a mismatch seen here is
+one there, and is reported without using the cluster. Locally ``checks`` is off: just done here.
+
+A task the backend did not run to its end (Slurm FAILED, CANCELLED, PREEMPTED, TIMEOUT...) is no verdict: each
+of its capsules gets an error report that carries the backend's state and node in ``run`` and its message
+("slurm task 12_3 TIMEOUT on node gpu7"); only a task this batch cancelled itself (``fail_fast``, Ctrl-C) is
+"not run".
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replay.core.batch.node import ImageSources
+from replay.core.batch.plan import Plan, PlannedCapsule
+from replay.core.batch.task import GroupTask, VerifyOptions
+from replay.core.data.statcache import StatCache
+from replay.core.events import NullReporter
+from replay.core.ports import Backend, Engine, JobHandle, JobState, JobStatus, TaskSpec
+from replay.core.verify.pipeline import VerifyRequest, check_image, check_inputs, error_report
+from replay.core.verify.report import RunOutcome, VerifyReport
+from replay.errors import CommandFailed, EnvironmentProblem, Interrupted, ReplayError
+
+
+class BatchCancelled(Interrupted):
+    """Ctrl-C while the batch ran: every task still queued or running was cancelled, and none is left."""
+
+    def __init__(self, what: str) -> None:
+        ReplayError.__init__(self, f"interrupted: cancelled {what or 'the batch'}",
+                             "nothing of it is left running; rerun to verify")
+
+
+@dataclass
+class BatchOptions:
+    cwd: Path
+    tolerances: dict[str, str] = field(default_factory=dict)
+    ignore: list[str] = field(default_factory=list)
+    timeout_s: float | None = None
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    gpus: int | None = None
+    fail_fast: bool = False
+    poll_s: float = 0.2
+
+
+class Phase(enum.StrEnum):
+    QUEUED = "queued"
+    CHECKING = "checking"
+    RUNNING = "running"
+    DONE = "done"
+    NOT_RUN = "not run"  # stopped by --fail-fast or Ctrl-C before its replay
+
+
+@dataclass
+class ExperimentRow:
+    """One experiment's live state, for the progress table."""
+
+    id: str
+    label: str
+    capsules: list[str]
+    phase: Phase = Phase.QUEUED
+    started: float | None = None
+    finished: float | None = None
+    verdicts: list[str] = field(default_factory=list)
+    node: str = ""  # where it runs or ran, as the backend says (a Slurm node, this host)
+    backend_state: str = ""  # the backend's end for a task that did not run to its end ("timeout")
+    detail: str = ""  # and its words for it ("slurm task 41_3 TIMEOUT on node gpu7 (TimeLimit)")
+
+    @property
+    def elapsed_s(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+
+@dataclass
+class BatchResult:
+    plan: Plan
+    reports: dict[int, VerifyReport]  # by capsule index; missing: not run (fail-fast)
+    rows: list[ExperimentRow]
+    images_checked: int = 0
+    data_sets_checked: int = 0
+    replays_run: int = 0
+    stopped_early: bool = False  # --fail-fast cut it short
+    backend: str = "local"  # the backend's name
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Observer = Callable[[list[ExperimentRow]], None]
+
+
+def run_batch(plan: Plan, options: BatchOptions, engine: Engine | None, backend: Backend,
+              observe: Observer | None = None) -> BatchResult:
+    """``engine`` checks the images here; None with a remote backend, whose nodes check them."""
+    if engine is None and not backend.remote:
+        raise ValueError("a local batch needs the engine that checks its images")
+    observe = observe or (lambda rows: None)
+    rows = [ExperimentRow(e.id, e.label, [plan.capsules[i].name for i in e.members]) for e in plan.experiments]
+    result = BatchResult(plan, {}, rows, backend=backend.name)
+    for c in plan.unreadable:
+        assert c.error is not None
+        result.reports[c.index] = error_report(c.path, c.error)
+    t0 = time.perf_counter()
+    try:
+        for row in rows:
+            row.phase = Phase.CHECKING
+        observe(rows)
+        if engine is not None and not backend.remote:
+            _check_images(plan, engine, result)
+        t1 = time.perf_counter()
+        _check_data(plan, options, result)
+        t2 = time.perf_counter()
+        _replay(plan, options, backend, result, observe)
+        t3 = time.perf_counter()
+    except KeyboardInterrupt:
+        what = backend.describe()
+        try:
+            backend.close()  # cancels every task and waits until none is left: each removes its container
+        except KeyboardInterrupt:
+            backend.close()  # a second Ctrl-C while cancelling must not leave the tasks behind
+        raise BatchCancelled(what) from None
+    finally:
+        backend.close()
+    result.timings = {"images": round(t1 - t0, 4), "data": round(t2 - t1, 4), "replays": round(t3 - t2, 4),
+                      "total": round(t3 - t0, 4)}
+    observe(rows)
+    return result
+
+
+def _check_images(plan: Plan, engine: Engine, result: BatchResult) -> None:
+    """Each environment image once; each member's capsule image by ID (an inspect) and its tag."""
+    checked: dict[str, ReplayError | None] = {}
+    for group in plan.images:
+        for index in group.members:
+            capsule = plan.capsules[index]
+            m = capsule.manifest
+            assert m is not None
+            if m.image.id not in checked:
+                checked[m.image.id] = _check_one_image(engine, capsule)
+            problem = checked[m.image.id]
+            if problem is not None:
+                result.reports[index] = error_report(capsule.path, problem)
+        result.images_checked += 1
+
+
+def _check_one_image(engine: Engine, capsule: PlannedCapsule) -> ReplayError | None:
+    assert capsule.manifest is not None
+    try:
+        if capsule.ensure_image is not None and engine.image(capsule.manifest.image.id) is None:
+            capsule.ensure_image(engine)
+        check_image(engine, capsule.manifest)
+    except ReplayError as exc:
+        return exc
+    return None
+
+
+def _check_data(plan: Plan, options: BatchOptions, result: BatchResult) -> None:
+    """Each data set once, from its first member still standing; a mismatch is every member's."""
+    with StatCache() as cache:
+        for group in plan.data_sets:
+            standing = [i for i in group.members if i not in result.reports]
+            if not standing:
+                continue
+            leader = plan.capsules[standing[0]]
+            assert leader.manifest is not None
+            req = VerifyRequest(target=leader.path, cwd=options.cwd, data_map=dict(leader.data_map))
+            try:
+                check_inputs(leader.manifest, req, cache, NullReporter())
+            except ReplayError as exc:
+                for i in standing:
+                    result.reports[i] = error_report(plan.capsules[i].path, exc)
+            result.data_sets_checked += 1
+
+
+def _replay(plan: Plan, options: BatchOptions, backend: Backend, result: BatchResult, observe: Observer) -> None:
+    tasks: list[TaskSpec] = []
+    members: dict[str, list[int]] = {}
+    by_id = {row.id: row for row in result.rows}
+    for experiment in plan.experiments:
+        standing = [i for i in experiment.members if i not in result.reports]
+        row = by_id[experiment.id]
+        if not standing:
+            row.phase = Phase.DONE
+            row.verdicts = [_verdict(result.reports[i]) for i in experiment.members]
+            continue
+        tasks.append(_task(plan, options, backend, experiment.id, standing))
+        members[experiment.id] = standing
+        row.phase = Phase.QUEUED
+    if backend.remote:  # each task checks its image on its node: one check per image group sent there
+        result.images_checked = len({plan.capsules[m[0]].image_group for m in members.values()})
+    observe(result.rows)
+    handles = backend.submit(tasks, plan.jobs) if tasks else []
+    pending: dict[str, JobHandle] = {t.id: h for t, h in zip(tasks, handles, strict=True)}  # by experiment
+    cancelled: set[str] = set()  # the ones this batch cancelled (fail-fast): not run, not an error
+    while pending:
+        changed = False
+        for task_id, handle in list(pending.items()):
+            row = by_id[task_id]
+            status = handle.status()
+            if status.state is JobState.RUNNING and (row.phase is not Phase.RUNNING or row.node != status.node):
+                if row.phase is not Phase.RUNNING:
+                    row.started = time.monotonic()
+                row.phase, row.node, changed = Phase.RUNNING, status.node, True
+            if not status.state.final:
+                continue
+            del pending[task_id]
+            changed = True
+            row.finished = time.monotonic()
+            row.node = status.node or row.node
+            ours = task_id in cancelled and status.state is JobState.CANCELLED
+            diverged = _collect(handle, status, ours, members[task_id], plan, result, row)
+            if diverged and options.fail_fast:
+                result.stopped_early = True
+                for other_id, other in pending.items():
+                    cancelled.add(other_id)
+                    other.cancel()
+        observe(result.rows)
+        if pending and not changed:
+            time.sleep(options.poll_s)
+
+
+def _task(plan: Plan, options: BatchOptions, backend: Backend, task_id: str, standing: list[int]) -> TaskSpec:
+    """One experiment's payload: its standing capsules, the options, and (remote) where the image may come from."""
+    leader = plan.capsules[standing[0]]
+    opts = VerifyOptions(
+        cwd=str(options.cwd), data_map={k: str(v) for k, v in leader.data_map.items()},
+        tolerances=dict(options.tolerances), ignore=list(options.ignore), timeout_s=options.timeout_s,
+        cpus=options.cpus, memory_bytes=options.memory_bytes, gpus=options.gpus, checks=backend.remote,
+    )
+    payload = GroupTask(task_id, [str(plan.capsules[i].path) for i in standing], opts).to_payload()
+    if backend.remote:
+        bundle = next((plan.capsules[i].bundle for i in standing if plan.capsules[i].bundle), None)
+        pull = next((plan.capsules[i].pull for i in standing if plan.capsules[i].pull), None)
+        payload.update(ImageSources(bundle=str(bundle) if bundle else None, pull=pull).to_payload())
+    return TaskSpec(task_id, payload)
+
+
+def _collect(handle: JobHandle, status: JobStatus, ours: bool, indices: list[int], plan: Plan,
+             result: BatchResult, row: ExperimentRow) -> bool:
+    """File a finished task's reports under its capsules; True when one of them diverged."""
+    raw = handle.result() if status.state is JobState.DONE else None
+    if ours:
+        row.phase = Phase.NOT_RUN
+        return False
+    typed = _reports(raw, len(indices), handle.id)
+    if typed is None:
+        row.backend_state, row.detail = status.state.value, status.detail
+        problem = _task_problem(handle, status)
+        for i in indices:
+            report = error_report(plan.capsules[i].path, problem)
+            report.run = RunOutcome(backend_state=status.state.value, node=status.node, detail=problem.message)
+            result.reports[i] = report
+    else:
+        if any(r.run for r in typed):
+            result.replays_run += 1
+        node = status.node or str(raw.get("node", "")) if isinstance(raw, dict) else status.node
+        for i, report in zip(indices, typed, strict=True):
+            if report.exit_code == Interrupted.exit_code:
+                continue  # cancelled mid-run: not run
+            if report.run:
+                report.run.node = node  # where it ran; the node's host facts are in hosts["verify"]
+            result.reports[i] = report
+    done = [result.reports[i] for i in indices if i in result.reports]
+    row.verdicts = [_verdict(r) for r in done]
+    row.phase = Phase.DONE if len(done) == len(indices) else Phase.NOT_RUN
+    return any(r.verdict == "diverged" for r in done)
+
+
+def _reports(raw: object, count: int, task_id: str) -> list[VerifyReport] | None:
+    """The task result's reports, one per capsule of the task, or None when it holds no such thing."""
+    reports = raw.get("reports") if isinstance(raw, dict) else None
+    if not (isinstance(reports, list) and len(reports) == count):
+        return None
+    try:
+        return [VerifyReport.from_dict(r, f"task {task_id}") for r in reports]
+    except (ReplayError, TypeError, ValueError):
+        return None
+
+
+_HINTS = {
+    JobState.CANCELLED: "the task was cancelled outside this batch (scancel, an administrator): rerun the batch",
+    JobState.PREEMPTED: "a higher-priority job took its node: rerun, or pick another partition",
+}
+
+
+def _task_problem(handle: JobHandle, status: JobStatus) -> ReplayError:
+    """Why a task has no verdicts, with the backend's state and node: a time limit is the command's (exit 4)."""
+    detail = status.detail or f"the batch task {handle.id} ended {status.state.value}"
+    if status.node and status.node not in detail:
+        detail += f" on node {status.node}"
+    if status.state is JobState.DONE:
+        return EnvironmentProblem(f"{detail}: its result does not match its task", "rerun the batch")
+    if status.state is JobState.TIMEOUT:
+        return CommandFailed(detail, "raise --time (the batch's time limit per task), or --timeout per replay")
+    return EnvironmentProblem(detail, _HINTS.get(status.state, "see the task's log in the batch work folder; "
+                                                               "rerun the batch (--verbose shows more)"))
+
+
+def _verdict(report: VerifyReport) -> str:
+    from replay.core.batch.report import outcome_of
+
+    return outcome_of(report).value

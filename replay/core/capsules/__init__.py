@@ -1,0 +1,1 @@
+"""Looking at capsules you have: the entry point is ``diff.diff_manifests`` (`replay diff`)."""

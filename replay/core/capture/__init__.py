@@ -1,0 +1,1 @@
+"""Capture a finished run into a capsule: the entry point is ``pipeline.capture``."""

@@ -1,0 +1,253 @@
+"""`replay check`: the noise floor of a capsule. Replays it N times in fresh containers (one image check and
+one data check first, through verify's own stages), and says per output and per metric whether the runs
+agree; with ``--vary``, one extra run per variation, compared with the first run, names what each changed.
+
+The capture's own outputs count as a run (labelled "capture") when the capsule keeps its references, so
+``--runs 2`` compares three runs: the captured one and two replays.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replay import __version__
+from replay.core.check import vary
+from replay.core.check.stability import (
+    STABLE,
+    MetricStability,
+    OutputStability,
+    RunOutputs,
+    metric_stability,
+    output_stability,
+)
+from replay.core.data.statcache import StatCache
+from replay.core.events import NullReporter, Reporter, Stopwatch
+from replay.core.ports import Engine, RunSpec
+from replay.core.verify.pipeline import (
+    Capsule,
+    Comparison,
+    Prepared,
+    VerifyRequest,
+    check_image,
+    check_inputs,
+    compare_replay,
+    open_capsule,
+    output_folder,
+    prepare,
+    raise_on_failure,
+    run_replay,
+)
+from replay.errors import EXIT_DIVERGED, EXIT_OK, BadInput, ReplayError
+from replay.manifest import REFERENCE_DIR, Stability
+
+SCHEMA = "replay.check-report"
+SCHEMA_VERSION = 1
+MAX_RUNS = 100
+
+
+@dataclass
+class CheckRequest:
+    target: Path
+    cwd: Path
+    runs: int = 2
+    vary: list[str] = field(default_factory=list)  # names from replay.core.check.vary.NAMES
+    data_map: dict[str, Path] = field(default_factory=dict)
+    timeout_s: float | None = None
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    ensure_image: Any = None
+    include_capture: bool = True  # the capture's own outputs count as a run
+    check_data: bool = True
+
+
+@dataclass
+class RunInfo:
+    label: str
+    verdict: str  # against the capsule's references, under its policy
+    duration_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VariationResult:
+    name: str
+    applied: str
+    note: str = ""
+    changed_outputs: list[str] = field(default_factory=list)  # differ from the control run (run 1)
+    changed_metrics: list[str] = field(default_factory=list)
+    # Of those, the ones that also differ between ordinary runs: this variation is not shown to be the cause.
+    also_unstable: list[str] = field(default_factory=list)
+    error: str | None = None  # the command failed under this variation
+
+    @property
+    def caused(self) -> list[str]:
+        """What this variation alone changed: stable over ordinary runs, different under it."""
+        return [n for n in [*self.changed_outputs, *self.changed_metrics] if n not in self.also_unstable]
+
+    @property
+    def sensitive(self) -> bool:
+        return bool(self.caused) or self.error is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"caused": self.caused, "sensitive": self.sensitive}
+
+
+@dataclass(kw_only=True)
+class CheckReport:
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+    capsule: str
+    capsule_path: str
+    image_id: str
+    replays: int  # container runs compared (not counting variations)
+    compared: list[str]  # labels of every run compared, the capture's first when it counts
+    stable: bool
+    exit_code: int
+    runs: list[RunInfo] = field(default_factory=list)
+    outputs: list[OutputStability] = field(default_factory=list)
+    metrics: list[MetricStability] = field(default_factory=list)
+    variations: list[VariationResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    replay_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        plain = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for key in ("runs", "outputs", "metrics", "variations"):
+            plain[key] = [item.to_dict() for item in plain[key]]
+        return _finite(plain)
+
+    def stability(self) -> Stability:
+        """What `capture --runs` records in the manifest."""
+        return Stability(runs=len(self.compared),
+                         unstable_outputs=[o.path for o in self.outputs if o.status != STABLE],
+                         unstable_metrics=[m.name for m in self.metrics if m.status != STABLE])
+
+
+def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
+          capsule: Capsule | None = None) -> CheckReport:
+    """Replay ``req.runs`` times (and once per variation) and report what is stable."""
+    reporter = reporter or NullReporter()
+    if not 1 <= req.runs <= MAX_RUNS:
+        raise BadInput(f"--runs {req.runs} is out of range", f"pass 1 to {MAX_RUNS}")
+    names = vary.parse(req.vary)
+    watch = Stopwatch()
+    vreq = VerifyRequest(target=req.target, cwd=req.cwd, data_map=req.data_map, timeout_s=req.timeout_s,
+                         cpus=req.cpus, memory_bytes=req.memory_bytes, ensure_image=req.ensure_image)
+    prepared = prepare(capsule or open_capsule(req.target), vreq)
+    m = prepared.manifest
+    reporter.stage("checking the image")
+    if req.ensure_image is not None and engine.image(m.image.id) is None:
+        req.ensure_image(engine)
+    check_image(engine, m)
+    if req.check_data:
+        reporter.stage("checking data")
+        with StatCache() as cache:
+            check_inputs(m, vreq, cache, reporter)
+    watch.lap("checks")
+    with ExitStack() as stack:
+        runs: list[RunOutputs] = []
+        infos: list[RunInfo] = []
+        control: list[RunSpec] = []
+        reference = prepared.capsule.path / REFERENCE_DIR
+        counted = req.include_capture and m.outputs.reference_dir is not None and reference.is_dir()
+        if counted:
+            runs.append(RunOutputs("capture", reference, {f.path: f.sha256 for f in m.outputs.files},
+                                   dict(m.outputs.metrics)))
+        for i in range(1, req.runs + 1):
+            out_root = stack.enter_context(output_folder(None))
+            keep = _recorder(control) if i == 1 else None
+            comparison, seconds = _one_run(engine, prepared, vreq, out_root, reporter, f"run {i} of {req.runs}", keep)
+            runs.append(_outputs_of(f"run {i}", out_root, comparison))
+            infos.append(RunInfo(f"run {i}", comparison.verdict, round(seconds, 3)))
+        watch.lap("runs")
+        outputs = output_stability(runs, m.outputs.metrics_files, reference_first=counted)
+        metrics = metric_stability(runs)
+        unstable = {o.path for o in outputs if o.status != STABLE} | {x.name for x in metrics if x.status != STABLE}
+        variations = []
+        if names:
+            probe = _prober(engine, m.image.id)
+            first = runs[1] if counted else runs[0]
+            for variation in vary.plan(names, control[0], probe):
+                out_root = stack.enter_context(output_folder(None))
+                variations.append(_vary_run(engine, prepared, vreq, out_root, reporter, variation, first, unstable))
+            watch.lap("variations")
+    stable = not unstable and not any(v.sensitive for v in variations)
+    return CheckReport(capsule=m.name, capsule_path=str(prepared.capsule.path), image_id=m.image.id,
+                       replays=req.runs, compared=[r.label for r in runs], stable=stable,
+                       exit_code=EXIT_OK if stable else EXIT_DIVERGED, runs=infos, outputs=outputs, metrics=metrics,
+                       variations=variations, timings=watch.timings)
+
+
+def _one_run(engine: Engine, prepared: Prepared, vreq: VerifyRequest, out_root: Path, reporter: Reporter,
+             label: str, adjust: Any = None) -> tuple[Comparison, float]:
+    reporter.stage(f"replay {label}")
+    result = run_replay(engine, prepared, vreq, out_root, reporter, adjust)
+    raise_on_failure(result, vreq)
+    return compare_replay(prepared, out_root), result.duration_s
+
+
+def _recorder(into: list[RunSpec]) -> Any:
+    """A spec adjuster that changes nothing and keeps the spec: the control run, for the variations."""
+    def keep(spec: RunSpec) -> RunSpec:
+        into.append(spec)
+        return spec
+
+    return keep
+
+
+def _outputs_of(label: str, root: Path, comparison: Comparison) -> RunOutputs:
+    files = {o.path: o.replayed_sha256 for o in comparison.outputs}
+    metrics = {x.name: x.replayed for x in comparison.metrics}
+    return RunOutputs(label, root, files, metrics)
+
+
+def _vary_run(engine: Engine, prepared: Prepared, vreq: VerifyRequest, out_root: Path, reporter: Reporter,
+              variation: vary.Variation, control: RunOutputs, unstable: set[str]) -> VariationResult:
+    result = VariationResult(variation.name, variation.applied, variation.note)
+    try:
+        comparison, _ = _one_run(engine, prepared, vreq, out_root, reporter, f"with --vary {variation.name}",
+                                 variation.adjust)
+    except ReplayError as exc:
+        if exc.exit_code == 130:
+            raise
+        result.error = exc.one_line()
+        return result
+    varied = _outputs_of(variation.name, out_root, comparison)
+    result.changed_outputs = sorted(p for p in control.files.keys() | varied.files.keys()
+                                    if control.files.get(p) != varied.files.get(p))
+    result.changed_metrics = sorted(n for n in control.metrics.keys() | varied.metrics.keys()
+                                    if not _same(control.metrics.get(n), varied.metrics.get(n)))
+    result.also_unstable = [n for n in [*result.changed_outputs, *result.changed_metrics] if n in unstable]
+    return result
+
+
+def _prober(engine: Engine, image: str) -> vary.Probe:
+    def probe(argv: list[str]) -> str | None:
+        try:
+            return engine.probe(image, argv)
+        except ReplayError:
+            return None
+
+    return probe
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""Sharing capsules (targets, registries, signatures): the entry point is ``targets.resolve``."""

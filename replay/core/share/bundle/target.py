@@ -1,0 +1,145 @@
+"""TARGETs that are bundle files: ``FILE`` (every capsule in it) and ``FILE#NAME`` (one of them).
+
+Claiming a target checks the whole bundle first (``open_bundle``) and its signature when the caller asks
+for one; then each capsule's files are unpacked into a fresh folder under the caller's scratch folder, and
+its data too when the bundle carries them (``data_map``). The image is loaded only when verify finds the
+engine lacks it (``ensure_image``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from replay.core.events import NullReporter, Reporter
+from replay.core.ports import Engine
+from replay.core.share import targets
+from replay.core.share.bundle.format import BundleError, CapsuleEntry, data_relpath
+from replay.core.share.bundle.image import load_image
+from replay.core.share.bundle.read import Bundle, extract, is_bundle, open_bundle
+from replay.manifest import Manifest, load
+
+
+def split_target(target: str, cwd: Path) -> tuple[Path, str | None] | None:
+    """(bundle file, capsule name or None) when ``target`` names a bundle, else None."""
+    whole = cwd / target
+    if whole.is_file() and is_bundle(whole):
+        return whole, None
+    path, sep, name = target.rpartition("#")
+    if sep and path and (cwd / path).is_file() and is_bundle(cwd / path):
+        return cwd / path, name
+    return None
+
+
+def checked(path: Path, allowed_signers: Path | None, reporter: Reporter | None = None) -> Bundle:
+    """The bundle with every member checked, and its signature when ``allowed_signers`` asks for one."""
+    from replay.core.share import signing
+
+    if not path.is_file():
+        raise BundleError(f"{path}: no such bundle file", "pass a file made by `replay pack`")
+    if not is_bundle(path):
+        raise BundleError(f"{path} is not a replay bundle (it does not start with index.json)",
+                          "pass a file made by `replay pack`")
+    bundle = open_bundle(path, reporter)
+    if allowed_signers is not None:
+        if bundle.signature is None:
+            raise BundleError(f"{path.name} is not signed, and --allowed-signers asks for a signature",
+                              "ask its author for a signed bundle (replay pack --sign KEY)")
+        bundle.signer = signing.check(bundle.index_bytes, bundle.signature, allowed_signers)
+    return bundle
+
+
+def unpack_capsule(bundle: Bundle, entry: CapsuleEntry, dest: Path) -> Manifest:
+    """The capsule's files into ``dest`` (a new folder), its manifest loaded and matched with the index."""
+    dest.mkdir(parents=True)
+    for f in entry.files:
+        extract(bundle, f.blob, dest, f.path)
+    manifest = load(dest)
+    if manifest.image.id != entry.image:
+        raise BundleError(f"capsule {entry.name}: its replay.json names image {manifest.image.id[:19]}, the index "
+                          f"{entry.image[:19]}")
+    return manifest
+
+
+def unpack_data(bundle: Bundle, entry: CapsuleEntry, manifest: Manifest, dest: Path) -> dict[str, Path]:
+    """The capsule's data files under ``dest`` (shared by capsules: a file already there is kept); root -> path."""
+    if not entry.with_data:
+        return {}
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in manifest.data.files:
+        if f.sha256 not in bundle.index.by_blob:
+            raise BundleError(f"capsule {entry.name}: data file {f.path} is not in the bundle")
+        rel = data_relpath(f.path)
+        if not (dest / rel).is_file():
+            extract(bundle, f.sha256, dest, rel)
+    return {root: dest / data_relpath(root) for root in manifest.data.roots}
+
+
+def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCapsule] | None:
+    found = split_target(target, ctx.cwd)
+    if found is None:
+        return None
+    path, name = found
+    bundle = checked(path, ctx.allowed_signers)
+    entries = [bundle.index.capsule(name)] if name else bundle.index.capsules
+    shown = target.rpartition("#")[0] if name else target
+    folder = ctx.scratch / f"bundle-{len(list(ctx.scratch.glob('bundle-*')))}"
+    out = []
+    for entry in entries:
+        manifest = unpack_capsule(bundle, entry, folder / "capsules" / entry.name)
+        data_map = unpack_data(bundle, entry, manifest, folder / "data")
+        out.append(targets.ResolvedCapsule(
+            name=f"{shown}#{entry.name}", path=folder / "capsules" / entry.name, source=target, data_map=data_map,
+            ensure_image=functools.partial(_load, bundle, entry.image), provenance=bundle.provenance(ctx.allowed_signers),
+            bundle=path.resolve(),
+        ))
+    return out
+
+
+def _load(bundle: Bundle, image_id: str, engine: Engine, reporter: Reporter | None = None) -> None:
+    rep = reporter or NullReporter()
+    image = bundle.index.image(image_id)
+    if image is None:
+        raise BundleError("the bundle does not hold the capsule's image")
+    total = sum(bundle.index.by_blob[d[7:]].raw_size for d in image.layers)
+    done = [0]
+
+    def count(n: int) -> None:
+        done[0] += n
+        rep.progress("loading the image", done[0], total)
+
+    load_image(bundle, image_id, engine, count)
+
+
+targets.register(resolve)
+
+
+@dataclass
+class Unpacked:
+    capsules: list[str]
+    data: bool
+    loaded: list[str]
+    provenance: str
+
+
+def unpack_all(path: Path, out: Path, allowed_signers: Path | None, engine: Engine | None) -> Unpacked:
+    """Every capsule of a checked bundle into ``out/NAME`` and its data into ``out/_data``, in one rename;
+    with an engine, the images it lacks are loaded too."""
+    from replay.errors import BadInput
+    from replay.fsutil import staged_dir
+
+    if out.exists() or out.is_symlink():
+        raise BadInput(f"-o {out} already exists", "pass a new folder: unpack never writes into an existing one")
+    bundle = checked(path, allowed_signers)
+    loaded = []
+    with staged_dir(out) as stage:
+        data = False
+        for entry in bundle.index.capsules:
+            manifest = unpack_capsule(bundle, entry, stage / entry.name)
+            data = bool(unpack_data(bundle, entry, manifest, stage / "_data")) or data
+        for image in bundle.index.images:
+            if engine is not None and engine.image(image.id) is None:
+                _load(bundle, image.id, engine)
+                loaded.append(image.id)
+    return Unpacked([c.name for c in bundle.index.capsules], data, loaded, bundle.provenance(allowed_signers))

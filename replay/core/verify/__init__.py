@@ -1,0 +1,1 @@
+"""Replay a capsule and give a verdict: the entry point is ``pipeline.verify``."""

@@ -1,0 +1,193 @@
+"""What kind of noise a difference looks like: timings, timestamps, memory addresses, temporary paths, or
+the last digits of a float. Pure functions over the text around a value; nothing here reads files.
+
+The classes are evidence for the diagnosis, not proof: "only timing-like numbers differ" says a clock, not a
+missing seed, moved the output; a difference of class ``other`` is one no rule here explains.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class NoiseClass(enum.StrEnum):
+    TIMING = "timing"  # a number next to a time unit ("in 0.17 sec", "elapsed: 3.2")
+    TIMESTAMP = "timestamp"  # a date, a time of day, or seconds since the epoch
+    ADDRESS = "address"  # a memory address or object id (0x7f3a...)
+    TEMP_PATH = "temp_path"  # a temporary file or folder name (/tmp/tmpab12cd)
+    FLOAT_NOISE = "float_noise"  # the same float but for its last digits
+    OTHER = "other"  # nothing here explains it
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_LABELS = {
+    NoiseClass.TIMING: "timing-like numbers",
+    NoiseClass.TIMESTAMP: "dates and timestamps",
+    NoiseClass.ADDRESS: "memory addresses and object ids",
+    NoiseClass.TEMP_PATH: "temporary paths",
+    NoiseClass.FLOAT_NOISE: "the last digits of floats",
+    NoiseClass.OTHER: "other values",
+}
+
+# Classes a clock, an allocator or a temp-file name explain: a seed would not change them.
+CLOCK_LIKE = frozenset({NoiseClass.TIMING, NoiseClass.TIMESTAMP, NoiseClass.ADDRESS, NoiseClass.TEMP_PATH})
+# A relative move this small is rounding (float32 carries about 7 digits), not another result.
+FLOAT_NOISE_REL = 1e-6
+
+_UNIT_AFTER = re.compile(
+    r"^\s*(?:s|sec|secs|second|seconds|ms|msec|msecs|millis|milliseconds|us|µs|usec|microseconds|ns|"
+    r"nanoseconds|min|mins|minute|minutes|h|hr|hrs|hours?)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_WORD_BEFORE = re.compile(
+    r"(?:elapsed|took|duration|time|runtime|wall|latency|timing|spent)\s*[:=]?\s*$", re.IGNORECASE
+)
+_TIME_NAME = re.compile(r"(?:^|[._-])(?:time|elapsed|duration|seconds|secs|runtime|latency|took)|_s$|_ms$",
+                        re.IGNORECASE)
+_STAMP_NAME = re.compile(r"(?:^|[._-])(?:timestamp|date|created|started|finished|at)$|_at$", re.IGNORECASE)
+
+# Seconds (or milliseconds) since the epoch between 2001-09 and 2096: a clock reading, not a result.
+_EPOCH_S = (1e9, 4e9)
+_EPOCH_MS = (1e12, 4e12)
+
+
+def classify_number(ref: float, new: float, before: str = "", after: str = "", name: str = "") -> NoiseClass:
+    """The class of a number that moved from ``ref`` to ``new``, from the text around it (``before`` and
+    ``after`` on its line) or the metric ``name`` it is recorded under."""
+    if _UNIT_AFTER.match(after) or _WORD_BEFORE.search(before[-40:]) or (name and _TIME_NAME.search(name)):
+        return NoiseClass.TIMING
+    if (name and _STAMP_NAME.search(name)) or (_epoch(ref) and _epoch(new)):
+        return NoiseClass.TIMESTAMP
+    if is_float_noise(ref, new):
+        return NoiseClass.FLOAT_NOISE
+    return NoiseClass.OTHER
+
+
+def is_float_noise(ref: float, new: float) -> bool:
+    """Both finite, not both integers, and within FLOAT_NOISE_REL of each other."""
+    if not (math.isfinite(ref) and math.isfinite(new)) or ref == new:
+        return ref == new
+    if ref.is_integer() and new.is_integer():
+        return False
+    scale = max(abs(ref), abs(new))
+    return abs(new - ref) <= FLOAT_NOISE_REL * scale
+
+
+def _epoch(value: float) -> bool:
+    size = abs(value)
+    return _EPOCH_S[0] <= size <= _EPOCH_S[1] or _EPOCH_MS[0] <= size <= _EPOCH_MS[1]
+
+
+def only(classes: Iterable[NoiseClass]) -> NoiseClass | None:
+    """The one class all of ``classes`` share, or None when they are empty or mixed."""
+    found = set(classes)
+    return found.pop() if len(found) == 1 else None
+
+
+def explained_by_noise(classes: Iterable[NoiseClass]) -> bool:
+    """True when every class is noise a seed would not fix (clocks, addresses, temp names, float rounding)."""
+    found = set(classes)
+    return bool(found) and found <= (CLOCK_LIKE | {NoiseClass.FLOAT_NOISE})
+
+
+def describe(counts: dict[str, int], path: str | None = None) -> str:
+    """E.g. "only timing-like numbers differ in out/stdout.txt (12 lines)"; without a path, no "in PATH"."""
+    where = f" in {path}" if path else ""
+    if not counts:
+        return f"differs{where}"
+    if len(counts) == 1:
+        ((cls, n),) = counts.items()
+        return f"only {NoiseClass(cls).label} differ{where} ({n} line{'s' if n != 1 else ''})"
+    parts = ", ".join(f"{NoiseClass(c).label} ({n})" for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"lines differ{where} in {parts}"
+
+
+# --- evidence for the diagnosis ------------------------------------------------------------------------
+
+
+@dataclass
+class ItemNoise:
+    """What differs in one output or metric, as noise classes (class -> lines, or 1 for a value)."""
+
+    name: str
+    classes: dict[str, int] = field(default_factory=dict)
+    varied_at_capture: bool = False
+    is_metric: bool = False
+
+    @property
+    def explained(self) -> bool:
+        return explained_by_noise(NoiseClass(c) for c in self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "classes": dict(sorted(self.classes.items())),
+                "varied_at_capture": self.varied_at_capture, "is_metric": self.is_metric}
+
+
+@dataclass
+class NoiseEvidence:
+    """Every diverging output and metric, classified; and how many runs the capture compared, if any."""
+
+    items: list[ItemNoise] = field(default_factory=list)
+    capture_runs: int = 0
+
+    @property
+    def beyond_noise(self) -> list[ItemNoise]:
+        """Items with a difference no noise rule explains: what a missing seed (or a real change) would do."""
+        return [i for i in self.items if not i.explained]
+
+    @property
+    def all_noise(self) -> bool:
+        return bool(self.items) and not self.beyond_noise
+
+
+def collect_evidence(outputs: list[Any], metrics: list[Any], unstable_outputs: Iterable[str] = (),
+                     unstable_metrics: Iterable[str] = (), capture_runs: int = 0) -> NoiseEvidence:
+    """Evidence from a comparison: ``outputs`` are OutputResults, ``metrics`` MetricResults (duck-typed, so
+    that this module stays a leaf); only what makes a replay diverge is classified."""
+    varied_out, varied_met = set(unstable_outputs), set(unstable_metrics)
+    items = []
+    for out in outputs:
+        if out.ignored or out.status in ("identical", "within_tolerance", "ignored"):
+            continue
+        items.append(ItemNoise(out.path, output_classes(out.status, out.explanation), out.path in varied_out))
+    for met in metrics:
+        if met.status in ("identical", "within_tolerance"):
+            continue
+        if met.reference is None or met.replayed is None:
+            classes = {NoiseClass.OTHER.value: 1}
+        else:
+            classes = {classify_number(met.reference, met.replayed, name=met.name).value: 1}
+        items.append(ItemNoise(met.name, classes, met.name in varied_met, is_metric=True))
+    return NoiseEvidence(items, capture_runs)
+
+
+def output_classes(status: str, expl: dict[str, Any] | None) -> dict[str, int]:
+    """Noise classes of one differing output, from its explanation (``replay.core.verify.explain``)."""
+    other = {NoiseClass.OTHER.value: 1}
+    if status != "differs" or not expl:
+        return other
+    numeric = expl.get("numeric")
+    if isinstance(numeric, dict) and numeric.get("classes") and numeric.get("complete", True):
+        return {str(k): int(v) for k, v in numeric["classes"].items()}
+    if expl.get("arrays") and not (expl.get("missing_arrays") or expl.get("extra_arrays")):
+        noise = all(a.get("max_rel_diff") is not None and a["max_rel_diff"] <= FLOAT_NOISE_REL
+                    and a.get("shape") == a.get("replayed_shape") for a in expl["arrays"])
+        return {NoiseClass.FLOAT_NOISE.value: len(expl["arrays"])} if noise else other
+    differences = expl.get("differences")
+    if differences and expl.get("differing_values", 0) <= len(differences):
+        counts: dict[str, int] = {}
+        for d in differences:
+            ref, new = d.get("reference"), d.get("replayed")
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ref, new))
+            cls = classify_number(float(ref), float(new), name=str(d.get("path", ""))) if numbers else NoiseClass.OTHER
+            counts[cls.value] = counts.get(cls.value, 0) + 1
+        return counts
+    return other

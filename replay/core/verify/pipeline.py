@@ -1,0 +1,372 @@
+"""Replay a capsule in a fresh, isolated container and turn the result into a verdict.
+
+Fails fast, in this order: manifest, image, data (before anything runs), the run itself, then the byte and
+metric comparison and, when anything differs, a diagnosis of what changed underneath.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replay.core import layout
+from replay.core.data.access import check_data_access
+from replay.core.data.hashing import check_data, hash_nofollow, lstat_beneath
+from replay.core.data.statcache import StatCache
+from replay.core.events import NullReporter, Reporter, Stopwatch
+from replay.core.ports import Engine, Mount, RunResult, RunSpec
+from replay.core.verify.compare import (
+    MetricResult,
+    OutputResult,
+    compare_metrics,
+    compare_outputs,
+    load_metrics,
+    settle_metrics_files,
+    verdict,
+)
+from replay.core.verify.diagnose import diagnose
+from replay.core.verify.hostinfo import collect_host
+from replay.core.verify.noise import collect_evidence
+from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport
+from replay.core.verify.tolerance import parse_tolerance
+from replay.errors import (
+    EXIT_DIVERGED,
+    EXIT_OK,
+    BadInput,
+    CommandFailed,
+    DataMismatch,
+    ImageProblem,
+    ReplayError,
+    UnsafeCapsule,
+)
+from replay.fsutil import chown_tree, mkdirs_beneath
+from replay.manifest import REFERENCE_DIR, FileEntry, HostInfo, Manifest, load
+from replay.safefs import read_bytes
+
+# The image's own user (templates/Dockerfile.j2): a root verifier runs the replay as this user.
+CONTAINER_UID = CONTAINER_GID = 10001
+# What a file the replay left where an output belongs, but that is not a regular file, is recorded as.
+NOT_A_FILE = "(not a regular file)"
+
+VERDICT_EXIT = {"identical": EXIT_OK, "equivalent": EXIT_OK, "diverged": EXIT_DIVERGED}
+
+
+@dataclass
+class VerifyRequest:
+    target: Path
+    cwd: Path
+    data_map: dict[str, Path] = field(default_factory=dict)
+    tolerances: dict[str, str] = field(default_factory=dict)
+    ignore: list[str] = field(default_factory=list)
+    keep: Path | None = None
+    timeout_s: float | None = None
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    gpus: int | None = None  # GPUs the replayed command may use (a Slurm task's --gpus); None: none
+    # Brings the image into the engine when it lacks it (a bundle loads it, a registry reference pulls it).
+    ensure_image: Callable[[Engine], None] | None = None
+
+
+@dataclass
+class Capsule:
+    """A loaded capsule: where it is and what it says. Bundles and image references will resolve to this."""
+
+    path: Path
+    manifest: Manifest
+
+
+@dataclass
+class Prepared:
+    """A capsule with the verifier's policy merged in and the replay's environment worked out."""
+
+    capsule: Capsule
+    tolerances: dict[str, str]
+    ignore: list[str]
+    env: dict[str, str]
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.capsule.manifest
+
+
+@dataclass
+class Comparison:
+    outputs: list[OutputResult]
+    metrics: list[MetricResult]
+    verdict: str
+
+
+def open_capsule(target: Path) -> Capsule:
+    return Capsule(path=target if target.is_dir() else target.parent, manifest=load(target))
+
+
+def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None) -> VerifyReport:
+    """The whole replay of one capsule, failing fast: manifest, image, data, run, compare, diagnose."""
+    reporter = reporter or NullReporter()
+    watch = Stopwatch()
+    prepared = prepare(open_capsule(req.target), req)
+    watch.lap("manifest")
+    reporter.stage("checking the capsule's reference copies")
+    with StatCache() as cache:
+        check_references(prepared.capsule, cache)
+    reporter.stage("checking the image")
+    engine_version = engine.version()
+    if req.ensure_image is not None and engine.image(prepared.manifest.image.id) is None:
+        req.ensure_image(engine)
+    check_image(engine, prepared.manifest)
+    watch.lap("image")
+    reporter.stage("checking data")
+    with StatCache() as cache:
+        check_inputs(prepared.manifest, req, cache, reporter)
+    check_data_access([_data_source(root, req) for root in prepared.manifest.data.roots], *_container_ids())
+    watch.lap("data")
+    with output_folder(req.keep) as out_root:
+        result = run_replay(engine, prepared, req, out_root, reporter)
+        watch.lap("run")
+        watch.timings["container_start"] = round(result.start_s, 4)
+        raise_on_failure(result, req)
+        reporter.stage("comparing outputs")
+        comparison = compare_replay(prepared, out_root)
+        watch.lap("compare")
+    return build_report(prepared, result, comparison, collect_host(engine_version), watch.timings)
+
+
+def error_report(target: Path, exc: ReplayError) -> VerifyReport:
+    """The report of a verify that reached no verdict: verdict "error", the error's code and line."""
+    name, image = target.name, ""
+    try:
+        capsule = open_capsule(target)
+        name, image = capsule.manifest.name, capsule.manifest.image.id
+    except ReplayError:
+        pass
+    report = VerifyReport(capsule=name, capsule_path=str(target), image_id=image, verdict=Verdict.ERROR,
+                          exit_code=exc.exit_code, error=exc.one_line())
+    if isinstance(exc, DataMismatch):
+        report.data = DataCheck(DataStatus.MISMATCH, problems=list(exc.problems))
+    if isinstance(exc, CommandFailed):
+        report.run = RunOutcome(exit_code=exc.status, log_tail=exc.log_tail)
+    return report
+
+
+def prepare(capsule: Capsule, req: VerifyRequest) -> Prepared:
+    """The manifest's policy with the request's on top, and the replay's environment."""
+    m = capsule.manifest
+    tolerances = {**m.policy.tolerances, **req.tolerances}
+    for tolerance in tolerances.values():  # the capsule's own too: a bad one must stop us before the run
+        parse_tolerance(tolerance)
+    ignore = [*m.policy.ignore, *[g for g in req.ignore if g not in m.policy.ignore]]
+    unknown = sorted(set(req.data_map) - set(m.data.roots))
+    if unknown:
+        raise BadInput(f"--data {unknown[0]}=... names no recorded data path",
+                       f"recorded data paths: {', '.join(m.data.roots) or 'none'}")
+    return Prepared(capsule, tolerances, ignore, _replay_env(m))
+
+
+def check_image(engine: Engine, m: Manifest) -> None:
+    """The image, by ID; a tag that now names another image is refused."""
+    image = engine.image(m.image.id)
+    if image is None:
+        raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this Docker engine",
+                           "load it (docker load -i FILE) or re-run `replay capture` where the data and code live")
+    tagged = engine.image(m.image.tag) if m.image.tag else None
+    if tagged is not None and tagged.id != m.image.id:
+        raise ImageProblem(f"tag {m.image.tag} names image {tagged.id[:19]}, not the recorded {m.image.id[:19]}",
+                           f"remove or re-tag it (docker tag {m.image.id} {m.image.tag})")
+
+
+def check_references(capsule: Capsule, cache: StatCache | None = None) -> None:
+    """The capsule's reference copies, before anything runs: plain files only (no link, FIFO or device, and
+    no folder on the way that is a link), each matching the size and sha256 that replay.json records.
+    A copy that is missing is allowed (its differences are then only not explained)."""
+    m = capsule.manifest
+    if m.outputs.reference_dir is None:
+        return
+    st, why = lstat_beneath(capsule.path, REFERENCE_DIR)
+    if why or (st is not None and not stat.S_ISDIR(st.st_mode)):
+        raise UnsafeCapsule(REFERENCE_DIR, why or "not a folder")
+    if st is None:
+        return
+    found, odd = hash_nofollow([REFERENCE_DIR], capsule.path, cache=cache, what="reference")
+    if odd:
+        raise UnsafeCapsule(*odd[0])
+    want = {layout.reference_copy(f.path): f for f in m.outputs.files}
+    for copy in found.files:
+        entry = want.get(copy.path)
+        if entry is not None and (entry.size, entry.sha256) != (copy.size, copy.sha256):
+            raise UnsafeCapsule(copy.path, "not the file replay.json records (its size or sha256 differs)")
+
+
+def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, reporter: Reporter) -> None:
+    """The data, before anything runs: every missing, changed or extra file is named."""
+    diff = check_data(m.data, req.cwd, mapping=req.data_map, cache=cache, reporter=reporter)
+    if not diff.ok:
+        problems = diff.problems()
+        named = ", ".join(f"{p['path']} {p['problem']}" for p in problems[:3])
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise DataMismatch(f"data differs from the capture: {named}{more}; the command was not run",
+                           "restore the captured data, or point --data RECORDED=LOCAL at a copy", problems)
+
+
+def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root: Path,
+               reporter: Reporter, adjust: Callable[[RunSpec], RunSpec] | None = None,
+               cancel: threading.Event | None = None) -> RunResult:
+    """The recorded command in a fresh container, its outputs written under ``out_root``; ``adjust`` changes
+    the spec before it runs (``replay check --vary``: another clock, time zone, user...); ``cancel`` set
+    kills the container (the engine raises Interrupted)."""
+    m = prepared.manifest
+    spec = RunSpec(
+        image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
+        mounts=[Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots],
+        user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes, timeout_s=req.timeout_s,
+        labels={"io.replay.capsule": m.name}, gpus=req.gpus,
+    )
+    if adjust is not None:
+        spec = adjust(spec)
+    root = os.geteuid() == 0
+    try:
+        for rel in layout.output_mount_dirs(m.outputs):
+            # Root on the host: the fresh folder is lent to the user the container runs as (never made
+            # world-writable), and everything under out_root is given back once the run ends.
+            host = mkdirs_beneath(out_root, rel, owner=_uid_gid(spec.user) if root else None)
+            spec.mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
+        reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
+        return engine.run(spec, lambda line: reporter.log(line, "command"), cancel=cancel)
+    finally:
+        if root:
+            chown_tree(out_root, os.geteuid(), os.getegid())
+
+
+def _uid_gid(user: str) -> tuple[int, int]:
+    uid, _, gid = user.partition(":")
+    return int(uid), int(gid or uid)
+
+
+def compare_replay(prepared: Prepared, out_root: Path) -> Comparison:
+    """Every output by hash (explained where it differs) and every metric, against this capsule's references."""
+    m, capsule = prepared.manifest, prepared.capsule
+    replayed, odd = _replayed_files(m, out_root)
+    outputs = compare_outputs(m.outputs.files, replayed, out_root, capsule.path / REFERENCE_DIR, prepared.ignore,
+                              prepared.tolerances)
+    for result in outputs:
+        if result.path in odd:  # never read: say what the replay left there instead
+            result.replayed_sha256 = NOT_A_FILE
+            result.explanation = {"kind": "not a file", "first_byte_offset": None,
+                                  "note": f"the replay left {odd[result.path]} here; not followed, not read"}
+    new_metrics: dict[str, float] = {}
+    per_file: dict[str, list[str]] = {}
+    for metrics_file in m.outputs.metrics_files:
+        found = _metrics_or_none(out_root, metrics_file)
+        new_metrics.update(found)
+        reference = _metrics_or_none(capsule.path, layout.reference_copy(metrics_file))
+        per_file[metrics_file] = sorted({*found, *reference})
+    metrics = compare_metrics(m.outputs.metrics, new_metrics, prepared.tolerances)
+    outputs = settle_metrics_files(outputs, m.outputs.metrics_files, metrics, per_file)
+    return Comparison(outputs, metrics, verdict(outputs, metrics))
+
+
+def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, verify_host: HostInfo,
+                 timings: dict[str, float]) -> VerifyReport:
+    """The verdict with its evidence, and a diagnosis of what changed underneath when it diverged."""
+    m = prepared.manifest
+    stability = m.outputs.stability
+    evidence = collect_evidence(comparison.outputs, comparison.metrics,
+                                stability.unstable_outputs if stability else (),
+                                stability.unstable_metrics if stability else (), stability.runs if stability else 0)
+    findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=comparison.verdict != "identical",
+                        numerics_env=m.command.numerics_env, evidence=evidence)
+    return VerifyReport(
+        capsule=m.name,
+        capsule_path=str(prepared.capsule.path),
+        image_id=m.image.id,
+        verdict=Verdict(comparison.verdict),
+        exit_code=VERDICT_EXIT[comparison.verdict],
+        outputs=comparison.outputs,
+        metrics=comparison.metrics,
+        data=DataCheck(DataStatus.VERIFIED, files=len(m.data.files), bytes=m.data.total_bytes, digest=m.data.digest),
+        run=RunOutcome(exit_code=result.exit_code, duration_s=round(result.duration_s, 3), timed_out=result.timed_out,
+                       oom_killed=result.oom_killed, log_tail=result.log_tail),
+        diagnosis=findings,
+        hosts=Hosts(capture=m.host, verify=verify_host),
+        timings=dict(timings),
+    )
+
+
+def _replay_env(m: Manifest) -> dict[str, str]:
+    env = {**m.command.numerics_env, **layout.seed_environment(m.command.seed)}
+    for name, value in m.command.env.items():
+        if value is None:  # a secret: never stored, read from this machine's environment
+            if name not in os.environ:
+                raise BadInput(f"the capsule needs secret {name} from the environment", f"export {name}, then retry")
+            value = os.environ[name]
+        env[name] = value
+    env["HOME"] = "/tmp"  # the container user may have no home; /tmp is the writable tmpfs
+    return env
+
+
+def _data_source(root: str, req: VerifyRequest) -> Path:
+    local = req.data_map.get(root) or layout.local_path(root, req.cwd)
+    return local.resolve()
+
+
+def _container_ids() -> tuple[int, int]:
+    """The host user when it is not root (its files stay removable); the image's own user otherwise."""
+    return (CONTAINER_UID, CONTAINER_GID) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+
+
+def _container_user() -> str:
+    uid, gid = _container_ids()
+    return f"{uid}:{gid}"
+
+
+@contextmanager
+def output_folder(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        if keep.exists() and any(keep.iterdir()):
+            raise BadInput(f"--keep folder {keep} is not empty", "pass a new or empty folder")
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep.resolve()
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="replay-verify-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _metrics_or_none(base: Path, rel: str) -> dict[str, float]:
+    """Metrics of a file under ``base`` (reached without following a link), or none when it is missing,
+    not a regular file, or no longer a JSON object of numbers (all of which diverge)."""
+    try:
+        return load_metrics(base / rel, read_bytes(base, rel))
+    except (BadInput, OSError):
+        return {}
+
+
+def _replayed_files(m: Manifest, out_root: Path) -> tuple[list[FileEntry], dict[str, str]]:
+    """Files the replay produced where the capture declared outputs (a declared file, or all under a
+    folder), and what it left there that is not a regular file: the command is someone else's, so nothing
+    it wrote is followed (a link to /etc/shadow is reported as a link, never read)."""
+    found, odd = hash_nofollow(list(m.outputs.roots), out_root, what="output")
+    strange = dict(odd)
+    entries = found.files + [FileEntry(path, 0, NOT_A_FILE) for path in strange]
+    return entries, strange
+
+
+def raise_on_failure(result: RunResult, req: VerifyRequest) -> None:
+    if result.timed_out:
+        raise CommandFailed(f"the replayed command timed out after {req.timeout_s:g} s", "raise --timeout",
+                            log_tail=result.log_tail, status=result.exit_code)
+    if result.oom_killed:
+        limit = f"{req.memory_bytes / (1 << 20):g} MiB" if req.memory_bytes else "none"
+        raise CommandFailed(f"the replayed command was killed for memory (limit {limit})",
+                            "raise --memory", log_tail=result.log_tail, status=result.exit_code)
+    if result.exit_code != 0:
+        raise CommandFailed(f"the replayed command exited with status {result.exit_code}",
+                            "see the last lines of its log below", log_tail=result.log_tail, status=result.exit_code)
