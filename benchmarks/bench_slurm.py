@@ -84,6 +84,7 @@ def main() -> None:
     from replay.adapters.slurm import SlurmBackend
     from replay.core.batch.plan import PlannedCapsule, make_plan
     from replay.core.batch.run import BatchOptions, run_batch
+    from replay.core.verify.options import ReplayOptions
     from replay.manifest import load
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-slurm-"))
@@ -110,7 +111,7 @@ def main() -> None:
             caps = [PlannedCapsule(i, c.name, c, str(c), load(c)) for i, c in enumerate(capsules)]
             return make_plan(caps, root, jobs=args.jobs)
 
-        options = BatchOptions(cwd=root, poll_s=0.05)
+        options = BatchOptions(ReplayOptions(cwd=root), poll_s=0.05)
         t0 = time.perf_counter()
         local_result = run_batch(plan(), options, engine, factory.backend("local", engine=engine))
         local_total = time.perf_counter() - t0

@@ -329,10 +329,10 @@ class DockerEngine:
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 init=True,  # PID 1 forwards signals, so Ctrl-C and timeouts stop the command at once
-                nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+                nano_cpus=int(spec.limits.cpus * 1e9) if spec.limits.cpus else None,
                 cpuset_cpus=spec.cpuset,
-                mem_limit=spec.memory_bytes,
-                memswap_limit=spec.memory_bytes,  # no swap beyond the limit: an OOM kill is reported, not hidden
+                mem_limit=spec.limits.memory_bytes,
+                memswap_limit=spec.limits.memory_bytes,  # no swap beyond the limit: an OOM kill is reported, not hidden
                 device_requests=device_requests(spec),
             )
             t0 = time.monotonic()
@@ -363,8 +363,8 @@ class DockerEngine:
         started = time.monotonic()
         timed_out = threading.Event()
         timer = None
-        if spec.timeout_s:
-            timer = threading.Timer(spec.timeout_s, self._kill_on_timeout, (container, timed_out))
+        if spec.limits.timeout_s:
+            timer = threading.Timer(spec.limits.timeout_s, self._kill_on_timeout, (container, timed_out))
             timer.daemon = True
             timer.start()
         try:
@@ -373,7 +373,8 @@ class DockerEngine:
             for line in _lines(self.api.logs(container, stream=True, follow=True)):
                 tail.append(line)
                 on_line(line)
-            status = self.api.wait(container, timeout=spec.timeout_s + WAIT_GRACE_S if spec.timeout_s else None)
+            timeout = spec.limits.timeout_s
+            status = self.api.wait(container, timeout=timeout + WAIT_GRACE_S if timeout else None)
         finally:
             if timer:
                 timer.cancel()
@@ -425,12 +426,12 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 
 def device_requests(spec: RunSpec) -> list[Any] | None:
-    """``RunSpec.gpus`` as the engine's device request (``docker run --gpus N``); None when no GPU is asked."""
-    if not spec.gpus:
+    """``RunLimits.gpus`` as the engine's device request (``docker run --gpus N``); None when no GPU is asked."""
+    if not spec.limits.gpus:
         return None
     from docker.types import DeviceRequest
 
-    return [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+    return [DeviceRequest(count=spec.limits.gpus, capabilities=[["gpu"]])]
 
 
 def _tmpfs_options(t: Tmpfs) -> str:

@@ -20,15 +20,11 @@ from pathlib import Path
 from replay import fsutil
 from replay.adapters import pipoutput
 from replay.core.data.hashing import hash_file
-
-# The lock's data and its pure parsing live in core; re-exported for the callers of this adapter.
-from replay.core.pyenv import LockedRequirement as LockedRequirement
-from replay.core.pyenv import Target as Target
-from replay.core.pyenv import normalize
-from replay.core.pyenv import parse_lock as parse_lock
-from replay.core.pyenv import pin_local_wheel as pin_local_wheel
-from replay.core.pyenv import render_local_pins as render_local_pins
-from replay.core.pyenv import wheel_version as wheel_version
+from replay.core.pyenv import (
+    LockedRequirement,
+    Target,
+    normalize,
+)
 from replay.errors import BadInput
 from replay.fsutil import atomic_write_text
 from replay.procs import follow

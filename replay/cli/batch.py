@@ -13,35 +13,34 @@ if TYPE_CHECKING:
     from replay.core.batch.run import ExperimentRow
     from replay.core.batch.settings import BackendSettings
     from replay.core.share.targets import ResolvedCapsule
+    from replay.core.verify.options import ReplayOptions
 
 PLAN_SCHEMA = "replay.batch-plan"
 
 
-def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path], tolerances: dict[str, str],
-              ignore: list[str], timeout: float | None, cpus: float | None, memory_bytes: int | None, *,
-              jobs: int | None, plan_only: bool, fail_fast: bool, chosen: BackendSettings, targets: list[str],
-              as_json: bool, report: Path | None, junit: Path | None, markdown: Path | None,
-              html: Path | None) -> None:
+def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int | None, plan_only: bool,
+              fail_fast: bool, chosen: BackendSettings, targets: list[str], as_json: bool, report: Path | None,
+              junit: Path | None, markdown: Path | None, html: Path | None) -> None:
     from replay import factory, ui
     from replay.core.batch.plan import make_plan
     from replay.core.batch.report import build_batch_report
     from replay.core.batch.run import BatchOptions, run_batch
     from replay.core.verify.tolerance import parse_tolerance
 
-    for spec in tolerances.values():
+    for spec in options.tolerances.values():
         parse_tolerance(spec)
     for destination, flag in ((report, "--report"), (junit, "--junit"), (markdown, "--markdown"), (html, "--html")):
         if destination is not None:
             _check_destination(destination, flag)
-    plan = make_plan(_load(found, cwd), cwd, data_map, chosen.jobs if chosen.remote else jobs)
+    cwd = options.cwd
+    plan = make_plan(_load(found, cwd), cwd, options.data_map, chosen.jobs if chosen.remote else jobs)
     if plan_only:
         if as_json:
             ui.print_json({"schema": PLAN_SCHEMA, "schema_version": 1, **plan.to_dict()})
         else:
             _render_plan(plan)
         raise typer.Exit(0)
-    options = BatchOptions(cwd=cwd, tolerances=tolerances, ignore=ignore, timeout_s=timeout, cpus=cpus,
-                           memory_bytes=memory_bytes, gpus=chosen.gpus, fail_fast=fail_fast)
+    batch_options = BatchOptions(options.with_data({}), fail_fast=fail_fast)  # --data is in the plan, per capsule
     engine = None
     if chosen.remote:  # the nodes' engines check the images: this machine may have none
         backend = factory.backend(chosen.name, **chosen.options(targets, cwd))
@@ -50,7 +49,7 @@ def batch_cmd(found: list[ResolvedCapsule], cwd: Path, data_map: dict[str, Path]
         engine.version()  # no engine: one clear error before anything starts
         backend = factory.backend(chosen.name, engine=engine)
     with _LiveTable(plan) as live:
-        result = run_batch(plan, options, engine, backend, observe=live.update)
+        result = run_batch(plan, batch_options, engine, backend, observe=live.update)
     batch = build_batch_report(result)
     _write(batch, as_json, report, junit, markdown, html)
     if not as_json:

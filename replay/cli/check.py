@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from replay.cli.limit_options import with_limits
+from replay.core.limits import RunLimits  # at run time: typer evaluates the signature
+
 if TYPE_CHECKING:
     from replay.core.check.floor import CheckReport
 
@@ -21,6 +24,7 @@ differs between runs or changes under a variation (the report says what, how far
 or --ignore); 2 bad input or changed data; 3 environment problem; 4 the replayed command failed."""
 
 
+@with_limits
 def check_cmd(
     target: Annotated[str, typer.Argument(help="A capsule folder (anything `replay verify` accepts).")],
     runs: Annotated[int, typer.Option("--runs", help="Replays to compare (the capture's own run counts too).")] = 2,
@@ -32,31 +36,27 @@ def check_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop each replayed command after SECONDS.")] = None,
-    cpus: Annotated[float | None, typer.Option(help="CPU limit for the replayed command.")] = None,
-    memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
+    *,
+    limits: RunLimits,
 ) -> None:
     """Replay a capsule N times in fresh containers and report, per output and metric, whether it is stable."""
     from replay import factory, jsonio, ui
     from replay.cli.state import State
     from replay.cli.verify import check_destination, data_mappings
     from replay.core.check.floor import CheckRequest, check
-    from replay.core.limits import check_cpus, check_timeout, parse_memory
     from replay.core.share import targets
+    from replay.core.verify.options import ReplayOptions
     from replay.fsutil import atomic_write_text
 
     cwd = Path.cwd()
     data_map = data_mappings(data or [], cwd)
     if report is not None:
         check_destination(report, "--report")  # before the runs, which may take long
-    timeout_s = check_timeout(timeout) if timeout is not None else None
-    cpus_limit = check_cpus(cpus) if cpus is not None else None
-    memory_bytes = parse_memory(memory) if memory is not None else None
     with tempfile.TemporaryDirectory(prefix="replay-target-") as scratch:
         resolved = targets.one(targets.resolve([target], targets.ResolveContext(cwd, Path(scratch))), target)
-        req = CheckRequest(target=resolved.path, cwd=cwd, runs=runs, vary=list(vary or []),
-                           data_map={**resolved.data_map, **data_map}, timeout_s=timeout_s, cpus=cpus_limit,
-                           memory_bytes=memory_bytes, ensure_image=resolved.ensure_image)
+        options = ReplayOptions(cwd=cwd, data_map={**resolved.data_map, **data_map}, limits=limits)
+        req = CheckRequest(target=resolved.path, options=options, runs=runs, vary=list(vary or []),
+                           ensure_image=resolved.ensure_image)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             result = check(req, factory.engine(), reporter)
     if report:

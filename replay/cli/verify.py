@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from replay.cli.backend_options import BackendOpt, GpusOpt, JobsOpt, PartitionOpt, TimeOpt, WorkdirOpt
+from replay.cli.limit_options import with_limits
+from replay.core.limits import RunLimits  # at run time: typer evaluates the signature
 
 if TYPE_CHECKING:
     from replay.core.verify.report import VerifyReport
@@ -31,6 +34,7 @@ missing/changed data (the command is not run); environment problem (3): no engin
 image under its tag; the replayed command failed (4): non-zero exit, killed for memory, timed out."""
 
 
+@with_limits
 def verify_cmd(
     target: Annotated[list[str], typer.Argument(
         help="Capsule folders (made by `replay capture`), folders of capsules (.replay/), bundle FILEs or "
@@ -45,9 +49,6 @@ def verify_cmd(
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report (one case per output and metric).")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary (PR comment, job summary).")] = None,
     keep: Annotated[Path | None, typer.Option(help="Keep the replayed outputs in this folder.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop the replayed command after SECONDS.")] = None,
-    cpus: Annotated[float | None, typer.Option(help="CPU limit for the replayed command.")] = None,
-    memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 2g.")] = None,
     allowed_signers: Annotated[Path | None, typer.Option(
         "--allowed-signers", help="A bundle must be signed by a principal of this ssh-keygen allowed_signers file.")
     ] = None,
@@ -60,13 +61,15 @@ def verify_cmd(
     plan: Annotated[bool, typer.Option("--plan", help="Batch: print the plan (groups, counts) and run nothing.")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Batch: stop at the first divergence.")] = False,
     html: Annotated[Path | None, typer.Option(help="Batch: write one self-contained HTML report page.")] = None,
+    *,
+    limits: RunLimits,
 ) -> None:
     """Replay capsules in fresh, isolated containers and diff their outputs byte for byte and metric-wise."""
     from replay import factory, ui
     from replay.cli.state import State
-    from replay.core.limits import check_cpus, check_timeout, parse_memory
     from replay.core.share import targets
     from replay.core.verify.compare import parse_assignment
+    from replay.core.verify.options import ReplayOptions
     from replay.core.verify.pipeline import VerifyRequest, error_report, verify
     from replay.errors import BadInput, DataMismatch, ReplayError
 
@@ -80,13 +83,12 @@ def verify_cmd(
             check_destination(dest, option)
     if keep is not None and keep.exists() and not keep.is_dir():
         raise BadInput(f"--keep {keep} is a file", "pass a new or empty folder to keep the replayed outputs in")
-    timeout_s = check_timeout(timeout) if timeout is not None else None
-    cpus_limit = check_cpus(cpus) if cpus is not None else None
-    memory_bytes = parse_memory(memory) if memory is not None else None
     engine = factory.engine()  # the client is made on first use: a Slurm batch never asks it for images
     from replay.cli import backend_options
 
     chosen = backend_options.settings(cwd, backend, jobs, partition, time_limit, gpus, workdir)
+    options = ReplayOptions(cwd=cwd, data_map=data_map, tolerances=tolerances, ignore=list(ignore or []),
+                            limits=replace(limits, gpus=chosen.gpus))
     with backend_options.scratch(chosen, list(target), cwd) as scratch:
         ctx = targets.ResolveContext(cwd, Path(scratch), allowed_signers=allowed_signers, engine=engine)
         found = targets.resolve(list(target), ctx)
@@ -95,15 +97,12 @@ def verify_cmd(
 
             if keep is not None:
                 raise BadInput("--keep takes one capsule, not a batch", "verify that capsule on its own with --keep")
-            batch_cmd(found, cwd, data_map, tolerances, list(ignore or []), timeout_s, cpus_limit, memory_bytes,
-                      jobs=jobs, plan_only=plan, fail_fast=fail_fast, chosen=chosen, targets=list(target),
+            batch_cmd(found, options, jobs=jobs, plan_only=plan, fail_fast=fail_fast, chosen=chosen, targets=list(target),
                       as_json=as_json, report=report, junit=junit, markdown=markdown, html=html)
             return
         resolved = found[0]
-        req = VerifyRequest(target=resolved.path, cwd=cwd, data_map={**resolved.data_map, **data_map},
-                            tolerances=tolerances, ignore=list(ignore or []), keep=keep, timeout_s=timeout_s,
-                            cpus=cpus_limit, memory_bytes=memory_bytes, gpus=chosen.gpus,
-                            ensure_image=resolved.ensure_image)
+        req = VerifyRequest(target=resolved.path, options=options.with_data({**resolved.data_map, **data_map}),
+                            keep=keep, ensure_image=resolved.ensure_image)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             try:
                 result = verify(req, engine, reporter)

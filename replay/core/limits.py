@@ -1,11 +1,20 @@
 """Resource limits for a replayed command, checked before anything runs (a bad one is exit 2, never an
-engine error after the image and data checks)."""
+engine error after the image and data checks).
+
+``RunLimits`` is the one place the limits live: parsed once from the command line (``LIMIT_OPTIONS`` says
+which flags, how each is read and checked), carried by every request (verify, batch, check, a batch task's
+payload) into the ``RunSpec``, and applied by the engine adapter. A new limit is a field here, a row of
+``LIMIT_OPTIONS``, and its mapping in the engine adapter.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from replay.errors import BadInput
 
@@ -51,3 +60,62 @@ def check_timeout(seconds: float) -> float:
         raise BadInput(f"--timeout {seconds:g} is not a positive number of seconds",
                        "pass a number of seconds, e.g. --timeout 600, or leave it out for no limit")
     return seconds
+
+
+def check_gpus(gpus: int) -> int:
+    if gpus < 0:
+        raise BadInput(f"--gpus {gpus} is negative", "pass a GPU count of 0 or more")
+    return gpus
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What one replayed command may use; None: no limit (no GPU, for ``gpus``)."""
+
+    timeout_s: float | None = None
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    gpus: int | None = None  # GPUs the command may use (any N of the engine's GPUs)
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, raw: Any) -> RunLimits:
+        """Limits from a task payload (a file in a shared folder): every field typed and in range, or BadInput."""
+        if not isinstance(raw, dict) or set(raw) - {f.name for f in fields(cls)}:
+            raise BadInput("replay task limits are malformed", "rerun the batch")
+        for name in ("timeout_s", "cpus"):
+            value = raw.get(name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                      or not math.isfinite(value) or value <= 0):
+                raise BadInput(f"replay task limit {name} is not a positive number", "rerun the batch")
+        for name in ("memory_bytes", "gpus"):
+            value = raw.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise BadInput(f"replay task limit {name} is not a whole number of 0 or more", "rerun the batch")
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class LimitOption:
+    """A command-line flag that sets one ``RunLimits`` field: the CLI builds its options from these rows."""
+
+    field: str  # the RunLimits field
+    flag: str
+    type: type  # what the command line parses the value as, before ``check``
+    help: str
+    check: Callable[[Any], Any]  # the parsed value -> the field's value; BadInput when it is wrong
+
+
+LIMIT_OPTIONS = (
+    LimitOption("timeout_s", "--timeout", float, "Stop the replayed command after SECONDS.", check_timeout),
+    LimitOption("cpus", "--cpus", float, "CPU limit for the replayed command.", check_cpus),
+    LimitOption("memory_bytes", "--memory", str, "Memory limit, e.g. 2g.", parse_memory),
+)
+
+
+def parse_limits(given: dict[str, Any], gpus: int | None = None) -> RunLimits:
+    """``given``: field -> the command line's value (None: not given), checked row by row."""
+    values = {o.field: o.check(given[o.field]) for o in LIMIT_OPTIONS if given.get(o.field) is not None}
+    return RunLimits(**values, gpus=check_gpus(gpus) if gpus is not None else None)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from replay.core.limits import RunLimits
+
 if TYPE_CHECKING:
     from replay.core.pyenv import Interpreter, LockedRequirement, Target
 
@@ -49,13 +51,10 @@ class RunSpec:
     user: str = "10001:10001"
     network: bool = False
     read_only_root: bool = True
-    cpus: float | None = None
-    memory_bytes: int | None = None
-    timeout_s: float | None = None
+    limits: RunLimits = field(default_factory=RunLimits)
     labels: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None  # None: the engine's default (Docker: the container's short ID)
     cpuset: str | None = None  # CPUs the command may run on, e.g. "0" or "0-3" (what sched_getaffinity sees)
-    gpus: int | None = None  # GPUs the command may use (any N of the engine's GPUs); None or 0: none
 
 
 @dataclass

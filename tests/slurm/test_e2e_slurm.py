@@ -26,6 +26,7 @@ from replay.adapters.slurm import SlurmBackend
 from replay.core.batch.plan import Plan, PlannedCapsule, make_plan
 from replay.core.batch.report import build_batch_report
 from replay.core.batch.run import BatchOptions, run_batch
+from replay.core.verify.options import ReplayOptions
 from replay.manifest import load
 from tests.e2e.conftest import BASE, CAPSULE_LABEL, Project, new_project, track_capsule
 from tests.slurm.cluster import Cluster
@@ -108,11 +109,11 @@ def no_containers(engine: Any, *names: str) -> list[str]:
 def test_the_same_batch_through_slurm_and_locally_gives_the_same_batch_report(projects, engine, slurm_cluster: Cluster,
                                                                               tmp_path) -> None:
     items = the_batch(projects)
-    local = build_batch_report(run_batch(plan_of(items, 2), BatchOptions(Path("/")), engine,
+    local = build_batch_report(run_batch(plan_of(items, 2), BatchOptions(ReplayOptions(Path("/"))), engine,
                                          factory.backend("local", engine=engine)))
     backend = SlurmBackend(tmp_path / "work", partition=slurm_cluster.partition, poll_s=0.5)
     seen: set[tuple[str, str, str]] = set()
-    result = run_batch(plan_of(items, 2), BatchOptions(Path("/"), poll_s=0.2), None, backend,
+    result = run_batch(plan_of(items, 2), BatchOptions(ReplayOptions(Path("/")), poll_s=0.2), None, backend,
                        observe=lambda rows: seen.update((r.id, r.phase.value, r.node) for r in rows))
     slurm = build_batch_report(result)
     verdicts = [(c.name, c.verdict, c.exit_code) for c in slurm.capsules]
@@ -135,7 +136,7 @@ def test_a_task_killed_by_the_slurm_time_limit_is_reported_as_timeout(engine, tr
     sleeper = captured(tmp_path, "sleeper", train_venv)
     backend = SlurmBackend(tmp_path / "work", partition=slurm_cluster.partition, time_limit="1", poll_s=1)
     t0 = time.monotonic()
-    result = run_batch(plan_of([(sleeper.capsule, sleeper)], 1), BatchOptions(Path("/")), None, backend)
+    result = run_batch(plan_of([(sleeper.capsule, sleeper)], 1), BatchOptions(ReplayOptions(Path("/"))), None, backend)
     print(f"\n--time 1 kill reported after {time.monotonic() - t0:.1f} s")
     report = result.reports[0]
     assert (report.verdict, report.exit_code) == ("error", 4)

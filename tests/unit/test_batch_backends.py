@@ -17,7 +17,9 @@ from replay.core.batch.run import BatchCancelled, BatchOptions, run_batch
 from replay.core.batch.settings import BackendSettings, default_workdir
 from replay.core.batch.task import GroupTask
 from replay.core.data.check import scoped
+from replay.core.limits import RunLimits
 from replay.core.ports import JobState, JobStatus, TaskSpec
+from replay.core.verify.options import ReplayOptions
 from replay.errors import BadInput
 from replay.manifest import DataManifest, FileEntry, Manifest
 from tests.unit.test_manifest import full_manifest
@@ -81,10 +83,11 @@ RUNNING = JobStatus(JobState.RUNNING, "node7", "slurm task 7_0 RUNNING on node n
 
 def test_a_remote_batch_needs_no_engine_and_sends_checks_sources_and_gpus_to_the_nodes(tmp_path: Path) -> None:
     backend = Scripted([([JobStatus(JobState.CANCELLED, "n")], None)] * 2)
-    result = run_batch(plan_of(tmp_path), BatchOptions(tmp_path, gpus=2, poll_s=0), None, backend)
+    options = BatchOptions(ReplayOptions(tmp_path, limits=RunLimits(gpus=2)), poll_s=0)
+    result = run_batch(plan_of(tmp_path), options, None, backend)
     tasks = [GroupTask.from_payload(t.payload) for t in backend.tasks]
-    assert [t.options.checks for t in tasks] == [True, True]  # the node's engine checks the image
-    assert [t.options.gpus for t in tasks] == [2, 2]
+    assert [t.checks for t in tasks] == [True, True]  # the node's engine checks the image
+    assert [t.options.limits.gpus for t in tasks] == [2, 2]
     sources = [ImageSources.from_payload(t.payload) for t in backend.tasks]
     assert sources[0].bundle == str(tmp_path / "a.replay") and sources[1].pull == "r/b@sha256:" + "b" * 64
     assert result.images_checked == 1 and result.backend == "slurm"  # one image group, checked on the nodes
@@ -95,7 +98,7 @@ def test_a_local_batch_without_an_engine_is_refused(tmp_path: Path) -> None:
     backend = Scripted([])
     backend.remote = False  # type: ignore[misc]
     with pytest.raises(ValueError):
-        run_batch(plan_of(tmp_path), BatchOptions(tmp_path), None, backend)
+        run_batch(plan_of(tmp_path), BatchOptions(ReplayOptions(tmp_path)), None, backend)
 
 
 @pytest.mark.parametrize(("state", "code", "word"), [(JobState.TIMEOUT, 4, "TIMEOUT"), (JobState.FAILED, 3, "FAILED"),
@@ -105,7 +108,7 @@ def test_a_task_the_backend_ended_is_an_error_with_its_state_and_node(state, cod
     final = JobStatus(state, "node7", f"slurm task 7_0 {word} on node node7")
     backend = Scripted([([RUNNING, final], None)] * 2)
     seen: list[tuple[str, str, str]] = []
-    result = run_batch(plan_of(tmp_path), BatchOptions(tmp_path, poll_s=0), None, backend,
+    result = run_batch(plan_of(tmp_path), BatchOptions(ReplayOptions(tmp_path), poll_s=0), None, backend,
                        observe=lambda rows: seen.extend((r.phase.value, r.node, r.backend_state) for r in rows))
     reports = [result.reports[i] for i in (0, 1)]
     assert [(r.verdict, r.exit_code) for r in reports] == [("error", code)] * 2
@@ -119,7 +122,7 @@ def test_a_task_the_backend_ended_is_an_error_with_its_state_and_node(state, cod
 def test_a_result_that_does_not_match_its_task_is_no_verdict(tmp_path: Path) -> None:
     done = JobStatus(JobState.DONE, "n1")
     backend = Scripted([([done], {"reports": []}), ([done], {"reports": [{"verdict": "identical"}]})])
-    result = run_batch(plan_of(tmp_path), BatchOptions(tmp_path, poll_s=0), None, backend)
+    result = run_batch(plan_of(tmp_path), BatchOptions(ReplayOptions(tmp_path), poll_s=0), None, backend)
     assert [result.reports[i].verdict for i in (0, 1)] == ["error", "error"]
     assert "does not match its task" in (result.reports[0].error or "")
 
@@ -132,7 +135,7 @@ def test_ctrl_c_cancels_the_tasks_and_says_which(tmp_path: Path) -> None:
 
     backend = Interrupting([])
     with pytest.raises(BatchCancelled) as caught:
-        run_batch(plan_of(tmp_path), BatchOptions(tmp_path, poll_s=0), None, backend)
+        run_batch(plan_of(tmp_path), BatchOptions(ReplayOptions(tmp_path), poll_s=0), None, backend)
     assert caught.value.exit_code == 130 and "cancelled slurm job 7" in caught.value.one_line()
     assert backend.closed >= 1
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from replay.core.batch.task import GroupTask, VerifyOptions
+from replay.core.batch.task import GroupTask
+from replay.core.limits import RunLimits
+from replay.core.verify.options import ReplayOptions
 from replay.errors import BadInput
 
 
 def _task() -> GroupTask:
-    return GroupTask(id="t0", capsules=["/x/a", "/x/b"], options=VerifyOptions(cwd="/x", tolerances={"acc": "1e-3"},
-                                                                           timeout_s=60.0, memory_bytes=1 << 30))
+    limits = RunLimits(timeout_s=60.0, memory_bytes=1 << 30)
+    return GroupTask(id="t0", capsules=["/x/a", "/x/b"],
+                     options=ReplayOptions(cwd=Path("/x"), tolerances={"acc": "1e-3"}, limits=limits))
 
 
 def test_a_task_round_trips_through_its_payload() -> None:
@@ -18,6 +23,10 @@ def test_a_task_round_trips_through_its_payload() -> None:
     payload = task.to_payload()
     assert payload["schema"] == "replay.task" and payload["schema_version"] == 1
     assert GroupTask.from_payload(payload) == task
+    # The payload's shape: the policy and the limits flat under "options", with the node's checks switch.
+    assert payload["options"] == {"cwd": "/x", "data_map": {}, "tolerances": {"acc": "1e-3"}, "ignore": [],
+                                  "timeout_s": 60.0, "cpus": None, "memory_bytes": 1 << 30, "gpus": None,
+                                  "checks": True}
 
 
 @pytest.mark.parametrize(
@@ -34,6 +43,8 @@ def test_a_task_round_trips_through_its_payload() -> None:
         lambda p: p["options"].update(memory_bytes=True),
         lambda p: p["options"].update(data_map={"data": 3}),
         lambda p: p["options"].update(ignore="out/*.log"),
+        lambda p: p["options"].update(checks="no"),
+        lambda p: p["options"].update(cpus=float("inf")),
     ],
 )
 def test_a_malformed_task_is_bad_input(change) -> None:

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from replay.adapters.docker_engine import device_requests
-from replay.core.batch.task import GroupTask, VerifyOptions
+from replay.core.batch.task import GroupTask
+from replay.core.limits import RunLimits
 from replay.core.ports import RunSpec
+from replay.core.verify.options import ReplayOptions
 from replay.errors import BadInput
 
 
 def spec(gpus: int | None) -> RunSpec:
-    return RunSpec(image="sha256:" + "a" * 64, argv=["python", "train.py"], workdir="/work", gpus=gpus)
+    return RunSpec(image="sha256:" + "a" * 64, argv=["python", "train.py"], workdir="/work", limits=RunLimits(gpus=gpus))
 
 
 def test_n_gpus_become_one_device_request_for_n_gpus() -> None:
@@ -29,14 +31,14 @@ def test_no_gpus_asked_is_no_device_request(gpus: int | None) -> None:
 
 
 def test_the_task_payload_carries_the_gpus_to_the_nodes_replay() -> None:
-    task = GroupTask("E1", ["/shared/a"], VerifyOptions(cwd="/shared", gpus=1))
+    task = GroupTask("E1", ["/shared/a"], ReplayOptions(cwd=Path("/shared"), limits=RunLimits(gpus=1)))
     back = GroupTask.from_payload(task.to_payload())
-    assert back.options.gpus == 1 and back.options.request(Path("/shared/a")).gpus == 1
+    assert back.options.limits.gpus == 1
 
 
 @pytest.mark.parametrize("gpus", [-1, 1.5, True, "1"])
 def test_a_task_with_a_bad_gpu_count_is_bad_input(gpus: object) -> None:
-    payload = GroupTask("E1", ["/shared/a"], VerifyOptions(cwd="/shared")).to_payload()
+    payload = GroupTask("E1", ["/shared/a"], ReplayOptions(cwd=Path("/shared"))).to_payload()
     payload["options"]["gpus"] = gpus
     with pytest.raises(BadInput):
         GroupTask.from_payload(payload)

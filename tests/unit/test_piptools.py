@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from replay.adapters import piptools
-from replay.adapters.piptools import COMPILE_ARGS, LockedRequirement, Target, compile_lock, parse_lock, render_local_pins
+from replay.adapters.piptools import COMPILE_ARGS, compile_lock
+from replay.core.pyenv import LockedRequirement, Target, parse_lock, render_local_pins
 from replay.errors import BadInput
 
 OUTPUTS = Path(__file__).parent / "pip_outputs"  # real pip-compile and pip output, recorded

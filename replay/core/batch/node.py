@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from replay.core.batch.task import RESULT_SCHEMA, SCHEMA_VERSION, GroupTask, run_task
+from replay.core.batch.task import GroupTask, run_task, task_result
 from replay.core.ports import Engine
-from replay.core.verify.hostinfo import collect_host
 from replay.core.verify.pipeline import error_report, open_capsule
 from replay.errors import BadInput, ImageProblem, ReplayError
 
@@ -158,12 +157,4 @@ def _group_image(task: GroupTask) -> str:
 
 
 def _failed(task: GroupTask, exc: ReplayError, engine: Engine) -> dict[str, Any]:
-    try:
-        host = asdict(collect_host(engine.version()))
-    except ReplayError:
-        host = asdict(collect_host(""))
-    return {
-        "schema": RESULT_SCHEMA, "schema_version": SCHEMA_VERSION, "id": task.id, "node": socket.gethostname(),
-        "host": host, "started": time.time(), "duration_s": 0.0,
-        "reports": [error_report(Path(c), exc).to_dict() for c in task.capsules],
-    }
+    return task_result(task.id, engine, [error_report(Path(c), exc) for c in task.capsules], time.time())

@@ -26,15 +26,15 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from replay.core.batch.node import ImageSources
 from replay.core.batch.plan import Plan, PlannedCapsule
-from replay.core.batch.task import GroupTask, VerifyOptions
+from replay.core.batch.task import GroupTask
 from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter
 from replay.core.ports import Backend, Engine, JobHandle, JobState, JobStatus, TaskSpec
-from replay.core.verify.pipeline import VerifyRequest, check_image, check_inputs, error_report
+from replay.core.verify.options import ReplayOptions
+from replay.core.verify.pipeline import check_image, check_inputs, error_report
 from replay.core.verify.report import RunOutcome, VerifyReport
 from replay.errors import CommandFailed, EnvironmentProblem, Interrupted, ReplayError
 
@@ -49,13 +49,7 @@ class BatchCancelled(Interrupted):
 
 @dataclass
 class BatchOptions:
-    cwd: Path
-    tolerances: dict[str, str] = field(default_factory=dict)
-    ignore: list[str] = field(default_factory=list)
-    timeout_s: float | None = None
-    cpus: float | None = None
-    memory_bytes: int | None = None
-    gpus: int | None = None
+    replay: ReplayOptions  # every capsule's (each capsule's own --data comes from its plan entry)
     fail_fast: bool = False
     poll_s: float = 0.2
 
@@ -180,9 +174,8 @@ def _check_data(plan: Plan, options: BatchOptions, result: BatchResult) -> None:
                 continue
             leader = plan.capsules[standing[0]]
             assert leader.manifest is not None
-            req = VerifyRequest(target=leader.path, cwd=options.cwd, data_map=dict(leader.data_map))
             try:
-                check_inputs(leader.manifest, req, cache, NullReporter())
+                check_inputs(leader.manifest, options.replay.with_data(leader.data_map), cache, NullReporter())
             except ReplayError as exc:
                 for i in standing:
                     result.reports[i] = error_report(plan.capsules[i].path, exc)
@@ -239,12 +232,8 @@ def _replay(plan: Plan, options: BatchOptions, backend: Backend, result: BatchRe
 def _task(plan: Plan, options: BatchOptions, backend: Backend, task_id: str, standing: list[int]) -> TaskSpec:
     """One experiment's payload: its standing capsules, the options, and (remote) where the image may come from."""
     leader = plan.capsules[standing[0]]
-    opts = VerifyOptions(
-        cwd=str(options.cwd), data_map={k: str(v) for k, v in leader.data_map.items()},
-        tolerances=dict(options.tolerances), ignore=list(options.ignore), timeout_s=options.timeout_s,
-        cpus=options.cpus, memory_bytes=options.memory_bytes, gpus=options.gpus, checks=backend.remote,
-    )
-    payload = GroupTask(task_id, [str(plan.capsules[i].path) for i in standing], opts).to_payload()
+    opts = options.replay.with_data(leader.data_map)
+    payload = GroupTask(task_id, [str(plan.capsules[i].path) for i in standing], opts, checks=backend.remote).to_payload()
     if backend.remote:
         bundle = next((plan.capsules[i].bundle for i in standing if plan.capsules[i].bundle), None)
         pull = next((plan.capsules[i].pull for i in standing if plan.capsules[i].pull), None)

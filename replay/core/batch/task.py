@@ -16,28 +16,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from replay.core.data.statcache import StatCache
-from replay.core.events import NullReporter, Reporter, Stopwatch
+from replay.core.events import Reporter, Stopwatch
 from replay.core.ports import Engine
 from replay.core.verify.hostinfo import collect_host
-from replay.core.verify.pipeline import (
-    Prepared,
-    VerifyRequest,
-    build_report,
-    check_image,
-    check_inputs,
-    compare_replay,
-    error_report,
-    open_capsule,
-    output_folder,
-    prepare,
-    raise_on_failure,
-    run_replay,
-)
+from replay.core.verify.options import ReplayOptions
+from replay.core.verify.pipeline import Prepared, Replayer, build_report, compare_replay, error_report, output_folder
 from replay.core.verify.report import VerifyReport
 from replay.errors import BadInput, Interrupted, ReplayError
 from replay.manifest import Manifest
@@ -69,37 +56,17 @@ def experiment_key(m: Manifest) -> tuple[Any, ...]:
 
 
 @dataclass
-class VerifyOptions:
-    """The verifier's options for every capsule of a task (JSON-friendly: paths are strings)."""
-
-    cwd: str
-    data_map: dict[str, str] = field(default_factory=dict)
-    tolerances: dict[str, str] = field(default_factory=dict)
-    ignore: list[str] = field(default_factory=list)
-    timeout_s: float | None = None
-    cpus: float | None = None
-    memory_bytes: int | None = None
-    gpus: int | None = None  # GPUs for the replayed command (``--gpus``: what the Slurm task was given)
+class GroupTask:
+    id: str
+    capsules: list[str]  # capsule folders, absolute, all of one experiment
+    options: ReplayOptions
     # Check the image and the data before the replay. The local batch turns it off: its plan checked each
     # distinct image and data set once before handing out tasks. A cluster node keeps it on (its own engine).
     checks: bool = True
 
-    def request(self, capsule: Path) -> VerifyRequest:
-        return VerifyRequest(
-            target=capsule, cwd=Path(self.cwd), data_map={k: Path(v) for k, v in self.data_map.items()},
-            tolerances=dict(self.tolerances), ignore=list(self.ignore), timeout_s=self.timeout_s, cpus=self.cpus,
-            memory_bytes=self.memory_bytes, gpus=self.gpus,
-        )
-
-
-@dataclass
-class GroupTask:
-    id: str
-    capsules: list[str]  # capsule folders, absolute, all of one experiment
-    options: VerifyOptions
-
     def to_payload(self) -> dict[str, Any]:
-        return {"schema": TASK_SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self)}
+        return {"schema": TASK_SCHEMA, "schema_version": SCHEMA_VERSION, "id": self.id, "capsules": list(self.capsules),
+                "options": {**self.options.to_payload(), "checks": self.checks}}
 
     @classmethod
     def from_payload(cls, raw: Any) -> GroupTask:
@@ -114,30 +81,29 @@ class GroupTask:
         if (not isinstance(raw.get("id"), str) or not isinstance(capsules, list) or not capsules
                 or not all(isinstance(c, str) and c.startswith("/") for c in capsules) or not isinstance(opts, dict)):
             raise BadInput("replay task is malformed (id, capsules, options)", "rerun the batch")
-        try:
-            options = VerifyOptions(**opts)
-        except TypeError as exc:
-            raise BadInput(f"replay task options are malformed ({exc})", "rerun the batch") from None
-        _check_options(options)
-        return cls(id=raw["id"], capsules=list(capsules), options=options)
+        checks = opts.get("checks", True)
+        if not isinstance(checks, bool):
+            raise BadInput("replay task options have the wrong types", "rerun the batch")
+        options = ReplayOptions.from_payload({k: v for k, v in opts.items() if k != "checks"})
+        return cls(id=raw["id"], capsules=list(capsules), options=options, checks=checks)
 
 
-def _check_options(o: VerifyOptions) -> None:
-    ok = (isinstance(o.cwd, str) and _str_map(o.data_map) and _str_map(o.tolerances)
-          and isinstance(o.ignore, list) and all(isinstance(g, str) for g in o.ignore)
-          and _number_or_none(o.timeout_s) and _number_or_none(o.cpus) and isinstance(o.checks, bool)
-          and all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-                  for v in (o.memory_bytes, o.gpus)))
-    if not ok:
-        raise BadInput("replay task options have the wrong types", "rerun the batch")
-
-
-def _str_map(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-
-
-def _number_or_none(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+def task_result(task_id: str, engine: Engine, reports: list[VerifyReport], started: float) -> dict[str, Any]:
+    """A ``replay.task-result`` document: the reports in the task's capsule order, and where they were made."""
+    try:
+        host = asdict(collect_host(engine.version()))
+    except ReplayError:
+        host = asdict(collect_host(""))
+    return {
+        "schema": RESULT_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "id": task_id,
+        "node": socket.gethostname(),
+        "host": host,
+        "started": started,
+        "duration_s": round(time.time() - started, 3),
+        "reports": [r.to_dict() for r in reports],
+    }
 
 
 def run_task(payload: dict[str, Any], engine: Engine, reporter: Reporter | None = None,
@@ -147,75 +113,50 @@ def run_task(payload: dict[str, Any], engine: Engine, reporter: Reporter | None 
     ``cancel`` set while the replay runs kills its container (the engine honours it); the reports then say
     "interrupted" (exit 130).
     """
-    reporter = reporter or NullReporter()
     task = GroupTask.from_payload(payload)
     started = time.time()
-    reports = _verify_group(task, engine, reporter, cancel)
-    host: dict[str, Any] = {}
-    try:
-        host = asdict(collect_host(engine.version()))
-    except ReplayError:
-        host = asdict(collect_host(""))
-    return {
-        "schema": RESULT_SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "id": task.id,
-        "node": socket.gethostname(),
-        "host": host,
-        "started": started,
-        "duration_s": round(time.time() - started, 3),
-        "reports": [r.to_dict() for r in reports],
-    }
+    reports = _verify_group(task, Replayer(engine, task.options, reporter), cancel)
+    return task_result(task.id, engine, reports, started)
 
 
-def _verify_group(task: GroupTask, engine: Engine, reporter: Reporter,
-                  cancel: threading.Event | None = None) -> list[VerifyReport]:
+def _verify_group(task: GroupTask, replayer: Replayer, cancel: threading.Event | None = None) -> list[VerifyReport]:
     paths = [Path(c) for c in task.capsules]
     reports: dict[int, VerifyReport] = {}
     prepared: dict[int, Prepared] = {}
     for i, path in enumerate(paths):
         try:
-            prepared[i] = prepare(open_capsule(path), task.options.request(path))
+            prepared[i] = replayer.open(path)
         except ReplayError as exc:
             reports[i] = error_report(path, exc)
     if prepared:
-        leader_index = min(prepared)
-        leader = prepared[leader_index]
-        key = experiment_key(leader.manifest)
+        key = experiment_key(prepared[min(prepared)].manifest)
         for i in [i for i, p in prepared.items() if experiment_key(p.manifest) != key]:
             reports[i] = error_report(paths[i], BadInput(
                 f"capsule {prepared.pop(i).manifest.name} is not the same experiment as the rest of its task",
                 "the batch plan groups only identical experiments; rerun the batch"))
-        req = task.options.request(paths[leader_index])
         try:
             if cancel is not None and cancel.is_set():
                 raise Interrupted()
-            reports.update(_replay_once(engine, req, prepared, reporter, task.options.checks, cancel))
+            reports.update(_replay_once(replayer, prepared, task.checks, cancel))
         except ReplayError as exc:
             for i in prepared:
                 reports[i] = error_report(paths[i], exc)
     return [reports[i] for i in range(len(paths))]
 
 
-def _replay_once(engine: Engine, req: VerifyRequest, group: dict[int, Prepared], reporter: Reporter,
-                 checks: bool = True, cancel: threading.Event | None = None) -> dict[int, VerifyReport]:
-    watch = Stopwatch()
+def _replay_once(replayer: Replayer, group: dict[int, Prepared], checks: bool = True,
+                 cancel: threading.Event | None = None) -> dict[int, VerifyReport]:
+    """The group's leader replayed once (after its image and data checks), compared against every member."""
     leader = group[min(group)]
-    engine_version = engine.version()
+    replayer.watch = Stopwatch()  # the task's timings start here, as a verify's would after its manifest
+    verify_host = replayer.host()
     if checks:
-        check_image(engine, leader.manifest)
-        watch.lap("image")
-        with StatCache() as cache:
-            check_inputs(leader.manifest, req, cache, reporter)
-        watch.lap("data")
-    verify_host = collect_host(engine_version)
+        replayer.check_image(leader.manifest)
+        replayer.check_data(leader.manifest)
     out: dict[int, VerifyReport] = {}
     with output_folder(None) as out_root:
-        result = run_replay(engine, leader, req, out_root, reporter, cancel=cancel)
-        watch.lap("run")
-        watch.timings["container_start"] = round(result.start_s, 4)
-        raise_on_failure(result, req)
-        shared = dict(watch.timings)
+        result = replayer.replay_once(leader, out_root, cancel=cancel)
+        shared = dict(replayer.watch.timings)
         for i, member in group.items():
             t0 = time.perf_counter()
             comparison = compare_replay(member, out_root)

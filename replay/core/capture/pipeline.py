@@ -256,9 +256,11 @@ def _refuse_leaving_links(data: DataManifest) -> None:
 def _stability(engine: Engine, stage: Path, manifest: Manifest, root: Path, runs: int, reporter: Reporter) -> Stability:
     """`replay check` on the capsule being made: the captured run and ``runs`` replays, compared."""
     from replay.core.check.floor import CheckRequest, check
+    from replay.core.verify.options import ReplayOptions
     from replay.core.verify.pipeline import Capsule
 
-    req = CheckRequest(target=stage, cwd=root, runs=runs, check_data=False)  # the data was hashed just now
+    # The data was hashed just now: not checked again.
+    req = CheckRequest(target=stage, options=ReplayOptions(cwd=root), runs=runs, check_data=False)
     return check(req, engine, reporter, capsule=Capsule(stage, manifest)).stability()
 
 

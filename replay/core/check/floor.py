@@ -9,6 +9,7 @@ The capture's own outputs count as a run (labelled "capture") when the capsule k
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,23 +25,10 @@ from replay.core.check.stability import (
     metric_stability,
     output_stability,
 )
-from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.ports import Engine, RunSpec
-from replay.core.verify.pipeline import (
-    Capsule,
-    Comparison,
-    Prepared,
-    VerifyRequest,
-    check_image,
-    check_inputs,
-    compare_replay,
-    open_capsule,
-    output_folder,
-    prepare,
-    raise_on_failure,
-    run_replay,
-)
+from replay.core.verify.options import ReplayOptions
+from replay.core.verify.pipeline import Capsule, Comparison, EnsureImage, Prepared, Replayer, output_folder
 from replay.errors import EXIT_DIVERGED, EXIT_OK, BadInput, ReplayError
 from replay.manifest import REFERENCE_DIR, Stability
 
@@ -52,14 +40,10 @@ MAX_RUNS = 100
 @dataclass
 class CheckRequest:
     target: Path
-    cwd: Path
+    options: ReplayOptions
     runs: int = 2
     vary: list[str] = field(default_factory=list)  # names from replay.core.check.vary.NAMES
-    data_map: dict[str, Path] = field(default_factory=dict)
-    timeout_s: float | None = None
-    cpus: float | None = None
-    memory_bytes: int | None = None
-    ensure_image: Any = None
+    ensure_image: EnsureImage | None = None
     include_capture: bool = True  # the capture's own outputs count as a run
     check_data: bool = True
 
@@ -137,18 +121,12 @@ def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
         raise BadInput(f"--runs {req.runs} is out of range", f"pass 1 to {MAX_RUNS}")
     names = vary.parse(req.vary)
     watch = Stopwatch()
-    vreq = VerifyRequest(target=req.target, cwd=req.cwd, data_map=req.data_map, timeout_s=req.timeout_s,
-                         cpus=req.cpus, memory_bytes=req.memory_bytes, ensure_image=req.ensure_image)
-    prepared = prepare(capsule or open_capsule(req.target), vreq)
+    replayer = Replayer(engine, req.options, reporter)
+    prepared = replayer.open(req.target, capsule)
     m = prepared.manifest
-    reporter.stage("checking the image")
-    if req.ensure_image is not None and engine.image(m.image.id) is None:
-        req.ensure_image(engine)
-    check_image(engine, m)
+    replayer.check_image(m, req.ensure_image)
     if req.check_data:
-        reporter.stage("checking data")
-        with StatCache() as cache:
-            check_inputs(m, vreq, cache, reporter)
+        replayer.check_data(m)
     watch.lap("checks")
     with ExitStack() as stack:
         runs: list[RunOutputs] = []
@@ -162,7 +140,7 @@ def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
         for i in range(1, req.runs + 1):
             out_root = stack.enter_context(output_folder(None))
             keep = _recorder(control) if i == 1 else None
-            comparison, seconds = _one_run(engine, prepared, vreq, out_root, reporter, f"run {i} of {req.runs}", keep)
+            comparison, seconds = _one_run(replayer, prepared, out_root, f"run {i} of {req.runs}", keep)
             runs.append(_outputs_of(f"run {i}", out_root, comparison))
             infos.append(RunInfo(f"run {i}", comparison.verdict, round(seconds, 3)))
         watch.lap("runs")
@@ -175,7 +153,7 @@ def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
             first = runs[1] if counted else runs[0]
             for variation in vary.plan(names, control[0], probe):
                 out_root = stack.enter_context(output_folder(None))
-                variations.append(_vary_run(engine, prepared, vreq, out_root, reporter, variation, first, unstable))
+                variations.append(_vary_run(replayer, prepared, out_root, variation, first, unstable))
             watch.lap("variations")
     stable = not unstable and not any(v.sensitive for v in variations)
     return CheckReport(capsule=m.name, capsule_path=str(prepared.capsule.path), image_id=m.image.id,
@@ -184,15 +162,14 @@ def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
                        variations=variations, timings=watch.timings)
 
 
-def _one_run(engine: Engine, prepared: Prepared, vreq: VerifyRequest, out_root: Path, reporter: Reporter,
-             label: str, adjust: Any = None) -> tuple[Comparison, float]:
-    reporter.stage(f"replay {label}")
-    result = run_replay(engine, prepared, vreq, out_root, reporter, adjust)
-    raise_on_failure(result, vreq)
-    return compare_replay(prepared, out_root), result.duration_s
+def _one_run(replayer: Replayer, prepared: Prepared, out_root: Path, label: str,
+             adjust: Callable[[RunSpec], RunSpec] | None = None) -> tuple[Comparison, float]:
+    replayer.reporter.stage(f"replay {label}")
+    result = replayer.replay_once(prepared, out_root, adjust)
+    return replayer.compare(prepared, out_root), result.duration_s
 
 
-def _recorder(into: list[RunSpec]) -> Any:
+def _recorder(into: list[RunSpec]) -> Callable[[RunSpec], RunSpec]:
     """A spec adjuster that changes nothing and keeps the spec: the control run, for the variations."""
     def keep(spec: RunSpec) -> RunSpec:
         into.append(spec)
@@ -207,12 +184,11 @@ def _outputs_of(label: str, root: Path, comparison: Comparison) -> RunOutputs:
     return RunOutputs(label, root, files, metrics)
 
 
-def _vary_run(engine: Engine, prepared: Prepared, vreq: VerifyRequest, out_root: Path, reporter: Reporter,
-              variation: vary.Variation, control: RunOutputs, unstable: set[str]) -> VariationResult:
+def _vary_run(replayer: Replayer, prepared: Prepared, out_root: Path, variation: vary.Variation,
+              control: RunOutputs, unstable: set[str]) -> VariationResult:
     result = VariationResult(variation.name, variation.applied, variation.note)
     try:
-        comparison, _ = _one_run(engine, prepared, vreq, out_root, reporter, f"with --vary {variation.name}",
-                                 variation.adjust)
+        comparison, _ = _one_run(replayer, prepared, out_root, f"with --vary {variation.name}", variation.adjust)
     except ReplayError as exc:
         if exc.exit_code == 130:
             raise

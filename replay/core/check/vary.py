@@ -128,7 +128,8 @@ def _cpus(control: RunSpec, probe: Probe) -> Variation:
     value = next(iter(threads.values()))
     if usable > 1 and control.cpuset is None:
         return Variation("cpus", f"one CPU (cpuset 0) and thread counts {value} ({', '.join(THREAD_VARS[:2])}, ...)",
-                         lambda spec: replace(spec, cpuset="0", cpus=1.0, env={**spec.env, **threads}))
+                         lambda spec: replace(spec, cpuset="0", limits=replace(spec.limits, cpus=1.0),
+                                             env={**spec.env, **threads}))
     return Variation("cpus", f"thread counts {value} ({', '.join(THREAD_VARS[:2])}, ...)", _env(**threads),
                      "this host has one usable CPU: only the thread counts change")
 

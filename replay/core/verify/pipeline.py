@@ -1,7 +1,10 @@
 """Replay a capsule in a fresh, isolated container and turn the result into a verdict.
 
-Fails fast, in this order: manifest, image, data (before anything runs), the run itself, then the byte and
-metric comparison and, when anything differs, a diagnosis of what changed underneath.
+The replay's steps are written once, as the methods of a ``Replayer``: open (the manifest, with the
+verifier's policy on top), check the references, check the image, check the data, replay once, compare,
+report. ``verify`` composes them for one capsule; a batch task (``core.batch.task``) replays a group once and
+compares each member; ``check`` (``core.check.floor``) replays N times; an investigation replays again with
+one thing changed. Each fails fast, in that order: nothing runs before the image and the data are right.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from replay.core import layout
@@ -21,6 +24,7 @@ from replay.core.data.access import check_data_access
 from replay.core.data.hashing import check_data, hash_nofollow, lstat_beneath
 from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter, Reporter, Stopwatch
+from replay.core.limits import RunLimits
 from replay.core.ports import Engine, Mount, RunResult, RunSpec
 from replay.core.verify.compare import (
     MetricResult,
@@ -34,6 +38,7 @@ from replay.core.verify.compare import (
 from replay.core.verify.diagnose import diagnose
 from replay.core.verify.hostinfo import collect_host
 from replay.core.verify.noise import collect_evidence
+from replay.core.verify.options import ReplayOptions
 from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport
 from replay.core.verify.tolerance import parse_tolerance
 from replay.errors import (
@@ -58,20 +63,16 @@ NOT_A_FILE = "(not a regular file)"
 VERDICT_EXIT = {"identical": EXIT_OK, "equivalent": EXIT_OK, "diverged": EXIT_DIVERGED}
 
 
+# Brings a capsule's image into the engine when it lacks it (a bundle loads it, a registry reference pulls it).
+EnsureImage = Callable[[Engine], None]
+
+
 @dataclass
 class VerifyRequest:
     target: Path
-    cwd: Path
-    data_map: dict[str, Path] = field(default_factory=dict)
-    tolerances: dict[str, str] = field(default_factory=dict)
-    ignore: list[str] = field(default_factory=list)
+    options: ReplayOptions
     keep: Path | None = None
-    timeout_s: float | None = None
-    cpus: float | None = None
-    memory_bytes: int | None = None
-    gpus: int | None = None  # GPUs the replayed command may use (a Slurm task's --gpus); None: none
-    # Brings the image into the engine when it lacks it (a bundle loads it, a registry reference pulls it).
-    ensure_image: Callable[[Engine], None] | None = None
+    ensure_image: EnsureImage | None = None
 
 
 @dataclass
@@ -107,35 +108,71 @@ def open_capsule(target: Path) -> Capsule:
     return Capsule(path=target if target.is_dir() else target.parent, manifest=load(target))
 
 
+class Replayer:
+    """The replay's steps against one engine, under one set of options; ``watch`` times each step."""
+
+    def __init__(self, engine: Engine, options: ReplayOptions, reporter: Reporter | None = None) -> None:
+        self.engine = engine
+        self.options = options
+        self.reporter = reporter or NullReporter()
+        self.watch = Stopwatch()
+
+    def open(self, target: Path, capsule: Capsule | None = None) -> Prepared:
+        """The capsule's manifest with the verifier's policy on top; a bad tolerance or --data is refused here."""
+        prepared = prepare(capsule or open_capsule(target), self.options)
+        self.watch.lap("manifest")
+        return prepared
+
+    def check_references(self, prepared: Prepared) -> None:
+        self.reporter.stage("checking the capsule's reference copies")
+        with StatCache() as cache:
+            check_references(prepared.capsule, cache)
+
+    def check_image(self, m: Manifest, ensure_image: EnsureImage | None = None) -> None:
+        self.reporter.stage("checking the image")
+        if ensure_image is not None and self.engine.image(m.image.id) is None:
+            ensure_image(self.engine)
+        check_image(self.engine, m)
+        self.watch.lap("image")
+
+    def check_data(self, m: Manifest) -> None:
+        self.reporter.stage("checking data")
+        with StatCache() as cache:
+            check_inputs(m, self.options, cache, self.reporter)
+        self.watch.lap("data")
+
+    def host(self) -> HostInfo:
+        """This machine's facts, with the engine's version: the verify side of the host comparison."""
+        return collect_host(self.engine.version())
+
+    def replay_once(self, prepared: Prepared, out_root: Path, adjust: Callable[[RunSpec], RunSpec] | None = None,
+                    cancel: threading.Event | None = None) -> RunResult:
+        """The command once, in a fresh container; a command that failed, timed out or ran out of memory raises."""
+        result = run_replay(self.engine, prepared, self.options, out_root, self.reporter, adjust, cancel)
+        self.watch.lap("run")
+        self.watch.timings["container_start"] = round(result.start_s, 4)
+        raise_on_failure(result, self.options.limits)
+        return result
+
+    def compare(self, prepared: Prepared, out_root: Path) -> Comparison:
+        self.reporter.stage("comparing outputs")
+        comparison = compare_replay(prepared, out_root)
+        self.watch.lap("compare")
+        return comparison
+
+
 def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None) -> VerifyReport:
     """The whole replay of one capsule, failing fast: manifest, image, data, run, compare, diagnose."""
-    reporter = reporter or NullReporter()
-    watch = Stopwatch()
-    prepared = prepare(open_capsule(req.target), req)
-    watch.lap("manifest")
-    reporter.stage("checking the capsule's reference copies")
-    with StatCache() as cache:
-        check_references(prepared.capsule, cache)
-    reporter.stage("checking the image")
+    replayer = Replayer(engine, req.options, reporter)
+    prepared = replayer.open(req.target)
+    replayer.check_references(prepared)
     engine_version = engine.version()
-    if req.ensure_image is not None and engine.image(prepared.manifest.image.id) is None:
-        req.ensure_image(engine)
-    check_image(engine, prepared.manifest)
-    watch.lap("image")
-    reporter.stage("checking data")
-    with StatCache() as cache:
-        check_inputs(prepared.manifest, req, cache, reporter)
-    check_data_access([_data_source(root, req) for root in prepared.manifest.data.roots], *_container_ids())
-    watch.lap("data")
+    replayer.check_image(prepared.manifest, req.ensure_image)
+    replayer.check_data(prepared.manifest)
     with output_folder(req.keep) as out_root:
-        result = run_replay(engine, prepared, req, out_root, reporter)
-        watch.lap("run")
-        watch.timings["container_start"] = round(result.start_s, 4)
-        raise_on_failure(result, req)
-        reporter.stage("comparing outputs")
-        comparison = compare_replay(prepared, out_root)
-        watch.lap("compare")
-    return build_report(prepared, result, comparison, collect_host(engine_version), watch.timings)
+        result = replayer.replay_once(prepared, out_root)
+        comparison = replayer.compare(prepared, out_root)
+    return build_report(prepared, result, comparison, collect_host(engine_version), replayer.watch.timings)
 
 
 def error_report(target: Path, exc: ReplayError) -> VerifyReport:
@@ -155,14 +192,14 @@ def error_report(target: Path, exc: ReplayError) -> VerifyReport:
     return report
 
 
-def prepare(capsule: Capsule, req: VerifyRequest) -> Prepared:
-    """The manifest's policy with the request's on top, and the replay's environment."""
+def prepare(capsule: Capsule, options: ReplayOptions) -> Prepared:
+    """The manifest's policy with the verifier's on top, and the replay's environment."""
     m = capsule.manifest
-    tolerances = {**m.policy.tolerances, **req.tolerances}
+    tolerances = {**m.policy.tolerances, **options.tolerances}
     for tolerance in tolerances.values():  # the capsule's own too: a bad one must stop us before the run
         parse_tolerance(tolerance)
-    ignore = [*m.policy.ignore, *[g for g in req.ignore if g not in m.policy.ignore]]
-    unknown = sorted(set(req.data_map) - set(m.data.roots))
+    ignore = [*m.policy.ignore, *[g for g in options.ignore if g not in m.policy.ignore]]
+    unknown = sorted(set(options.data_map) - set(m.data.roots))
     if unknown:
         raise BadInput(f"--data {unknown[0]}=... names no recorded data path",
                        f"recorded data paths: {', '.join(m.data.roots) or 'none'}")
@@ -203,18 +240,20 @@ def check_references(capsule: Capsule, cache: StatCache | None = None) -> None:
             raise UnsafeCapsule(copy.path, "not the file replay.json records (its size or sha256 differs)")
 
 
-def check_inputs(m: Manifest, req: VerifyRequest, cache: StatCache | None, reporter: Reporter) -> None:
-    """The data, before anything runs: every missing, changed or extra file is named."""
-    diff = check_data(m.data, req.cwd, mapping=req.data_map, cache=cache, reporter=reporter)
+def check_inputs(m: Manifest, options: ReplayOptions, cache: StatCache | None, reporter: Reporter) -> None:
+    """The data, before anything runs: every missing, changed or extra file is named, and the container's
+    user must be able to read what is there."""
+    diff = check_data(m.data, options.cwd, mapping=options.data_map, cache=cache, reporter=reporter)
     if not diff.ok:
         problems = diff.problems()
         named = ", ".join(f"{p['path']} {p['problem']}" for p in problems[:3])
         more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise DataMismatch(f"data differs from the capture: {named}{more}; the command was not run",
                            "restore the captured data, or point --data RECORDED=LOCAL at a copy", problems)
+    check_data_access([_data_source(root, options) for root in m.data.roots], *_container_ids())
 
 
-def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root: Path,
+def run_replay(engine: Engine, prepared: Prepared, options: ReplayOptions, out_root: Path,
                reporter: Reporter, adjust: Callable[[RunSpec], RunSpec] | None = None,
                cancel: threading.Event | None = None) -> RunResult:
     """The recorded command in a fresh container, its outputs written under ``out_root``; ``adjust`` changes
@@ -223,9 +262,8 @@ def run_replay(engine: Engine, prepared: Prepared, req: VerifyRequest, out_root:
     m = prepared.manifest
     spec = RunSpec(
         image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
-        mounts=[Mount(str(_data_source(root, req)), layout.container_path(root)) for root in m.data.roots],
-        user=_container_user(), cpus=req.cpus, memory_bytes=req.memory_bytes, timeout_s=req.timeout_s,
-        labels={"io.replay.capsule": m.name}, gpus=req.gpus,
+        mounts=[Mount(str(_data_source(root, options)), layout.container_path(root)) for root in m.data.roots],
+        user=_container_user(), limits=options.limits, labels={"io.replay.capsule": m.name},
     )
     if adjust is not None:
         spec = adjust(spec)
@@ -310,8 +348,8 @@ def _replay_env(m: Manifest) -> dict[str, str]:
     return env
 
 
-def _data_source(root: str, req: VerifyRequest) -> Path:
-    local = req.data_map.get(root) or layout.local_path(root, req.cwd)
+def _data_source(root: str, options: ReplayOptions) -> Path:
+    local = options.data_map.get(root) or layout.local_path(root, options.cwd)
     return local.resolve()
 
 
@@ -359,12 +397,12 @@ def _replayed_files(m: Manifest, out_root: Path) -> tuple[list[FileEntry], dict[
     return entries, strange
 
 
-def raise_on_failure(result: RunResult, req: VerifyRequest) -> None:
+def raise_on_failure(result: RunResult, limits: RunLimits) -> None:
     if result.timed_out:
-        raise CommandFailed(f"the replayed command timed out after {req.timeout_s:g} s", "raise --timeout",
+        raise CommandFailed(f"the replayed command timed out after {limits.timeout_s or 0:g} s", "raise --timeout",
                             log_tail=result.log_tail, status=result.exit_code)
     if result.oom_killed:
-        limit = f"{req.memory_bytes / (1 << 20):g} MiB" if req.memory_bytes else "none"
+        limit = f"{limits.memory_bytes / (1 << 20):g} MiB" if limits.memory_bytes else "none"
         raise CommandFailed(f"the replayed command was killed for memory (limit {limit})",
                             "raise --memory", log_tail=result.log_tail, status=result.exit_code)
     if result.exit_code != 0:
