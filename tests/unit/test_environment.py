@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from replay.adapters import piptools
+from replay.core import pyenv
 from replay.core.capture.lock.environment import lock_environment
 from replay.core.pyenv import InstalledPackage, Interpreter, LockedRequirement, Target
 from replay.errors import BadInput
@@ -103,7 +104,7 @@ def test_a_local_wheel_outside_the_project_is_pinned_by_its_own_hash(tmp_path: P
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     lock = (tmp_path / "requirements.lock").read_text()
     assert f"helper-lib==1.2 \\\n    --hash=sha256:{digest}" in lock
-    assert {(r.name, r.version) for r in piptools.parse_lock(lock)} == {("numpy", "2.4.6"), ("helper-lib", "1.2")}
+    assert {(r.name, r.version) for r in pyenv.parse_lock(lock)} == {("numpy", "2.4.6"), ("helper-lib", "1.2")}
     assert wheel in env.wheels
     assert ("helper-lib", "1.2", "local-wheel") in [(p.name, p.version, p.source) for p in env.packages]
     env.cleanup()

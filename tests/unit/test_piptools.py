@@ -9,6 +9,7 @@ import pytest
 
 from replay.adapters import piptools
 from replay.adapters.piptools import COMPILE_ARGS, compile_lock
+from replay.core import pyenv
 from replay.core.pyenv import LockedRequirement, Target, parse_lock, render_local_pins
 from replay.errors import BadInput
 
@@ -165,7 +166,7 @@ def test_render_local_pins_reparses() -> None:
 def test_pin_local_wheel(tmp_path: Path) -> None:
     wheel = tmp_path / "my_lib-0.3.1-py3-none-any.whl"
     wheel.write_bytes(b"abc")
-    req = piptools.pin_local_wheel(wheel)
+    req = pyenv.pin_local_wheel(wheel)
     assert req == LockedRequirement("my-lib", "0.3.1", ["ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"])
 
 
