@@ -46,3 +46,35 @@ def test_exit_codes_are_documented_in_help_and_readme() -> None:
 def test_readme_first_screen_gives_demo_and_test() -> None:
     first_screen = "\n".join(README.splitlines()[:25])
     assert "make demo" in first_screen and "make test" in first_screen
+
+
+def _development_map() -> str:
+    section = README.split("## Development", 1)[1]
+    return section.split("```", 2)[1]
+
+
+def test_the_readme_development_map_is_the_tree() -> None:
+    """Every package and module of replay/ stands in the map under its own folder, and the map names nothing
+    that is not there: the map is the tree, so it cannot drift from it."""
+    root = Path(__file__).resolve().parents[2]
+    tree = _development_map()
+    listed: dict[str, set[str]] = {}
+    folder = ""
+    for line in tree.splitlines():
+        name = line.strip().split("  ", 1)[0]
+        if not line.startswith(" "):  # a folder: replay/... is checked, templates/ and tests/ are not
+            folder = name.rstrip("/") if name.startswith("replay") else ""
+            if folder:
+                listed.setdefault(folder, set())
+        elif folder and name:
+            listed[folder].update(n.strip() for n in name.split(",") if n.strip())
+    actual: dict[str, set[str]] = {}
+    for path in sorted((root / "replay").rglob("*.py")):
+        rel = path.relative_to(root).parent.as_posix()
+        if path.name != "__init__.py":
+            actual.setdefault(rel, set()).add(path.stem)
+        else:
+            actual.setdefault(rel, set())
+    assert set(listed) == set(actual), "folders in the README's map differ from replay/'s packages"
+    for rel, modules in actual.items():
+        assert listed[rel] == modules, f"{rel}/ in the README's map: {sorted(listed[rel])}; the tree: {sorted(modules)}"
