@@ -29,6 +29,9 @@ API_TIMEOUT_S = 60.0
 TIMEOUT_ENV = "REPLAY_ENGINE_TIMEOUT"
 # How long past a run's own --timeout we wait for the engine to report the container's end.
 WAIT_GRACE_S = 60.0
+MAX_LINE_BYTES = 64 << 10  # a longer log line is cut (and says so)
+LOG_READ_BYTES = 64 << 20  # what verify reads of a replay's log at most; past it, the engine's tail
+LOG_KEEP_BYTES = 8 << 20  # what the engine keeps of a replay's log (its tail)
 # Go's os.ModeType bits in the engine's stat of a path: dir, symlink, device, pipe, socket, char device, irregular.
 _GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
 
@@ -317,7 +320,7 @@ class DockerEngine:
         and a watcher thread kills the container, whose log stream then ends, and ``Interrupted`` is raised.
         """
         from docker.errors import DockerException
-        from docker.types import Mount
+        from docker.types import LogConfig, Mount
 
         mounts = [Mount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]
         with self._errors():
@@ -334,6 +337,9 @@ class DockerEngine:
                 mem_limit=spec.limits.memory_bytes,
                 memswap_limit=spec.limits.memory_bytes,  # no swap beyond the limit: an OOM kill is reported, not hidden
                 device_requests=device_requests(spec),
+                pids_limit=spec.limits.pids,
+                # The engine keeps at most LOG_KEEP_BYTES of the replay's log (its tail), whatever it prints.
+                log_config=LogConfig(type=LogConfig.types.JSON, config={"max-size": str(LOG_KEEP_BYTES), "max-file": "1"}),
             )
             t0 = time.monotonic()
             container = self.api.create_container(
@@ -370,11 +376,12 @@ class DockerEngine:
         try:
             # The log stream has no read timeout (a run may print nothing for hours); the wait that
             # follows gets the run's own timeout plus a grace, or none.
-            for line in _lines(self.api.logs(container, stream=True, follow=True)):
-                tail.append(line)
-                on_line(line)
+            whole = self._drain(self.api.logs(container, stream=True, follow=True), tail, on_line)
             timeout = spec.limits.timeout_s
             status = self.api.wait(container, timeout=timeout + WAIT_GRACE_S if timeout else None)
+            if not whole:  # more than LOG_READ_BYTES: the tail comes from the engine's capped log
+                tail.clear()
+                tail.extend(_lines([self.api.logs(container, stdout=True, stderr=True, tail=tail.maxlen or 60)]))
         finally:
             if timer:
                 timer.cancel()
@@ -390,6 +397,28 @@ class DockerEngine:
             log_tail="\n".join(tail),
         )
 
+    @staticmethod
+    def _drain(stream: Any, tail: deque[str], on_line: Callable[[str], None]) -> bool:
+        """Read the log to its end, at most LOG_READ_BYTES of it; False when it had more (then it is closed)."""
+        seen = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal seen
+            for chunk in stream:
+                seen += len(chunk)
+                yield chunk
+                if seen > LOG_READ_BYTES:
+                    return
+
+        for line in _lines(counted()):
+            tail.append(line)
+            on_line(line)
+        if seen > LOG_READ_BYTES:
+            with contextlib.suppress(Exception):
+                stream.close()
+            return False
+        return True
+
     def _kill_on_cancel(self, container: Any, cancel: threading.Event, finished: threading.Event) -> None:
         from docker.errors import DockerException
 
@@ -401,11 +430,14 @@ class DockerEngine:
                 finished.wait(0.5)
 
     def _kill_on_timeout(self, container: Any, flag: threading.Event) -> None:
+        """Kill a command still running at its timeout; one that has ended by then did not time out (however
+        long its log takes to read)."""
         from docker.errors import DockerException
 
-        flag.set()
         with contextlib.suppress(DockerException, OSError):
-            self.api.kill(container)
+            if self.api.inspect_container(container)["State"].get("Running"):
+                flag.set()
+                self.api.kill(container)
 
     def leftover_containers(self) -> list[str]:
         with self._errors():
@@ -438,15 +470,31 @@ def _tmpfs_options(t: Tmpfs) -> str:
     return f"rw,{'exec' if t.exec else 'noexec'},nosuid,nodev,size={t.size_bytes}"
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    pending = b""
+def _lines(chunks: Iterable[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """The lines of a byte stream, in one pass over each byte: a line longer than ``limit`` keeps its first
+    ``limit`` bytes and says how many more it had (a 60 MB line without a newline costs ``limit`` bytes)."""
+    head = bytearray()
+    extra = 0
     for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            yield raw.decode("utf-8", "replace").rstrip("\r")
-    if pending:
-        yield pending.decode("utf-8", "replace")
+        start = 0
+        while start < len(chunk):
+            newline = chunk.find(b"\n", start)
+            end = len(chunk) if newline < 0 else newline
+            room = max(0, limit - len(head))
+            head += chunk[start:start + min(room, end - start)]
+            extra += max(0, end - start - room)
+            if newline < 0:
+                break
+            yield _line_text(head, extra)
+            head, extra = bytearray(), 0
+            start = newline + 1
+    if head or extra:
+        yield _line_text(head, extra)
+
+
+def _line_text(head: bytearray, extra: int) -> str:
+    text = bytes(head).decode("utf-8", "replace").rstrip("\r")
+    return f"{text}... [{extra} more bytes of this line not shown]" if extra else text
 
 
 def _api_timeout() -> float:

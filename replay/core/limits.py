@@ -13,7 +13,7 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from replay.errors import BadInput
@@ -55,17 +55,38 @@ def check_cpus(cpus: float) -> float:
     return cpus
 
 
+MAX_TIMEOUT_S = 30 * 86400  # what a timer can hold, with room: a month is no limit in practice
+
+
 def check_timeout(seconds: float) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise BadInput(f"--timeout {seconds:g} is not a positive number of seconds",
                        "pass a number of seconds, e.g. --timeout 600, or leave it out for no limit")
+    if seconds > MAX_TIMEOUT_S:
+        raise BadInput(f"--timeout {seconds:g} is longer than {MAX_TIMEOUT_S} s (30 days)",
+                       "pass fewer seconds, or leave --timeout out for no limit")
     return seconds
 
 
-def check_gpus(gpus: int) -> int:
-    if gpus < 0:
-        raise BadInput(f"--gpus {gpus} is negative", "pass a GPU count of 0 or more")
-    return gpus
+# A fork bomb ends here; threads count too (the kernel's pids controller counts tasks).
+DEFAULT_PIDS = 4096
+MAX_PIDS = 1 << 22  # the kernel's own pid_max ceiling
+
+
+def check_pids(count: int) -> int:
+    if not 16 <= count <= MAX_PIDS:
+        raise BadInput(f"--pids {count} is outside 16 to {MAX_PIDS}",
+                       f"pass how many processes and threads the command may have at once (default {DEFAULT_PIDS})")
+    return count
+
+
+def default_memory_bytes() -> int:
+    """Half of this machine's memory: a replay that wants more is killed for memory (exit 4), not the machine."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - every Linux answers
+        return 4 << 30
+    return max(MIN_MEMORY_BYTES, total // 2)
 
 
 @dataclass(frozen=True)
@@ -74,8 +95,14 @@ class RunLimits:
 
     timeout_s: float | None = None
     cpus: float | None = None
-    memory_bytes: int | None = None
+    memory_bytes: int | None = None  # None: default_memory_bytes() of the machine that runs the replay
+    pids: int | None = None  # processes and threads at once; None: DEFAULT_PIDS
     gpus: int | None = None  # GPUs the command may use (any N of the engine's GPUs)
+
+    def effective(self) -> RunLimits:
+        """These limits with the defaults filled in, on the machine that runs the replay (a node has its own)."""
+        return replace(self, memory_bytes=self.memory_bytes or default_memory_bytes(),
+                       pids=self.pids or DEFAULT_PIDS)
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +117,7 @@ class RunLimits:
             if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
                                       or not math.isfinite(value) or value <= 0):
                 raise BadInput(f"replay task limit {name} is not a positive number", "rerun the batch")
-        for name in ("memory_bytes", "gpus"):
+        for name in ("memory_bytes", "pids", "gpus"):
             value = raw.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise BadInput(f"replay task limit {name} is not a whole number of 0 or more", "rerun the batch")
@@ -111,11 +138,13 @@ class LimitOption:
 LIMIT_OPTIONS = (
     LimitOption("timeout_s", "--timeout", float, "Stop the replayed command after SECONDS.", check_timeout),
     LimitOption("cpus", "--cpus", float, "CPU limit for the replayed command.", check_cpus),
-    LimitOption("memory_bytes", "--memory", str, "Memory limit, e.g. 2g.", parse_memory),
+    LimitOption("memory_bytes", "--memory", str, "Memory limit, e.g. 2g (default: half of this machine's).",
+                parse_memory),
+    LimitOption("pids", "--pids", int, f"Most processes and threads at once (default {DEFAULT_PIDS}).", check_pids),
 )
 
 
 def parse_limits(given: dict[str, Any], gpus: int | None = None) -> RunLimits:
     """``given``: field -> the command line's value (None: not given), checked row by row."""
     values = {o.field: o.check(given[o.field]) for o in LIMIT_OPTIONS if given.get(o.field) is not None}
-    return RunLimits(**values, gpus=check_gpus(gpus) if gpus is not None else None)
+    return RunLimits(**values, gpus=gpus)  # --gpus is a backend option, checked with [tool.replay]

@@ -53,3 +53,57 @@ def test_bad_timeout_is_bad_input(seconds: float) -> None:
 
 def test_timeout_is_kept() -> None:
     assert check_timeout(0.5) == 0.5
+
+
+# --- RunLimits: one place, parsed once, carried as JSON, defaults on the machine that runs ----------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from replay.core.limits import (  # noqa: E402
+    DEFAULT_PIDS,
+    LIMIT_OPTIONS,
+    MAX_TIMEOUT_S,
+    RunLimits,
+    check_pids,
+    default_memory_bytes,
+    parse_limits,
+)
+
+
+def test_limits_are_parsed_once_from_their_option_rows() -> None:
+    limits = parse_limits({"timeout_s": 30.0, "memory_bytes": "1g", "pids": 128}, gpus=1)
+    assert limits == RunLimits(timeout_s=30.0, memory_bytes=1 << 30, pids=128, gpus=1)
+    assert {o.flag for o in LIMIT_OPTIONS} == {"--timeout", "--cpus", "--memory", "--pids"}
+
+
+def test_the_defaults_fill_what_was_not_given_on_the_machine_that_runs() -> None:
+    effective = RunLimits(timeout_s=5.0).effective()
+    assert effective.pids == DEFAULT_PIDS and effective.memory_bytes == default_memory_bytes() > MIN_MEMORY_BYTES
+    assert RunLimits(memory_bytes=1 << 30, pids=99).effective() == RunLimits(memory_bytes=1 << 30, pids=99)
+
+
+@pytest.mark.parametrize("seconds", [MAX_TIMEOUT_S + 1, 1e10, 1e300])
+def test_a_timeout_no_timer_can_hold_is_bad_input(seconds: float) -> None:
+    with pytest.raises(BadInput, match="longer than"):
+        check_timeout(seconds)
+
+
+@pytest.mark.parametrize("count", [0, 15, (1 << 22) + 1])
+def test_a_process_limit_out_of_range_is_bad_input(count: int) -> None:
+    with pytest.raises(BadInput, match="--pids"):
+        check_pids(count)
+
+
+@given(st.builds(RunLimits, timeout_s=st.none() | st.floats(0.1, 1e6), cpus=st.none() | st.floats(0.01, 64),
+                 memory_bytes=st.none() | st.integers(MIN_MEMORY_BYTES, 1 << 40),
+                 pids=st.none() | st.integers(16, 1 << 22), gpus=st.none() | st.integers(0, 8)))
+def test_limits_round_trip_through_a_task_payload(limits: RunLimits) -> None:
+    assert RunLimits.from_payload(limits.to_payload()) == limits
+
+
+@pytest.mark.parametrize("raw", [{"pids": -1}, {"pids": True}, {"timeout_s": "soon"}, {"cpus": math.inf},
+                                 {"unknown": 1}, [], {"memory_bytes": 1.5}])
+def test_malformed_payload_limits_are_bad_input(raw: object) -> None:
+    with pytest.raises(BadInput):
+        RunLimits.from_payload(raw)

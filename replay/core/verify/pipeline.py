@@ -151,7 +151,7 @@ class Replayer:
         result = run_replay(self.engine, prepared, self.options, out_root, self.reporter, adjust, cancel)
         self.watch.lap("run")
         self.watch.timings["container_start"] = round(result.start_s, 4)
-        raise_on_failure(result, self.options.limits)
+        raise_on_failure(result, self.options.limits.effective())
         return result
 
     def compare(self, prepared: Prepared, out_root: Path) -> Comparison:
@@ -263,7 +263,7 @@ def run_replay(engine: Engine, prepared: Prepared, options: ReplayOptions, out_r
     spec = RunSpec(
         image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
         mounts=[Mount(str(_data_source(root, options)), layout.container_path(root)) for root in m.data.roots],
-        user=_container_user(), limits=options.limits, labels={"io.replay.capsule": m.name},
+        user=_container_user(), limits=options.limits.effective(), labels={"io.replay.capsule": m.name},
     )
     if adjust is not None:
         spec = adjust(spec)
