@@ -9,7 +9,7 @@ from pathlib import Path
 
 from replay import __version__
 from replay.core.events import NullReporter, Reporter
-from replay.core.ports import Engine, RootfsBuilder
+from replay.core.ports import Engine, ImageRecord, RootfsBuilder
 from replay.core.pyenv import Target
 from replay.errors import BadInput, EnvironmentProblem, ImageProblem
 from replay.fsutil import atomic_write_text, cache_root
@@ -85,8 +85,10 @@ def resolve_base(engine: Engine, ref: str | None, captured_python: str,
                  reporter: Reporter | None = None) -> tuple[BaseImage, Target]:
     """Find the base image, pin it (repo digest, else image ID) and check its Python against the capture's."""
     reporter = reporter or NullReporter()
-    ref = ref or f"python:{captured_python}-slim"
-    record = engine.image(ref)
+    record = None
+    if ref is None:  # the official image when this engine has it; else the offline base, when built here
+        ref, record = _default_base(engine, captured_python, reporter)
+    record = record or engine.image(ref)
     if record is None:
         try:
             record = engine.pull(ref)
@@ -106,15 +108,37 @@ def resolve_base(engine: Engine, ref: str | None, captured_python: str,
             f"pass --base with a Python {captured_minor} image (`replay base build --python {captured_minor}`)",
         )
     if probe["version"] != captured_python:
-        reporter.warn(
-            f"base image has Python {probe['version']}, training ran on {captured_python}: "
-            "same minor version, so the same wheels; recorded in the manifest"
+        # Not a warning: an offline base carries Debian's own Python, whose patch release is Debian's choice;
+        # one minor version installs the same wheels and runs the same bytecode.
+        reporter.stage(
+            f"base image has Python {probe['version']}, training ran on {captured_python}: the same minor "
+            "version runs the same wheels; both are recorded in the manifest"
         )
     digest = next((d for d in record.repo_digests if "@sha256:" in d), None)
     base = BaseImage(ref=ref, id=record.id, digest=digest, python_version=probe["version"])
     libc = tuple(int(x) for x in (probe["libc"] or "2.17").split(".")[:2])
     target = Target(python=base_minor, abi=probe["abi"], machine=probe["machine"], glibc=(libc[0], libc[1]))
     return base, target
+
+
+def _default_base(engine: Engine, captured_python: str, reporter: Reporter) -> tuple[str, ImageRecord | None]:
+    """``python:X.Y.Z-slim`` when the engine has it or can pull it; else ``replay base build``'s offline base
+    for the same minor version, when this engine has it (a machine that reaches no registry)."""
+    official = f"python:{captured_python}-slim"
+    record = engine.image(official)
+    if record is not None:
+        return official, record
+    try:
+        return official, engine.pull(official)
+    except ImageProblem:
+        pass
+    minor = ".".join(captured_python.split(".")[:2])
+    offline = _default_or_guess(minor)
+    record = engine.image(offline) if offline != "IMAGE" else None
+    if record is None:
+        return official, None  # the caller says it cannot be had, and how to build the offline one
+    reporter.stage(f"base image {official} cannot be pulled here: using the offline base {offline}")
+    return offline, record
 
 
 def _default_or_guess(minor: str) -> str:
