@@ -178,3 +178,33 @@ def test_manifest_check_scopes_to_the_roots_asked_for() -> None:
                                                             FileEntry("database/c", 1, "z")])
     got = scoped(expected, ["data"])
     assert got.roots == ["data"] and [f.path for f in got.files] == ["data/a"]
+
+
+def test_fail_fast_on_this_machine_hands_over_no_task_before_the_previous_one_is_judged(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from replay.core.verify.report import Verdict, VerifyReport
+
+    caps = [PlannedCapsule(i, n, tmp_path / n, n, capsule(n, i + 1)) for i, n in enumerate(("a", "div", "c"))]
+    plan = make_plan(caps, tmp_path, jobs=1)
+    verdicts = {"E1": Verdict.IDENTICAL, "E2": Verdict.DIVERGED, "E3": Verdict.IDENTICAL}
+
+    class Local(Scripted):
+        remote = False
+
+        def __init__(self) -> None:
+            super().__init__([])
+            self.handed: list[list[str]] = []
+
+        def submit(self, tasks: list[TaskSpec], jobs: int) -> list[Any]:
+            self.handed.append([t.id for t in tasks])
+            done = JobStatus(JobState.DONE, "here")
+            return [Job(0, [done], {"reports": [VerifyReport(capsule=t.id, capsule_path=t.id, verdict=verdicts[t.id],
+                                                             exit_code=0).to_dict()]}) for t in tasks]
+
+    engine = SimpleNamespace(image=lambda ref: SimpleNamespace(id=caps[0].manifest.image.id))  # type: ignore[union-attr]
+    backend = Local()
+    result = run_batch(plan, BatchOptions(tmp_path, fail_fast=True, poll_s=0), engine, backend)  # type: ignore[arg-type]
+    assert backend.handed == [["E1"], ["E2"]]  # E3 was never started: E2's divergence was judged first
+    assert result.stopped_early and [r.phase.value for r in result.rows] == ["done", "done", "not run"]
+    assert sorted(result.reports) == [0, 1]

@@ -39,6 +39,7 @@ from replay.core.share.bundle.image import archive_stream
 from replay.core.share.bundle.read import extract, iter_blob, open_bundle
 from replay.errors import EXIT_BAD_INPUT
 from replay.manifest import save
+from tests.tools import need
 from tests.unit.test_manifest import full_manifest
 
 LAYER = b"layer-bytes " * 1000
@@ -337,6 +338,7 @@ def test_a_member_that_decompresses_to_other_content_is_refused(tmp_path: Path) 
 
 
 def _key(tmp: Path, name: str) -> tuple[Path, str]:
+    need("ssh-keygen", "openssh-client")
     key = tmp / name
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
     return key, (tmp / f"{name}.pub").read_text().strip()

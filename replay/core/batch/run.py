@@ -199,8 +199,13 @@ def _replay(plan: Plan, options: BatchOptions, backend: Backend, result: BatchRe
     if backend.remote:  # each task checks its image on its node: one check per image group sent there
         result.images_checked = len({plan.capsules[m[0]].image_group for m in members.values()})
     observe(result.rows)
-    handles = backend.submit(tasks, plan.jobs) if tasks else []
-    pending: dict[str, JobHandle] = {t.id: h for t, h in zip(tasks, handles, strict=True)}  # by experiment
+    # Under fail-fast on this machine, a task is handed over only when a slot is free and every result before
+    # it has been judged: the pool never starts one after a divergence it has not yet been told about.
+    gated = options.fail_fast and not backend.remote
+    held = tasks[plan.jobs:] if gated else []
+    first = tasks[:plan.jobs] if gated else tasks
+    handles = backend.submit(first, plan.jobs) if first else []
+    pending: dict[str, JobHandle] = {t.id: h for t, h in zip(first, handles, strict=True)}  # by experiment
     cancelled: set[str] = set()  # the ones this batch cancelled (fail-fast): not run, not an error
     while pending:
         changed = False
@@ -224,6 +229,12 @@ def _replay(plan: Plan, options: BatchOptions, backend: Backend, result: BatchRe
                 for other_id, other in pending.items():
                     cancelled.add(other_id)
                     other.cancel()
+                for task in held:  # never handed to the backend: not run
+                    by_id[task.id].phase = Phase.NOT_RUN
+                held = []
+            elif held:
+                task, held = held[0], held[1:]
+                pending[task.id] = backend.submit([task], plan.jobs)[0]
         observe(result.rows)
         if pending and not changed:
             time.sleep(options.poll_s)
