@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ex = _click_exceptions()
     args = _lift_verbose(list(sys.argv[1:] if argv is None else argv))
+    State.argv = list(args)
     previous = _stop_on_signals()
     try:
         code = app(args=args, prog_name="replay", standalone_mode=False)
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         print(exc.format_message())
         sys.exit(0)
     except ex.UsageError as exc:
-        ui.error(f"{exc.format_message().rstrip('.')}: see `replay {_command(args)}--help`")
+        dashes = " (the training command and its options go after --)" if _command(args) == "capture " \
+            and "--" not in args else ""
+        ui.error(f"{exc.format_message().rstrip('.')}{dashes}: see `replay {_command(args)}--help`")
         sys.exit(EXIT_BAD_INPUT)
     except ex.ClickException as exc:
         ui.error(exc.format_message())

@@ -22,6 +22,7 @@ CAPTURE_SUMMARY_VERSION = 1
 
 
 def capture_cmd(
+    ctx: typer.Context,
     command: Annotated[list[str] | None, typer.Argument(help="The training command, after --.", show_default=False)] = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="Input file or folder (repeatable).")] = None,
     output: Annotated[list[str] | None, typer.Option("--output", help="Output file or folder (repeatable).")] = None,
@@ -55,6 +56,7 @@ def capture_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Snapshot a finished training run into a capsule and a pinned image."""
+    _require_dashes(ctx, list(command or []))
     from replay import factory, ui
     from replay.cli.state import State
     from replay.config import load_defaults, merge_capture_options
@@ -148,3 +150,25 @@ def _shown(path: Path, cwd: Path) -> str:
         return str(path.relative_to(cwd))
     except ValueError:
         return str(path)
+
+
+def _require_dashes(ctx: typer.Context, command: list[str]) -> None:
+    """A command given without ``--`` is refused: its own options (``--seed 7``) would silently become replay's.
+    The line to type puts ``--`` before the first word that is no replay option nor an option's value."""
+    import shlex
+
+    from replay.cli.state import State
+    from replay.errors import BadInput
+
+    args = State.argv
+    if not command or args is None or "--" in args:
+        return
+    rest = args[args.index("capture") + 1:] if "capture" in args else args
+    takes_value = {name for p in ctx.command.params if p.param_type_name == "option" and not getattr(p, "is_flag", False)
+                   for name in p.opts}
+    i = 0
+    while i < len(rest) and rest[i].startswith("-") and rest[i] != "-":
+        i += 2 if rest[i] in takes_value else 1
+    line = shlex.join(["replay", "capture", *rest[:i], "--", *rest[i:]])
+    raise BadInput("the training command must follow -- (without it, the command's own options are taken as "
+                   "replay's)", f"type: {line}")
