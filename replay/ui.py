@@ -27,6 +27,45 @@ out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
 
 
+class QuietPipe:
+    """stdout that a closed pipe (``replay verify C | head``) silences: what is left to print is dropped, no
+    BrokenPipeError escapes, and the command ends with its own exit code (the verdict's)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.pipe_closed = False
+
+    def write(self, text: str) -> int:
+        if not self.pipe_closed:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.pipe_closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def _silence(self) -> None:
+        """Point the descriptor at /dev/null, so the interpreter's own flush at exit has nowhere to fail."""
+        import os
+
+        self.pipe_closed = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def print_json(document: dict[str, Any]) -> None:
     """Machine output: strict JSON on stdout (non-finite floats as "NaN", "Infinity", "-Infinity"), nothing else."""
     sys.stdout.write(jsonio.dumps(document) + "\n")

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _lift_verbose(list(sys.argv[1:] if argv is None else argv))
     State.argv = list(args)
     previous = _stop_on_signals()
+    stdout, sys.stdout = sys.stdout, ui.QuietPipe(sys.stdout)  # type: ignore[assignment]
     try:
         code = app(args=args, prog_name="replay", standalone_mode=False)
     except Stopped as exc:  # SIGTERM or SIGHUP: every finally on the way has cleaned up
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     finally:
         _restore(previous)
+        sys.stdout.flush()  # what is still buffered meets a closed pipe here, where it is silenced
+        sys.stdout = stdout
     if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into a returned 130
         ui.error("interrupted: nothing was kept")
     sys.exit(code if isinstance(code, int) else 0)

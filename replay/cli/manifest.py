@@ -54,8 +54,10 @@ def manifest_cmd(
         ui.out.print(f"{len(actual.files)} files, {ui.human_bytes(actual.total_bytes)}, digest {actual.digest}")
         return
     diff = diff_manifests(datacheck.scoped(expected, actual.roots), actual)
+    covered = datacheck.coverage(expected, actual.roots)
     if as_json:
-        ui.print_json({"schema": "replay.data-check", "schema_version": 1, "ok": diff.ok, **diff.to_dict()})
+        ui.print_json({"schema": "replay.data-check", "schema_version": 1, "ok": diff.ok, **diff.to_dict(),
+                       "coverage": covered.to_dict()})
     else:
         table = Table(title=f"data against {escape(str(check))}", title_justify="left")
         table.add_column("status")
@@ -70,8 +72,11 @@ def manifest_cmd(
             table.add_row("[yellow]extra[/]", escape(f.path), f"{f.size} bytes")
         if not diff.ok:
             ui.out.print(table)
+            if not covered.complete:
+                ui.out.print(f"not checked: {escape(', '.join(covered.not_checked))}", soft_wrap=True)
         else:
-            ui.out.print(f"[green]data matches[/] {len(actual.files)} files, digest {actual.digest}")
+            color = "green" if covered.complete else "yellow"
+            ui.out.print(f"[{color}]{escape(covered.line(actual.digest))}[/]", soft_wrap=True)
     if not diff.ok:
         raise DataMismatch(
             f"data differs from the capsule: {len(diff.missing)} missing, {len(diff.changed)} changed, "
