@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _lift_verbose(list(sys.argv[1:] if argv is None else argv))
     State.argv = list(args)
     previous = _stop_on_signals()
-    stdout, sys.stdout = sys.stdout, ui.QuietPipe(sys.stdout)  # type: ignore[assignment]
+    stdout, sys.stdout = sys.stdout, ui.QuietPipe(sys.stdout)
     try:
         code = app(args=args, prog_name="replay", standalone_mode=False)
     except Stopped as exc:  # SIGTERM or SIGHUP: every finally on the way has cleaned up
