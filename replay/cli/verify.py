@@ -127,7 +127,8 @@ def data_mappings(items: list[str], cwd: Path) -> dict[str, Path]:
 
     mapping = {}
     for item in items:
-        recorded, local = parse_assignment(item, "--data")
+        recorded, local = parse_assignment(item, "--data", "RECORDED=LOCAL", "data=/scratch/digits (RECORDED: a data "
+                                           "path `replay show CAPSULE` lists; LOCAL: where that data is here)")
         mapping[recorded.rstrip("/")] = (cwd / local).resolve()
     return mapping
 

@@ -42,11 +42,40 @@ def signer(key: Path) -> Callable[[bytes], bytes]:
     return sign
 
 
+ALLOWED_SIGNERS_FORMAT = ("pass an allowed_signers file, as `ssh-keygen -Y verify` takes: one line per signer, "
+                          "`PRINCIPAL ssh-ed25519 AAAA...`; make one from a .pub with "
+                          "`echo \"alice@lab $(cat alice.pub)\" > allowed_signers`")
+_KEY_TYPES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
+_HEAD_BYTES = 1 << 20  # the file is read once here for its form; ssh-keygen reads it whole
+
+
+def _head(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            return f.read(_HEAD_BYTES).decode("utf-8", "replace")
+    except OSError as exc:
+        raise BadInput(f"cannot read --allowed-signers {path} ({exc.strerror})", ALLOWED_SIGNERS_FORMAT) from None
+
+
+def format_problem(text: str) -> str | None:
+    """Why ``text`` is no allowed_signers file ("is a public key (.pub)..."), or None when it may be one."""
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return "lists no signer"
+    if any(words[0].startswith(_KEY_TYPES) for words in lines):
+        return "is a public key (.pub), not an allowed_signers file: it names no principal"
+    if not any(len(words) >= 3 for words in lines):
+        return "has no line of the form PRINCIPAL KEYTYPE KEY"
+    return None
+
+
 def check(data: bytes, signature: bytes, allowed_signers: Path) -> str:
     """The principal of ``allowed_signers`` whose valid signature ``signature`` is; BundleError otherwise."""
     if not allowed_signers.is_file():
-        raise BadInput(f"--allowed-signers {allowed_signers}: no such file",
-                       "pass an allowed_signers file (lines of: PRINCIPAL KEYTYPE KEY)")
+        raise BadInput(f"--allowed-signers {allowed_signers}: no such file", ALLOWED_SIGNERS_FORMAT)
+    problem = format_problem(_head(allowed_signers))
+    if problem:
+        raise BadInput(f"--allowed-signers {allowed_signers} {problem}", ALLOWED_SIGNERS_FORMAT)
     tool = _ssh_keygen()
     with tempfile.TemporaryDirectory(prefix="replay-sig-") as tmp:
         sig = Path(tmp) / "index.sig"

@@ -25,12 +25,13 @@ METRICS_HINT = 'write metrics as {"accuracy": 0.85, ...}'
 _SETTLED = ("identical", "within_tolerance", "ignored")
 
 
-def parse_assignment(text: str, what: str) -> tuple[str, str]:
-    """Split a ``NAME=SPEC`` option value; ``what`` names the option in the error."""
+def parse_assignment(text: str, what: str, form: str = "NAME=VALUE", example: str = "accuracy=1e-3") -> tuple[str, str]:
+    """Split a ``NAME=SPEC`` option value; ``what`` names the option in the error, ``form`` and ``example``
+    say how that option is written (``--data`` is RECORDED=LOCAL, not a tolerance)."""
     name, sep, spec = text.partition("=")
     name, spec = name.strip(), spec.strip()
     if not sep or not name or not spec:
-        raise BadInput(f"{what} '{text}' is not NAME=VALUE", f"write {what} as NAME=VALUE, e.g. accuracy=1e-3")
+        raise BadInput(f"{what} '{text}' is not {form}", f"write {what} as {form}, e.g. {what} {example}")
     return name, spec
 
 

@@ -210,12 +210,20 @@ def check_image(engine: Engine, m: Manifest) -> None:
     """The image, by ID; a tag that now names another image is refused."""
     image = engine.image(m.image.id)
     if image is None:
-        raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this Docker engine",
-                           "load it (docker load -i FILE) or re-run `replay capture` where the data and code live")
+        raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this Docker engine", _image_way_out(m))
     tagged = engine.image(m.image.tag) if m.image.tag else None
     if tagged is not None and tagged.id != m.image.id:
         raise ImageProblem(f"tag {m.image.tag} names image {tagged.id[:19]}, not the recorded {m.image.id[:19]}",
                            f"remove or re-tag it (docker tag {m.image.id} {m.image.tag})")
+
+
+def _image_way_out(m: Manifest) -> str:
+    """Where a missing image can come from: the registry digest the capsule recorded, else its bundle."""
+    if m.image.registry_digest:
+        ref = m.image.registry_digest
+        return f"pull it by the digest this capsule recorded: replay pull {ref} -o FOLDER (or replay verify {ref})"
+    return ("load it from the bundle the capsule came in: replay unpack BUNDLE -o FOLDER --load (or replay verify "
+            "BUNDLE); or re-run `replay capture` where the data and code live")
 
 
 def check_references(capsule: Capsule, cache: StatCache | None = None) -> None:
@@ -248,9 +256,18 @@ def check_inputs(m: Manifest, options: ReplayOptions, cache: StatCache | None, r
         problems = diff.problems()
         named = ", ".join(f"{p['path']} {p['problem']}" for p in problems[:3])
         more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
-        raise DataMismatch(f"data differs from the capture: {named}{more}; the command was not run",
-                           "restore the captured data, or point --data RECORDED=LOCAL at a copy", problems)
+        searched = _searched(m, options, [f.path for f in diff.missing])
+        where = f" (looked for in {', '.join(searched)})" if searched else ""
+        raise DataMismatch(f"data differs from the capture: {named}{more}{where}; the command was not run",
+                           "restore the captured data there, or point --data RECORDED=LOCAL at a copy", problems)
     check_data_access([_data_source(root, options) for root in m.data.roots], *_container_ids())
+
+
+def _searched(m: Manifest, options: ReplayOptions, missing: list[str]) -> list[str]:
+    """Where the recorded roots holding a missing file were looked for on this machine (a --data mapping wins)."""
+    roots = [r for r in m.data.roots if any(p == r or p.startswith(r.rstrip("/") + "/") for p in missing)]
+    return [f"{root} -> {_data_source(root, options)}" if root in options.data_map
+            else str(_data_source(root, options)) for root in roots]
 
 
 def run_replay(engine: Engine, prepared: Prepared, options: ReplayOptions, out_root: Path,
