@@ -218,6 +218,38 @@ class DockerEngine:
         with self._errors(), contextlib.suppress(ImageNotFound, NotFound):
             self.api.remove_image(ref, force=True, noprune=False)
 
+    def labelled_images(self, key: str) -> list[ImageRecord]:
+        with self._errors():
+            raw = self.api.images(all=True, filters={"label": key})
+        return [ImageRecord(id=r["Id"], tags=[t for t in r.get("RepoTags") or [] if t != "<none>:<none>"],
+                            repo_digests=[d for d in r.get("RepoDigests") or [] if d != "<none>@<none>"],
+                            size=int(r.get("Size") or 0), labels=dict(r.get("Labels") or {}),
+                            parent=str(r.get("ParentId") or "")) for r in raw]
+
+    def remove_unused_image(self, image_id: str) -> str | None:
+        """Checked first (containers, child images), then its extra tags, then the image by ID, never forced:
+        the engine's own refusal (a race with a new container) is reported, not overridden."""
+        from docker.errors import APIError, ImageNotFound, NotFound
+
+        with self._errors():
+            try:
+                raw = self.api.inspect_image(image_id)
+            except (ImageNotFound, NotFound):
+                return None
+            if self.api.containers(all=True, filters={"ancestor": image_id}):
+                return "a container uses it"
+            if any(i.get("ParentId") == image_id for i in self.api.images(all=True)):
+                return "another image is built on it"
+            try:
+                for tag in (raw.get("RepoTags") or [])[1:]:  # by ID, an image with several tags needs force
+                    self.api.remove_image(tag, force=False, noprune=False)
+                self.api.remove_image(image_id, force=False, noprune=False)
+            except (ImageNotFound, NotFound):
+                return None
+            except APIError as exc:
+                return f"the engine kept it ({_short(exc)})"
+        return None
+
     def build(
         self,
         context: IO[bytes],

@@ -50,7 +50,7 @@ def _root(
 
 
 def _register() -> None:
-    from replay.cli import base, bundle, capture, check, diff, manifest, registry, show, task, verify
+    from replay.cli import base, bundle, capture, check, diff, gc, listing, manifest, registry, show, task, verify
 
     app.command("capture", epilog=capture.EPILOG)(capture.capture_cmd)
     app.command("verify", epilog=verify.EPILOG)(verify.verify_cmd)
@@ -64,6 +64,8 @@ def _register() -> None:
     app.command("pull", epilog=registry.PULL_EPILOG)(registry.pull_cmd)
     app.add_typer(base.app, name="base")
     app.command("task", epilog=task.EPILOG)(task.task_cmd)
+    app.command("list", epilog=listing.EPILOG)(listing.list_cmd)
+    app.command("gc", epilog=gc.EPILOG)(gc.gc_cmd)
 
 
 _register()
@@ -162,5 +164,6 @@ def _lift_verbose(args: list[str]) -> list[str]:
 
 def _command(args: list[str]) -> str:
     first = next((a for a in args if not a.startswith("-")), "")
-    known = {"capture", "verify", "check", "diff", "show", "manifest", "base", "pack", "unpack", "push", "pull", "task"}
+    known = {"capture", "verify", "check", "diff", "show", "manifest", "base", "pack", "unpack", "push", "pull", "task",
+             "list", "gc"}
     return f"{first} " if first in known else ""

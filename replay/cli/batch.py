@@ -51,6 +51,11 @@ def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int
     with _LiveTable(plan) as live:
         result = run_batch(plan, batch_options, engine, backend, observe=live.update)
     batch = build_batch_report(result)
+    from replay.core.capsules.list import record_report
+
+    for index, done in result.reports.items():
+        if index < len(found) and found[index].local:
+            record_report(found[index].path, done)
     _write(batch, as_json, report, junit, markdown, html)
     if not as_json:
         render(batch)

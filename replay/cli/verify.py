@@ -114,6 +114,10 @@ def verify_cmd(
                 if isinstance(exc, DataMismatch) and not as_json:
                     _render_data_problems(exc.problems)
                 raise
+    from replay.core.capsules.list import record_report
+
+    if resolved.local:
+        record_report(resolved.path, result)
     result.provenance = resolved.provenance or None
     _write_reports(result, as_json, report, junit, markdown)
     if not as_json:

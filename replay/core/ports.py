@@ -74,6 +74,7 @@ class ImageRecord:
     repo_digests: list[str]
     size: int
     labels: dict[str, str]
+    parent: str = ""  # the image it was built on, where the engine records one (the classic builder)
 
 
 class Engine(Protocol):
@@ -92,6 +93,13 @@ class Engine(Protocol):
     def tag(self, image_id: str, repository: str, tag: str) -> None: ...
 
     def remove_image(self, ref: str) -> None: ...
+
+    def labelled_images(self, key: str) -> list[ImageRecord]:
+        """Every image carrying the label ``key`` (any value), untagged and intermediate ones included."""
+
+    def remove_unused_image(self, image_id: str) -> str | None:
+        """Remove the image and its tags only when no container uses it and no image is built on it, never
+        by force; None when it is gone, else why the engine kept it."""
 
     def import_rootfs(self, tarball: Any, repository: str, tag: str, changes: list[str]) -> str: ...
 

@@ -10,7 +10,7 @@ import pytest
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 COMMANDS = ["capture", "verify", "check", "diff", "show", "manifest", "pack", "unpack", "push", "pull", "base build",
-            "task"]
+            "task", "list", "gc"]
 
 
 def help_text(*args: str) -> str:
@@ -78,3 +78,9 @@ def test_the_readme_development_map_is_the_tree() -> None:
     assert set(listed) == set(actual), "folders in the README's map differ from replay/'s packages"
     for rel, modules in actual.items():
         assert listed[rel] == modules, f"{rel}/ in the README's map: {sorted(listed[rel])}; the tree: {sorted(modules)}"
+
+
+def test_readme_first_screen_says_how_to_install_replay_outside_the_training_environment() -> None:
+    first_screen = "\n".join(README.splitlines()[:25])
+    assert "## Install" in first_screen and "pipx install ." in first_screen
+    assert "make install" in first_screen and ".venv/bin/replay" in first_screen

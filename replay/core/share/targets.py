@@ -35,6 +35,11 @@ class ResolvedCapsule:
     bundle: Path | None = None
     pull: str | None = None
 
+    @property
+    def local(self) -> bool:
+        """A capsule folder the user named, not a scratch copy out of a bundle or a registry."""
+        return self.bundle is None and self.pull is None and not self.provenance
+
 
 @dataclass
 class ResolveContext:
