@@ -74,6 +74,8 @@ def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
 
 
 def _show_capsule(m: Manifest, as_json: bool) -> None:
+    import shlex
+
     from rich.markup import escape
     from rich.table import Table
 
@@ -89,7 +91,7 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
     facts = Table(show_header=False, box=None, padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")  # digests and IDs are shown whole, folded rather than cut
-    facts.add_row(*_text("command", " ".join(cmd.argv)))
+    facts.add_row(*_text("command", shlex.join(cmd.argv)))
     facts.add_row(*_text("workdir", cmd.workdir))
     seed = "not recorded" if cmd.seed is None else str(cmd.seed)
     if cmd.auto_seed:

@@ -16,6 +16,7 @@ A capsule whose manifest cannot be read is in no group; it gets its error report
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,7 @@ def make_plan(capsules: list[PlannedCapsule], cwd: Path, cli_data_map: dict[str,
         image = _join(images, environment_key(m), "I", c.index, _short(environment_key(m)))
         data = _join(data_sets, data_key(m, c.data_map, cwd), "D", c.index, ", ".join(m.data.roots) or "(no data)")
         key = (experiment_key(m), data.key)
-        experiment = _join(experiments, key, "E", c.index, " ".join(m.command.argv))
+        experiment = _join(experiments, key, "E", c.index, shlex.join(m.command.argv))
         c.image_group, c.data_group, c.experiment = image.id, data.id, experiment.id
     if jobs is not None and jobs < 1:
         raise BadInput(f"--jobs {jobs} is not a positive number", "pass --jobs 1 or more, or leave it out")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from replay.core.batch.report import OUTCOMES, BatchReport, Outcome
+from replay.core.batch.report import OUTCOMES, BatchReport, CapsuleLine, Outcome
 from replay.core.verify.report import to_junit as verify_junit
 
 # Colours shared by the HTML page (and named after rich's, which the CLI uses).
@@ -73,7 +73,7 @@ class View:
 
 def view(report: BatchReport) -> View:
     counts = [CountView(o.value, o.label, report.counts[o], report.percent(o), STYLE[o]) for o in OUTCOMES]
-    rows = [RowView(c.name, c.outcome.value, c.outcome.label, STYLE[c.outcome],
+    rows = [RowView(_name(c), c.outcome.value, c.outcome.label, STYLE[c.outcome],
                     "-" if c.exit_code is None else str(c.exit_code), c.experiment, c.image, c.data, c.commit,
                     c.explanation, OUTCOMES.index(c.outcome), c.node) for c in report.capsules]
     groups = [GroupView(kind, g.id, g.label, g.total, g.reproduced, f"{100 * g.rate:.0f}%",
@@ -93,6 +93,11 @@ def view(report: BatchReport) -> View:
     return View(f"replay: {report.reproduced} of {len(report.capsules)} capsules reproduced", rate,
                 report.reproduced, len(report.capsules), report.exit_code, style, counts, rows, groups, work,
                 [o.label for o in OUTCOMES])
+
+
+def _name(line: CapsuleLine) -> str:
+    """A capsule as it names itself (its manifest's name, the JSON report's "capsule"), not by its folder."""
+    return line.report.capsule if line.report is not None and line.report.capsule else line.name
 
 
 # --- Markdown ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ A resolver that claims a target but finds it bad raises ``BadInput`` naming it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,8 @@ def _folder(target: str, ctx: ResolveContext) -> list[ResolvedCapsule]:
     if full.is_dir() and (full / MANIFEST_NAME).exists():
         return [ResolvedCapsule(full.resolve().name, path, target)]
     if full.is_dir() and not full.is_symlink():
-        inner = sorted(p.name for p in full.iterdir() if p.is_dir() and not p.is_symlink()
-                       and not p.name.startswith(".") and (p / MANIFEST_NAME).exists())
+        inner = sorted((p.name for p in full.iterdir() if p.is_dir() and not p.is_symlink()
+                        and not p.name.startswith(".") and (p / MANIFEST_NAME).exists()), key=natural_key)
         if inner:
             return [ResolvedCapsule(name, path / name, target) for name in inner]
     # Not a capsule: the manifest loader gives the one clear error ("no capsule at ...").
@@ -111,3 +112,8 @@ def one(targets: list[ResolvedCapsule], target: str) -> ResolvedCapsule:
         names = ", ".join(t.name for t in targets[:5])
         raise BadInput(f"{target} holds {len(targets)} capsules ({names})", "name one of them, e.g. FILE#NAME")
     return targets[0]
+
+
+def natural_key(name: str) -> list[str | int]:
+    """Sort key for names with numbers in them: e2 before e10 (plain text order puts e10 first)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]

@@ -10,6 +10,7 @@ one thing changed. Each fails fast, in that order: nothing runs before the image
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import tempfile
@@ -291,7 +292,7 @@ def run_replay(engine: Engine, prepared: Prepared, options: ReplayOptions, out_r
             # world-writable), and everything under out_root is given back once the run ends.
             host = mkdirs_beneath(out_root, rel, owner=_uid_gid(spec.user) if root else None)
             spec.mounts.append(Mount(str(host), layout.container_path(rel), read_only=False))
-        reporter.stage(f"replaying `{' '.join(m.command.argv)}`")
+        reporter.stage(f"replaying `{shlex.join(m.command.argv)}`")
         return engine.run(spec, lambda line: reporter.log(line, "command"), cancel=cancel)
     finally:
         if root:

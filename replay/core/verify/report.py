@@ -278,11 +278,19 @@ def to_junit(report: VerifyReport) -> str:
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     suite.set("skipped", "0")
-    suite.set("time", _seconds(report.timings.get("total")))
+    suite.set("time", _seconds(_total(report.timings)))
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _total(timings: dict[str, float]) -> float:
+    """The verify's seconds: its "total" when recorded, else the sum of its stages (the container's start is a
+    part of "run", not a stage of its own)."""
+    if "total" in timings:
+        return timings["total"]
+    return sum(v for k, v in timings.items() if k != "container_start" and isinstance(v, (int, float)))
 
 
 def _seconds(value: Any) -> str:
