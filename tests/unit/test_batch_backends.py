@@ -204,7 +204,7 @@ def test_fail_fast_on_this_machine_hands_over_no_task_before_the_previous_one_is
 
     engine = SimpleNamespace(image=lambda ref: SimpleNamespace(id=caps[0].manifest.image.id))  # type: ignore[union-attr]
     backend = Local()
-    result = run_batch(plan, BatchOptions(tmp_path, fail_fast=True, poll_s=0), engine, backend)  # type: ignore[arg-type]
+    result = run_batch(plan, BatchOptions(ReplayOptions(tmp_path), fail_fast=True, poll_s=0), engine, backend)  # type: ignore[arg-type]
     assert backend.handed == [["E1"], ["E2"]]  # E3 was never started: E2's divergence was judged first
     assert result.stopped_early and [r.phase.value for r in result.rows] == ["done", "done", "not run"]
     assert sorted(result.reports) == [0, 1]
