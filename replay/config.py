@@ -11,7 +11,7 @@ from replay.core.layout import check_seed
 from replay.errors import BadInput
 
 _TOML_HINT = "fix the file or remove its [tool.replay] table"
-_LISTS = ("data", "outputs", "metrics", "env", "ignore")
+_LISTS = ("data", "outputs", "metrics", "env", "ignore", "apt")
 _BACKEND_STRINGS = ("backend", "partition", "time", "workdir")
 _BACKEND_INTS = ("gpus", "jobs")
 
@@ -26,6 +26,7 @@ class ProjectDefaults:
     metrics: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
+    apt: list[str] = field(default_factory=list)  # Debian packages for the image no library scan can see
     tolerances: dict[str, str] = field(default_factory=dict)
     # Batch backend for `replay verify` (``backend = "slurm"``) and its options; the CLI's flags win.
     backend: str | None = None
@@ -107,7 +108,8 @@ def _tolerances(table: dict[str, Any], path: Path) -> dict[str, str]:
 def merge_capture_options(defaults: ProjectDefaults, *, data: list[str] | None = None, outputs: list[str] | None = None,
                           metrics: list[str] | None = None, seed: int | None = None, python: str | None = None,
                           base: str | None = None, env: list[str] | None = None, ignore: list[str] | None = None,
-                          tolerances: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+                          tolerances: list[tuple[str, str]] | None = None,
+                          apt: list[str] | None = None) -> dict[str, Any]:
     """`replay capture`'s options over the project's defaults: a given option replaces its default, except
     tolerances, which add to (and per name override) the defaults. Keys are CaptureRequest's fields."""
     merged_tolerances = dict(defaults.tolerances)
@@ -118,8 +120,10 @@ def merge_capture_options(defaults: ProjectDefaults, *, data: list[str] | None =
         "metrics": metrics or defaults.metrics,
         "seed": seed if seed is not None else defaults.seed,
         "python": python or defaults.python or "python3",
+        "python_named": bool(python or defaults.python),
         "base": base or defaults.base,
         "env": env or defaults.env,
         "ignore": ignore or defaults.ignore,
         "tolerances": merged_tolerances,
+        "apt": sorted({*defaults.apt, *(apt or [])}),  # added to, like tolerances: both name what the image needs
     }

@@ -28,12 +28,14 @@ def source_control() -> SourceControl:
 
 
 def toolchain() -> Toolchain:
-    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip, uv."""
+    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip, uv, dpkg."""
+    from replay.adapters.dpkg import HostDpkg
     from replay.adapters.interpreter import InterpreterProbe
     from replay.adapters.piptools import PipTools
     from replay.adapters.uv import UvExporter
 
-    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools(), exporter=UvExporter())
+    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools(), exporter=UvExporter(),
+                     system=HostDpkg())
 
 
 def rootfs_builder() -> RootfsBuilder:

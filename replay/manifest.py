@@ -231,6 +231,28 @@ class HostInfo:
 
 
 @dataclass
+class LibraryNeed:
+    library: str  # "libgomp.so.1"
+    package: str  # the Python package whose compiled code needs it ("lightgbm"), or "--apt"
+
+
+@dataclass
+class SystemPackage:
+    """A Debian package installed into the environment image, at the version apt resolved at capture."""
+
+    name: str
+    version: str
+    needed_by: list[LibraryNeed] = field(default_factory=list)  # empty: a dependency apt pulled in
+
+
+@dataclass
+class SystemEnv:
+    """The system packages beyond the base image. Absent in capsules that need none (and older ones)."""
+
+    packages: list[SystemPackage] = field(default_factory=list)
+
+
+@dataclass
 class Manifest:
     name: str
     created: str
@@ -244,11 +266,18 @@ class Manifest:
     policy: Policy
     host: HostInfo
     schema_version: int = SCHEMA_VERSION
+    system: SystemEnv | None = None
+
+    @property
+    def system_packages(self) -> list[SystemPackage]:
+        return self.system.packages if self.system else []
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         if out["outputs"].get("stability") is None:
             del out["outputs"]["stability"]  # written only when recorded: other manifests stay as they were
+        if out.get("system") is None:
+            out.pop("system", None)  # likewise the system packages: none, no section
         # schema_version first: the one field every reader looks at before anything else.
         return {"schema_version": out.pop("schema_version"), **out}
 
@@ -335,6 +364,12 @@ def check(m: Manifest, source: str) -> None:
                     R.fail(source, f"{where}.{group}", name, "is not an entry point name")
                 if not R.ENTRY_REF.fullmatch(ref):
                     R.fail(source, f"{where}.{group}.{name}", ref, "is not a module:attribute reference")
+
+    for i, sp in enumerate(m.system_packages):
+        if not R.DEB_NAME.fullmatch(sp.name):
+            R.fail(source, f"system.packages[{i}].name", sp.name, "is not a Debian package name")
+        if not R.DEB_VERSION.fullmatch(sp.version):
+            R.fail(source, f"system.packages[{i}].version", sp.version, "is not a Debian version")
 
     R.check_paths(source, "data.roots", m.data.roots, absolute=True)
     R.check_under_roots(source, "data.files", [f.path for f in m.data.files], m.data.roots, absolute=True)

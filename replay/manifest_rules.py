@@ -49,6 +49,8 @@ NUMERICS_VARS = THREAD_VARS + (
 # A project package's name and version become a folder name in the image (NAME-VERSION.dist-info).
 DIST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?")
 DIST_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,200}")
+DEB_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]{1,100}")  # Debian policy 5.6.1
+DEB_VERSION = re.compile(r"[0-9][A-Za-z0-9.+~:-]{0,100}")  # 5.6.12: [epoch:]upstream[-revision]
 # Entry points of a project package. A console script's name becomes a file name in the image's bin/: no
 # '/', never '.' or '..'; a reference is importable dotted names, nothing a script could smuggle code in.
 ENTRY_GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")

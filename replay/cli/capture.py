@@ -40,6 +40,9 @@ def capture_cmd(
         "--relock", help="Ignore lock files in the project root: lock from the interpreter with pip-compile.",
     )] = False,
     base: Annotated[str | None, typer.Option(help="Base image [default: python:X.Y.Z-slim].")] = None,
+    apt: Annotated[list[str] | None, typer.Option(
+        "--apt", help="Debian package to install in the image (repeatable), beyond the libraries found by scanning.",
+    )] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="Environment variable to carry (repeatable).")] = None,
     allow_secret_env: Annotated[bool, typer.Option(help="Allow --env names that look secret.")] = False,
     allow_secret_files: Annotated[
@@ -68,7 +71,7 @@ def capture_cmd(
     merged = merge_capture_options(
         load_defaults(project_root(cwd, factory.source_control())), data=data, outputs=output, metrics=metrics,
         seed=seed, python=python, base=base, env=env, ignore=ignore,
-        tolerances=[parse_assignment(t, "--tolerance") for t in tolerance or []])
+        tolerances=[parse_assignment(t, "--tolerance") for t in tolerance or []], apt=apt)
     req = CaptureRequest(
         command=list(command or []),
         cwd=cwd,
@@ -126,6 +129,8 @@ def capture_cmd(
     table.add_row("data", f"{counts['data_files']} files, {ui.human_bytes(counts['data_bytes'])}")
     table.add_row("outputs", f"{counts['outputs']} files, {counts['metrics']} metrics")
     table.add_row("packages", f"{counts['packages']} pinned with hashes")
+    if m.system_packages:
+        table.add_row("system", ", ".join(f"{p.name} {p.version}" for p in m.system_packages))
     if m.outputs.stability is not None:
         st = m.outputs.stability
         varied = [*st.unstable_outputs, *st.unstable_metrics]

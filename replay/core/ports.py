@@ -255,6 +255,14 @@ class RootfsBuilder(Protocol):
     def pack_rootfs(self, source: Path, tarball: Path) -> None: ...
 
 
+class SystemLibraries(Protocol):
+    """The capturing machine's own system packages (a Debian host: its dpkg database)."""
+
+    def provider(self, library: str) -> str | None:
+        """The Debian package that provides the shared library ``library`` (a soname such as ``libgomp.so.1``)
+        on this machine, or None when none does (or the machine has no dpkg)."""
+
+
 @dataclass(frozen=True)
 class Toolchain:
     """The capturing machine's tools, as ``replay.factory.toolchain()`` picks them."""
@@ -263,3 +271,4 @@ class Toolchain:
     python: PythonProbe
     locker: Locker
     exporter: LockExporter | None = None  # None: no tool for other locks (a uv.lock is then not taken)
+    system: SystemLibraries | None = None  # None: missing system libraries are refused, never looked up

@@ -37,6 +37,7 @@ class DockerfileContext:
     fixed_mtime: int = 315532800  # FIXED_MTIME: every file of the virtualenv gets it
     site_packages: str = ""  # where the context's site-packages/ goes in the image, if anywhere (core/autoseed.py)
     has_scripts: bool = False  # the context's venv-bin/: the project's console scripts (core/projectcode.py)
+    has_debs: bool = False  # the context's debs/: system packages the base lacks (core/capture/syslibs.py)
 
 
 @dataclass
@@ -130,10 +131,11 @@ def write_build_context(
     code_files: Iterable[str],
     site_files: dict[str, bytes] | None = None,
     scripts: dict[str, bytes] | None = None,
+    debs: Iterable[Path] = (),
 ) -> None:
     """The environment's build context: Dockerfile, lock, wheels/, site-packages/ (files for the virtualenv's
-    site-packages, only when there are some), venv-bin/ (scripts for its bin/, likewise) and code/ (the
-    snapshot)."""
+    site-packages, only when there are some), venv-bin/ (scripts for its bin/, likewise), debs/ (system
+    packages, likewise) and code/ (the snapshot)."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         writer = ContextWriter(tar)
         writer.add_bytes("Dockerfile", dockerfile.encode())
@@ -149,6 +151,11 @@ def write_build_context(
             writer.add_dir("venv-bin")
             for name in sorted(scripts):
                 writer.add_bytes(f"venv-bin/{name}", scripts[name], executable=True)
+        debs = sorted(debs, key=lambda p: p.name)
+        if debs:
+            writer.add_dir("debs")
+            for deb in debs:
+                writer.add_file(f"debs/{deb.name}", deb)
         writer.add_dir("code")
         for rel in sorted(code_files):
             writer.add_file(f"code/{rel}", code_root / rel)

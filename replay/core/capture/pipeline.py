@@ -16,7 +16,7 @@ from pathlib import Path
 
 from replay import __version__, jsonio
 from replay.core import layout
-from replay.core.capture import autoseed, base_images, projectcode
+from replay.core.capture import autoseed, base_images, projectcode, syslibs
 from replay.core.capture.dockerfile import (
     CapsuleLayerContext,
     DockerfileContext,
@@ -56,6 +56,7 @@ from replay.manifest import (
     PythonEnv,
     RunCommand,
     Stability,
+    SystemEnv,
     save,
 )
 from replay.manifest import (
@@ -75,6 +76,7 @@ class CaptureRequest:
     metrics: list[str] = field(default_factory=list)
     seed: int | None = None
     python: str = "python3"
+    python_named: bool = False  # --python (or python in [tool.replay]) named it: a system interpreter is taken
     requirements: Path | None = None
     relock: bool = False  # ignore lock files in the project root (and relock a --requirements lock with hashes)
     base: str | None = None
@@ -90,6 +92,7 @@ class CaptureRequest:
     no_cache: bool = False  # rebuild every layer and relock: a cold capture
     runs: int = 0  # replay this many times once built, and record what varied (Outputs.stability)
     auto_seed: bool = False  # seed at interpreter start-up, in the image and in the --run host run
+    apt: list[str] = field(default_factory=list)  # system packages no scan can see (a program run by subprocess)
 
 
 @dataclass
@@ -167,6 +170,9 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                                use_cache=not req.no_cache, taken=taken, reporter=reporter)
         lap("lock")
         try:
+            reporter.stage("scanning the system libraries the packages link")
+            system = syslibs.plan(interp, base.id, req.apt, engine, tools.system, reporter)
+            lap("system")
             code = _code_version(snap, stage)
             code.allowed_secret_files = [f for f in allowed_secrets if f in set(snap.files)]
             workdir = layout.record_path(req.cwd, root)
@@ -191,16 +197,17 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                 outputs=outputs,
                 policy=Policy(tolerances=dict(req.tolerances), ignore=list(req.ignore)),
                 host=collect_host(engine_version),
+                system=SystemEnv(system.packages) if system.packages else None,
             )
             manifest_check(manifest, "the new capsule")  # never write what verify would refuse to load
             _copy_references(outputs, root, stage)
 
             # --- 5. the images: the shared environment, then this run's thin capsule layer on it --------
-            dockerfile = render_dockerfile(_dockerfile_context(manifest, base.digest or base.id))
+            dockerfile = render_dockerfile(_dockerfile_context(manifest, base.digest or base.id, bool(system.debs)))
             (stage / DOCKERFILE_NAME).write_text(dockerfile)
             reporter.stage("building the environment image")
-            environment_id = _build_environment(engine, stage, dockerfile, env.wheels, root, snap.files, manifest,
-                                                reporter, req.no_cache)
+            environment_id = _build_environment(engine, stage, dockerfile, env.wheels + system.debs, root,
+                                                snap.files, manifest, reporter, req.no_cache)
         finally:
             env.cleanup()
         manifest.image.environment_id = environment_id  # known to the image's own replay.json too
@@ -264,7 +271,7 @@ def _stability(engine: Engine, stage: Path, manifest: Manifest, root: Path, runs
     return check(req, engine, reporter, capsule=Capsule(stage, manifest)).stability()
 
 
-def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
+def _dockerfile_context(manifest: Manifest, base_ref: str, has_debs: bool = False) -> DockerfileContext:
     """The environment image's context: only what the code and packages decide, never the run."""
     return DockerfileContext(
         base_ref=base_ref,
@@ -274,6 +281,7 @@ def _dockerfile_context(manifest: Manifest, base_ref: str) -> DockerfileContext:
         has_packages=bool(manifest.python.packages),
         site_packages=_site_packages_dir(manifest),
         has_scripts=bool(projectcode.image_scripts(manifest.python, IMAGE_VENV)),
+        has_debs=has_debs,
     )
 
 
@@ -323,10 +331,13 @@ def _site_packages_dir(manifest: Manifest) -> str:
 
 def _build_environment(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
                        files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
+    """``wheels`` holds the .deb files of the system packages too (they go to the context's debs/)."""
     site_files = _site_files(manifest)
+    debs = [w for w in wheels if w.suffix == ".deb"]
+    wheels = [w for w in wheels if w.suffix != ".deb"]
     with tempfile.TemporaryFile(prefix="replay-context-") as context:
         write_build_context(context, dockerfile, (stage / LOCK_NAME).read_bytes(), wheels, root, files, site_files,
-                            projectcode.image_scripts(manifest.python, IMAGE_VENV))
+                            projectcode.image_scripts(manifest.python, IMAGE_VENV), debs)
         context.seek(0)
         return engine.build(
             context, tag=None, on_line=reporter.log,
