@@ -16,7 +16,7 @@ from pathlib import Path
 
 from replay import __version__, jsonio
 from replay.core import layout
-from replay.core.capture import autoseed, base_images, projectcode, syslibs
+from replay.core.capture import autoseed, base_images, cmdcheck, projectcode, syslibs
 from replay.core.capture.dockerfile import (
     CapsuleLayerContext,
     DockerfileContext,
@@ -210,6 +210,9 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                                                 snap.files, manifest, reporter, req.no_cache)
         finally:
             env.cleanup()
+        reporter.stage("checking the command in the image")
+        cmdcheck.check_command(engine, environment_id, manifest.command)
+        lap("command")
         manifest.image.environment_id = environment_id  # known to the image's own replay.json too
         capsule_dockerfile = render_capsule_dockerfile(_capsule_context(manifest, environment_id))
         (stage / CAPSULE_DOCKERFILE_NAME).write_text(capsule_dockerfile)
