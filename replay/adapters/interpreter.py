@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from replay.core.pyenv import InstalledPackage, Interpreter
+from replay.core.pyenv import REPLAY_DIST, InstalledPackage, Interpreter, only_required_by
 from replay.errors import BadInput
 
 # Runs inside the captured interpreter (stdlib only, Python 3.8+): its own module, so that it is linted and
@@ -37,12 +37,14 @@ def inspect(python: str) -> Interpreter:
         raise BadInput(f"{python} did not answer like a Python interpreter (it printed no package report)",
                        "pass --python PATH to the Python 3.8+ that ran training")
     packages = [InstalledPackage(**p) for p in raw.pop("packages")]
-    has_replay = any(p.key == "replay-capsule" for p in packages)
-    packages = sorted((p for p in packages if p.key not in _EXCLUDED), key=lambda p: p.key)
-    return Interpreter(packages=packages, replay_installed=has_replay, **raw)
+    has_replay = any(p.key == REPLAY_DIST for p in packages)
+    replays = only_required_by(packages, REPLAY_DIST) - {REPLAY_DIST}  # replay's own, no dependency of training
+    packages = sorted((p for p in packages if p.key not in _EXCLUDED and p.key not in replays), key=lambda p: p.key)
+    return Interpreter(packages=packages, replay_installed=has_replay, left_out=sorted(replays), **raw)
 
 
-_FIELDS = {"executable": str, "version": str, "implementation": str, "abi": str, "machine": str}
+_FIELDS = {"executable": str, "version": str, "implementation": str, "abi": str, "machine": str, "prefix": str,
+           "virtualenv": bool}
 
 
 def _probe_answer(stdout: str) -> dict[str, Any] | None:
@@ -59,7 +61,8 @@ def _probe_answer(stdout: str) -> dict[str, Any] | None:
     return raw if all(_package_ok(p) for p in raw["packages"]) else None
 
 
-_PACKAGE_FIELDS = {"name", "version", "direct_url", "location", "import_roots", "remapped", "entry_points"}
+_PACKAGE_FIELDS = {"name", "version", "direct_url", "location", "import_roots", "remapped", "entry_points", "requires",
+                   "requested"}
 
 
 def _package_ok(p: Any) -> bool:
@@ -70,6 +73,8 @@ def _package_ok(p: Any) -> bool:
             and (p["direct_url"] is None or isinstance(p["direct_url"], dict))
             and (p["location"] is None or isinstance(p["location"], str))
             and (p["entry_points"] is None or isinstance(p["entry_points"], str))
+            and isinstance(p["requires"], list) and all(isinstance(r, str) for r in p["requires"])
+            and isinstance(p["requested"], bool)
             and (roots is None or (isinstance(roots, list) and all(isinstance(r, str) for r in roots)))
             and (remapped is None or (isinstance(remapped, dict)
                                       and all(isinstance(v, str) for v in remapped.values()))))

@@ -157,7 +157,8 @@ def package(dist: Any, sites: set[str]) -> dict[str, Any]:
     direct_url = json.loads(direct) if direct else None
     location = _location(dist)
     out = {"name": dist.metadata["Name"], "version": dist.version, "direct_url": direct_url,
-           "location": location, "import_roots": None, "remapped": None, "entry_points": None}
+           "location": location, "import_roots": None, "remapped": None, "entry_points": None,
+           "requires": _requires(dist), "requested": dist.read_text("REQUESTED") is not None}
     info = (direct_url or {}).get("dir_info")
     editable = isinstance(info, dict) and bool(info.get("editable"))
     outside = direct_url is None and location is not None and os.path.dirname(location) not in sites
@@ -166,6 +167,25 @@ def package(dist: Any, sites: set[str]) -> dict[str, Any]:
         # Its console scripts and plugin entry points: the image recreates them from the snapshot.
         out["entry_points"] = dist.read_text("entry_points.txt")
     return out
+
+
+def _requires(dist: Any) -> list[str]:
+    """The names of the distribution's requirements, those behind environment markers too (an edge too many
+    only keeps a package in the lock), but not those behind an ``extra``: nothing records that an extra was
+    asked for, and a build tool's test extras would keep half an environment. Normalized as pip compares."""
+    out = []
+    for line in dist.requires or []:
+        name_part, _, marker = line.partition(";")
+        if "extra" in marker:
+            continue
+        name = ""
+        for ch in name_part.strip():
+            if not (ch.isalnum() or ch in "-_."):
+                break
+            name += ch
+        if name:
+            out.append("-".join(name.replace("_", "-").replace(".", "-").lower().split("-")))
+    return sorted(set(out))
 
 
 def report() -> dict[str, Any]:
@@ -190,6 +210,8 @@ def report() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "abi": "cp{}{}".format(*sys.version_info[:2]),
         "machine": platform.machine(),
+        "prefix": sys.prefix,
+        "virtualenv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
         "packages": pkgs,
     }
 

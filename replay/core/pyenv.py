@@ -35,6 +35,8 @@ class InstalledPackage:
     # sys.path folder can express them.
     remapped: dict[str, str] | None = None
     entry_points: str | None = None  # local code only: its entry_points.txt as installed (console scripts...)
+    requires: list[str] = field(default_factory=list)  # normalized names of what it requires (no extras)
+    requested: bool = False  # installed because someone asked for it (pip's REQUESTED), not only as a dependency
 
     @property
     def key(self) -> str:
@@ -65,10 +67,38 @@ class Interpreter:
     machine: str
     packages: list[InstalledPackage] = field(default_factory=list)
     replay_installed: bool = False  # replay-capsule is there (not among ``packages``: it is not locked)
+    prefix: str = ""
+    virtualenv: bool = False  # sys.prefix != sys.base_prefix
+    left_out: list[str] = field(default_factory=list)  # packages only replay-capsule required: not locked
 
     @property
     def minor(self) -> str:
         return ".".join(self.version.split(".")[:2])
+
+
+REPLAY_DIST = "replay-capsule"
+
+
+def only_required_by(packages: list[InstalledPackage], root: str) -> set[str]:
+    """``root`` and the packages only it requires (directly or not): those nothing else installed requires and
+    nobody asked for. Empty when ``root`` is not installed."""
+    by_key = {p.key: p for p in packages}
+    if root not in by_key:
+        return set()
+
+    def closure(starts: list[str]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(starts)
+        while stack:
+            key = stack.pop()
+            if key in by_key and key not in seen:
+                seen.add(key)
+                stack.extend(by_key[key].requires)
+        return seen
+
+    theirs = closure([root])
+    kept = [k for k, p in by_key.items() if k != root and (k not in theirs or p.requested)]
+    return theirs - closure(kept)
 
 
 @dataclass(frozen=True)

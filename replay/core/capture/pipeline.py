@@ -16,7 +16,7 @@ from pathlib import Path
 
 from replay import __version__, jsonio
 from replay.core import layout
-from replay.core.capture import autoseed, base_images, cmdcheck, projectcode, syslibs
+from replay.core.capture import autoseed, base_images, cmdcheck, projectcode, syslibs, which_python
 from replay.core.capture.dockerfile import (
     CapsuleLayerContext,
     DockerfileContext,
@@ -132,6 +132,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         output_paths, metrics = _outputs_and_metrics(req)
     allowed_secrets = _check_code_for_secrets(req, root, capsule, tools)
     interp = tools.python.inspect(req.python)
+    which_python.announce(interp, req.python_named, reporter)
     taken = take_lock(interp, root, _given(req.requirements, req.cwd), req.relock, tools.exporter, reporter)
     engine_version = engine.version()  # no engine: fail now, not after a minute of hashing
     lap("checks")
