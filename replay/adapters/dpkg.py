@@ -15,8 +15,8 @@ _PACKAGE = re.compile(r"^([a-z0-9][a-z0-9+.-]+)(?::[a-z0-9-]+)?$")
 def dpkg_owner(text: str) -> str | None:
     """The first package of a ``dpkg -S`` answer ("libgomp1:amd64: /usr/lib/.../libgomp.so.1")."""
     for line in text.splitlines():
-        owners, sep, _ = line.partition(": ")
-        if not sep:
+        owners, _, path = line.partition(": ")
+        if not path.startswith("/"):
             continue
         for owner in owners.split(", "):
             match = _PACKAGE.match(owner.strip())

@@ -16,7 +16,10 @@ NO_ENGINE = "unix:///nonexistent/replay-test.sock"
 
 
 def replay(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "DOCKER_HOST": NO_ENGINE, "REPLAY_CACHE_DIR": str(cwd / ".cache"), **env}
+    """The CLI as from a shell with replay's own virtualenv active (a capture takes its python3)."""
+    venv = Path(sys.executable).parent.parent
+    active = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    full_env = {**os.environ, **active, "DOCKER_HOST": NO_ENGINE, "REPLAY_CACHE_DIR": str(cwd / ".cache"), **env}
     return subprocess.run([sys.executable, "-m", "replay", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=120)
 

@@ -98,7 +98,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, '[tool.replay]\noutput = ["out/model.pkl"]\nzzz = 1\n')
     exc = error_of(tmp_path)
     assert exc.message == f"{path}: unknown [tool.replay] key 'output'"  # the first, alphabetically
-    assert exc.hint == ("use one of backend, base, data, env, gpus, ignore, jobs, metrics, outputs, partition, python, "
+    assert exc.hint == ("use one of apt, backend, base, data, env, gpus, ignore, jobs, metrics, outputs, partition, python, "
                         "seed, time, tolerances, workdir")
 
 

@@ -17,6 +17,7 @@ from replay.manifest import (
     GpuInfo,
     HostInfo,
     ImageInfo,
+    LibraryNeed,
     Manifest,
     Outputs,
     Package,
@@ -25,6 +26,8 @@ from replay.manifest import (
     PythonEnv,
     RunCommand,
     Stability,
+    SystemEnv,
+    SystemPackage,
     from_dict,
     load,
     save,
@@ -99,6 +102,8 @@ def full_manifest() -> Manifest:
             cpu_flags=["avx2", "fma"], cores=2, memory_bytes=8 * 2**30,
             gpus=[GpuInfo("NVIDIA H100", driver="550.54", memory_mb=81559)], docker_version="24.0.7",
         ),
+        system=SystemEnv([SystemPackage("libgomp1", "12.2.0-14+deb12u1", [LibraryNeed("libgomp.so.1", "lightgbm")]),
+                          SystemPackage("ffmpeg", "7:5.1.6-0+deb12u1", [LibraryNeed("", "--apt")])]),
     )
 
 
@@ -126,11 +131,31 @@ def test_round_trip_through_json_is_unchanged() -> None:
     assert loaded.image.base.digest == "sha256:" + SHA_B
 
 
+def test_a_manifest_without_system_packages_loads_and_writes_no_section() -> None:
+    old = raw()
+    del old["system"]  # capsules from before system packages, and those that need none
+    loaded = from_dict(old)
+    assert loaded.system is None and loaded.system_packages == []
+    assert "system" not in loaded.to_dict()
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("name", "LibGomp", "is not a Debian package name"),
+    ("name", "../x", "is not a Debian package name"),
+    ("version", "", "is not a Debian version"),
+    ("version", "1.0 && rm", "is not a Debian version"),
+])
+def test_a_bad_system_package_is_refused(field: str, value: str, message: str) -> None:
+    data = raw()
+    data["system"]["packages"][0][field] = value
+    assert error_of(data).message == f"replay.json.system.packages[0].{field}: {value!r} {message}"
+
+
 def test_schema_version_is_the_first_key() -> None:
     keys = list(full_manifest().to_dict())
     assert keys[0] == "schema_version"
     assert keys[1:] == ["name", "created", "replay_version", "command", "code", "python", "image", "data",
-                        "outputs", "policy", "host"]
+                        "outputs", "policy", "host", "system"]
     assert full_manifest().to_dict()["schema_version"] == manifest.SCHEMA_VERSION == 1
 
 

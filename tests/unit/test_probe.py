@@ -89,9 +89,9 @@ def test_under_pythonsafepath_the_first_real_entry_is_kept(tmp_path: Path) -> No
 
 def answer(**package: Any) -> str:
     pkg = {"name": "pkg", "version": "0.1", "direct_url": None, "location": None, "import_roots": None,
-           "remapped": None, "entry_points": None, **package}
+           "remapped": None, "entry_points": None, "requires": [], "requested": False, **package}
     return json.dumps({"executable": "/venv/bin/python", "version": "3.11.7", "implementation": "CPython",
-                       "abi": "cp311", "machine": "x86_64", "packages": [pkg]})
+                       "abi": "cp311", "machine": "x86_64", "prefix": "/venv", "virtualenv": True, "packages": [pkg]})
 
 
 def test_a_full_answer_is_read() -> None:
@@ -102,7 +102,8 @@ def test_a_full_answer_is_read() -> None:
 
 @pytest.mark.parametrize("package", [
     {"location": 3}, {"import_roots": "/p"}, {"import_roots": [1]}, {"remapped": ["pkg"]}, {"remapped": {"a": 1}},
-    {"name": None}, {"direct_url": "file:///p"}, {"extra": 1}, {"entry_points": ["x"]},
+    {"name": None}, {"direct_url": "file:///p"}, {"extra": 1}, {"entry_points": ["x"]}, {"requires": "numpy"},
+    {"requires": [1]}, {"requested": "yes"},
 ])
 def test_a_malformed_package_makes_the_answer_unreadable(package: dict[str, Any]) -> None:
     assert _probe_answer(answer(**package)) is None

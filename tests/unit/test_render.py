@@ -25,6 +25,7 @@ from replay.core.capture.dockerfile import (
 
 GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.golden"
 SITE_GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.site-packages.golden"  # --auto-seed's hook files
+DEBS_GOLDEN = Path(__file__).parent / "golden" / "Dockerfile.debs.golden"  # system packages the base lacks
 CAPSULE_GOLDEN = Path(__file__).parent / "golden" / "capsule.Dockerfile.golden"
 ENV_ID = "sha256:" + "e" * 64
 BASE = "replay-base/python:3.11-bookworm"
@@ -135,6 +136,18 @@ def test_site_packages_are_one_copy_right_after_the_virtualenv() -> None:
     assert instructions(text)[:len(instructions(plain)) - len(plain_stage)] == \
         instructions(plain)[:len(instructions(plain)) - len(plain_stage)]  # the packages stage stays cached
     assert "site-packages" not in plain
+
+
+def test_system_packages_match_their_golden_file() -> None:
+    assert render_dockerfile(context(has_debs=True)) == DEBS_GOLDEN.read_text()
+
+
+def test_system_packages_install_offline_first_in_the_environment_stage() -> None:
+    plain = final_stage(render_dockerfile(context()))
+    stage = final_stage(render_dockerfile(context(has_debs=True)))
+    assert stage[1:3] == [("COPY", "debs/ /tmp/debs/"), ("RUN", "dpkg -i /tmp/debs/*.deb && rm -rf /tmp/debs")]
+    assert stage[:1] + stage[3:] == plain  # before the user and the virtualenv: the rarely changing layers first
+    assert "debs" not in render_dockerfile(context())
 
 
 def test_capsule_layer_matches_golden_file() -> None:

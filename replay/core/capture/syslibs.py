@@ -50,11 +50,12 @@ class SystemPlan:
 
 
 def ldconfig_names(text: str) -> dict[str, list[str]]:
-    """``ldconfig -p`` output -> {soname: [paths]}, 64-bit (or unmarked) entries only."""
+    """``ldconfig -p`` output -> {soname: [paths]}, 64-bit entries only ("libc6,x86-64", "libc6,AArch64"):
+    the 32-bit ones ("libc6") cannot serve a 64-bit interpreter."""
     out: dict[str, list[str]] = {}
     for line in text.splitlines():
         match = _LDCONFIG_LINE.match(line)
-        if match and ("64" in match.group(2) or "," not in match.group(2)):
+        if match and "64" in match.group(2):
             out.setdefault(match.group(1), []).append(match.group(3))
     return out
 
