@@ -136,6 +136,16 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
     if m.python.packages or m.python.project_packages:
         out.print(packages)
 
+    if m.system_packages:
+        system = Table(title="system packages (beyond the base image)", title_justify="left")
+        system.add_column("name")
+        system.add_column("version")
+        system.add_column("needed by")
+        for sp in m.system_packages:
+            needs = ", ".join(n.package if not n.library else f"{n.library} ({n.package})" for n in sp.needed_by)
+            system.add_row(*_text(sp.name, sp.version, needs or "a dependency of the above"))
+        out.print(system)
+
     shown = 20  # a dataset can hold millions of files: the first few say enough, `--json` has them all
     data = Table(title=f"data ({len(m.data.files)} files)", title_justify="left")
     data.add_column("path")

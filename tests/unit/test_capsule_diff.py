@@ -6,7 +6,7 @@ import json
 from copy import deepcopy
 
 from replay.core.capsules.diff import SECTIONS, diff_manifests
-from replay.manifest import FileEntry, Package
+from replay.manifest import FileEntry, Package, SystemEnv, SystemPackage
 from tests.unit.test_manifest import SHA_A, SHA_B, full_manifest
 
 
@@ -14,6 +14,14 @@ def test_the_same_manifest_has_no_differences() -> None:
     result = diff_manifests(full_manifest(), full_manifest())
     assert result.same and all(not changes for changes in result.sections.values())
     assert result.to_dict()["same"] is True
+
+
+def test_a_capsule_from_before_system_packages_differs_by_the_packages_the_other_has() -> None:
+    a, b = full_manifest(), full_manifest()
+    a.system = None
+    result = diff_manifests(a, b)
+    assert [(c.item, c.change) for c in result.sections["system_packages"]] == [("ffmpeg", "added"),
+                                                                                ("libgomp1", "added")]
 
 
 def test_every_section_lists_what_differs() -> None:
@@ -31,12 +39,16 @@ def test_every_section_lists_what_differs() -> None:
     b.host.cores, b.host.cpu_model = 64, "Intel Xeon"
     b.outputs.files = [FileEntry("out/model.pkl", 4097, SHA_B), FileEntry("out/metrics.json", 54, SHA_B)]
     b.outputs.metrics = {"accuracy": 0.9, "eval.loss": float("nan"), "eval.f1": 0.8}
+    b.system = SystemEnv([SystemPackage("libgomp1", "12.2.0-14+deb12u2"), SystemPackage("libgl1", "1.6.0-1")])
 
     result = diff_manifests(a, b, "cluster", "laptop")
 
     s = {name: {(c.item, c.change): (c.a, c.b) for c in changes} for name, changes in result.sections.items()}
     assert s["packages"] == {("numpy", "changed"): ("1.26.4", "2.0.0"), ("mylib", "removed"): ("0.1 (local-wheel)", None),
                              ("torch", "added"): (None, "2.13.0")}
+    assert s["system_packages"] == {("libgomp1", "changed"): ("12.2.0-14+deb12u1", "12.2.0-14+deb12u2"),
+                                    ("ffmpeg", "removed"): ("7:5.1.6-0+deb12u1", None),
+                                    ("libgl1", "added"): (None, "1.6.0-1")}
     assert s["base_image"][("ref", "changed")] == ("python:3.11.7-slim", "python:3.12-slim")
     assert s["python"] == {("version", "changed"): ("3.11.7", "3.12.1")}
     assert ("data/a.csv", "changed") in s["data"] and ("data/new.csv", "added") in s["data"]

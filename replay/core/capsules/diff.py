@@ -1,7 +1,7 @@
 """`replay diff A B`: two capsules' manifests side by side, as what differs underneath, section by section.
 
 Pure: two loaded ``Manifest``s in, a ``CapsuleDiff`` out. Sections come in the order a person chasing "it
-worked on the cluster but not on my laptop" reads them: packages, base image, Python, data, code, seed,
+worked on the cluster but not on my laptop" reads them: packages, system packages, base image, Python, data, code, seed,
 carried environment, capture hosts, then outputs and metrics. Nothing is read but the manifests (the lock
 file's content is recorded there as its packages and its sha256).
 """
@@ -19,7 +19,7 @@ from replay.manifest import FileEntry, Manifest, Package
 SCHEMA = "replay.capsule-diff"
 SCHEMA_VERSION = 1
 
-SECTIONS = ("packages", "base_image", "python", "data", "code", "seed", "environment", "command", "hosts",
+SECTIONS = ("packages", "system_packages", "base_image", "python", "data", "code", "seed", "environment", "command", "hosts",
             "outputs", "metrics")
 
 
@@ -61,6 +61,8 @@ def _finite(change: dict[str, Any]) -> dict[str, Any]:
 def diff_manifests(a: Manifest, b: Manifest, label_a: str = "A", label_b: str = "B") -> CapsuleDiff:
     return CapsuleDiff(label_a, label_b, {
         "packages": _packages(a, b),
+        "system_packages": _mapping({p.name: p.version for p in a.system_packages},
+                                    {p.name: p.version for p in b.system_packages}),
         "base_image": _fields({"ref": a.image.base.ref, "id": a.image.base.id, "digest": a.image.base.digest,
                                "image": a.image.id, "platform": a.image.platform},
                               {"ref": b.image.base.ref, "id": b.image.base.id, "digest": b.image.base.digest,

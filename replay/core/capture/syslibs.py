@@ -168,7 +168,7 @@ def plan(interp: Interpreter, base_id: str, apt: list[str], engine: Engine, syst
             raise BadInput(
                 f"{need.library}, which {_who(need)} needs, is not in the base image and no Debian package "
                 "on this machine provides it",
-                f"pass --apt PACKAGE with the package that provides it, or --base IMAGE with an image that has it",
+                "pass --apt PACKAGE with the package that provides it, or --base IMAGE with an image that has it",
             )
         wanted.setdefault(provider, []).append(need)
     if not wanted:
@@ -200,7 +200,11 @@ def _download(engine: Engine, base_id: str, names: list[str], reporter: Reporter
                    read_only_root=False, mounts=[Mount(str(scratch), "/out", read_only=False)], timeout_s=600)
     tail: list[str] = []
     try:
-        result = engine.run(spec, lambda line: (tail.append(line), reporter.log(line)))
+        def hear(line: str) -> None:
+            tail.append(line)
+            reporter.log(line)
+
+        result = engine.run(spec, hear)
         if result.exit_code != 0 or not (scratch / "versions.tsv").is_file():
             last = next((t for t in reversed(tail) if t.startswith("E:")), tail[-1] if tail else "no output")
             if "Unable to locate package" in last:
