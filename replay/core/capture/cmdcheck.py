@@ -2,7 +2,8 @@
 
 ``argv[0]`` must be a program on the image's PATH or a file of the code snapshot; for ``python SCRIPT`` the
 script must be a file there, for ``python -m MODULE`` the module must be found in the snapshot or the
-environment (located, never imported: importing a package runs its code). One short container run, no network.
+environment (located, never imported: importing a package runs its code). The same short container run (no
+network) checks that the image holds the system packages at the versions recorded (its dpkg database).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import json
 
 from replay.core import layout
 from replay.core.ports import Engine
-from replay.errors import BadInput
-from replay.manifest import RunCommand
+from replay.errors import BadInput, EnvironmentProblem
+from replay.manifest import RunCommand, SystemPackage
 
-# Runs in the image's own python3 (the virtualenv's, first on its PATH): standard library only. Prints one
-# JSON line: null, or [what, name] for the first thing that is missing.
+# Runs in the image's own python3 (the virtualenv's, first on its PATH): standard library only. Arguments: the
+# system packages as JSON {name: version}, the workdir, the command. Prints one JSON line: {"command": null or
+# [what, name] for the first thing missing, "packages": ["name=version" the dpkg database does not hold]}.
 PROBE = r"""
 import importlib.machinery, importlib.util, json, os, re, shutil, sys
 
@@ -61,24 +63,50 @@ def problem(argv):
         return python_target(argv[1:])
     return None
 
+def installed():
+    found = {}
+    try:
+        with open("/var/lib/dpkg/status", encoding="utf-8", errors="replace") as handle:
+            text = handle.read(64 << 20)
+    except OSError:
+        return found
+    for para in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in para.splitlines() if ": " in line and not line[0].isspace())
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            found[fields["Package"]] = fields.get("Version", "")
+    return found
+
+wanted = json.loads(sys.argv[1])
+have = installed() if wanted else {}
+missing = sorted(n + "=" + v for n, v in wanted.items() if have.get(n) != v)
 try:
-    os.chdir(sys.argv[1])
+    os.chdir(sys.argv[2])
+    sys.path.insert(0, os.getcwd())
+    found = problem(sys.argv[3:])
 except OSError:
-    print(json.dumps(["workdir", sys.argv[1]]))
-    raise SystemExit(0)
-sys.path.insert(0, os.getcwd())
-print(json.dumps(problem(sys.argv[2:])))
+    found = ["workdir", sys.argv[2]]
+print(json.dumps({"command": found, "packages": missing}))
 """
 
 
-def check_command(engine: Engine, image: str, command: RunCommand) -> None:
-    """Refuse (exit 2) a command that cannot start in ``image``, naming what is missing."""
+def check_image(engine: Engine, image: str, command: RunCommand, packages: list[SystemPackage]) -> None:
+    """Refuse (exit 2) a command that cannot start in ``image``, naming what is missing; an image without the
+    system packages recorded is an environment problem (exit 3)."""
     workdir = layout.container_path(command.workdir)
-    out = engine.probe(image, ["python3", "-c", PROBE, workdir, *command.argv])
+    wanted = json.dumps({p.name: p.version for p in packages})
+    out = engine.probe(image, ["python3", "-c", PROBE, wanted, workdir, *command.argv])
     try:
-        found = json.loads(out.strip().splitlines()[-1])
+        answer = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return  # the probe did not answer (an image without python3 is refused elsewhere): nothing to say
+        answer = None
+    if not isinstance(answer, dict):
+        raise EnvironmentProblem("the built image did not answer the command check (no python3 on its PATH?)",
+                                 "pass --base with an image that has Python 3 on PATH")
+    missing = answer.get("packages")
+    if missing:
+        raise EnvironmentProblem(f"the built image lacks the system packages {', '.join(map(str, missing))[:300]}",
+                                 "capture again with --no-cache")
+    found = answer.get("command")
     if isinstance(found, list) and len(found) == 2 and all(isinstance(x, str) for x in found):
         raise _missing(found[0], found[1][:200], command)
 

@@ -211,8 +211,8 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                                                 snap.files, manifest, reporter, req.no_cache)
         finally:
             env.cleanup()
-        reporter.stage("checking the command in the image")
-        cmdcheck.check_command(engine, environment_id, manifest.command)
+        reporter.stage("checking the command (and system packages) in the image")
+        cmdcheck.check_image(engine, environment_id, manifest.command, manifest.system_packages)
         lap("command")
         manifest.image.environment_id = environment_id  # known to the image's own replay.json too
         capsule_dockerfile = render_capsule_dockerfile(_capsule_context(manifest, environment_id))
