@@ -93,6 +93,9 @@ class CaptureRequest:
     runs: int = 0  # replay this many times once built, and record what varied (Outputs.stability)
     auto_seed: bool = False  # seed at interpreter start-up, in the image and in the --run host run
     apt: list[str] = field(default_factory=list)  # system packages no scan can see (a program run by subprocess)
+    # The system-library scan and the command check in the image; off only to measure what they cost
+    # (benchmarks/bench_capture_resolves.py), never from the command line.
+    resolve_checks: bool = True
 
 
 @dataclass
@@ -172,7 +175,8 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         lap("lock")
         try:
             reporter.stage("scanning the system libraries the packages link")
-            system = syslibs.plan(interp, base.id, req.apt, engine, tools.system, reporter)
+            system = (syslibs.plan(interp, base.id, req.apt, engine, tools.system, reporter) if req.resolve_checks
+                      else syslibs.SystemPlan())
             lap("system")
             code = _code_version(snap, stage)
             code.allowed_secret_files = [f for f in allowed_secrets if f in set(snap.files)]
@@ -211,8 +215,10 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                                                 snap.files, manifest, reporter, req.no_cache)
         finally:
             env.cleanup()
+        lap("environment")
         reporter.stage("checking the command (and system packages) in the image")
-        cmdcheck.check_image(engine, environment_id, manifest.command, manifest.system_packages)
+        if req.resolve_checks:
+            cmdcheck.check_image(engine, environment_id, manifest.command, manifest.system_packages)
         lap("command")
         manifest.image.environment_id = environment_id  # known to the image's own replay.json too
         capsule_dockerfile = render_capsule_dockerfile(_capsule_context(manifest, environment_id))
