@@ -93,9 +93,11 @@ def main() -> None:
                     if checks:
                         stages.append((result.timings.get("system", 0.0), result.timings.get("command", 0.0)))
         finally:
-            for image in [*made, *environments]:
-                with contextlib.suppress(ReplayError):  # already gone, or shared with another capture
+            for image in made:  # this benchmark's capsule images
+                with contextlib.suppress(ReplayError):
                     engine.remove_image(image)
+            for image in environments:  # without force: another capture of the same code may share it
+                subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
     with_checks, without = min(walls[True]), min(walls[False])
     scan, command = min(s[0] for s in stages), min(s[1] for s in stages)
     table = Table(title=f"warm re-capture of examples/torch-cpu (best of {args.runs})", title_justify="left")
