@@ -57,6 +57,7 @@ CAPTURE = ["capture", "--data", "data", "--output", "out/model.bin", "--metrics"
         ([*CAPTURE, "--tolerance", "accuracy", "--", "python", "t.py"], 2, "--tolerance"),
         ([*CAPTURE, "--seed", "-1", "--", "python", "t.py"], 2, "seed -1 is out of range"),
         (CAPTURE[:1] + ["--data", "data", "--", "python", "t.py"], 2, "no outputs"),
+        ([*CAPTURE, "--apt", "FFmpeg", "--", "python", "t.py"], 2, "--apt 'FFmpeg' is not a Debian package name"),
         ([*CAPTURE, "--", "python", "t.py"], 3, "no Docker engine answers"),
         (["capture", "--bogus"], 2, "No such option"),
         (["show", "nowhere"], 2, "no capsule at nowhere"),

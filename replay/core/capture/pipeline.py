@@ -129,6 +129,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
     carried = _carried_env(req.env, req.allow_secret_env)
     numerics = _numerics_env()
     data_paths = [_existing(p, req.cwd, "data") for p in req.data]
+    syslibs.check_names(req.apt)
     if not req.outputs and not req.metrics:
         raise BadInput("no outputs to capture", "name what the command produced with --output and --metrics")
     if not req.run:

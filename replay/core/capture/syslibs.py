@@ -156,9 +156,7 @@ def base_libraries(engine: Engine, image_id: str) -> set[str]:
 def plan(interp: Interpreter, base_id: str, apt: list[str], engine: Engine, system: SystemLibraries | None,
          reporter: Reporter) -> SystemPlan:
     """The system packages the image needs beyond the base (refused, exit 2, when a library has no package)."""
-    for name in apt:
-        if not DEB_NAME.fullmatch(name):
-            raise BadInput(f"--apt {name} is not a Debian package name", "pass a package name such as ffmpeg")
+    check_names(apt)
     needs = scan(interp)
     missing = [n for n in needs if n.library not in base_libraries(engine, base_id)] if needs else []
     wanted: dict[str, list[LibraryNeed]] = {name: [LibraryNeed("", "--apt")] for name in apt}
@@ -176,6 +174,14 @@ def plan(interp: Interpreter, base_id: str, apt: list[str], engine: Engine, syst
     reporter.stage("fetching system packages: " + ", ".join(sorted(wanted)))
     folder = _download(engine, base_id, sorted(wanted), reporter)
     return _read_plan(folder, wanted)
+
+
+def check_names(apt: list[str]) -> None:
+    """``--apt`` names, refused before anything slow when they are not Debian package names."""
+    for name in apt:
+        if not DEB_NAME.fullmatch(name):
+            raise BadInput(f"--apt {name!r} is not a Debian package name",
+                           "pass a package name such as ffmpeg (lower case: letters, digits, + - .)")
 
 
 def _who(need: LibraryNeed) -> str:
