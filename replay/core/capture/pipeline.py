@@ -175,9 +175,10 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                                use_cache=not req.no_cache, taken=taken, reporter=reporter)
         lap("lock")
         try:
-            reporter.stage("scanning the system libraries the packages link")
-            system = (syslibs.plan(interp, base.id, req.apt, engine, tools.system, reporter) if req.resolve_checks
-                      else syslibs.SystemPlan())
+            system = syslibs.SystemPlan()
+            if req.resolve_checks:
+                reporter.stage("scanning the system libraries the packages link")
+                system = syslibs.plan(interp, base.id, req.apt, engine, tools.system, reporter)
             lap("system")
             code = _code_version(snap, stage)
             code.allowed_secret_files = [f for f in allowed_secrets if f in set(snap.files)]
@@ -217,8 +218,8 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         finally:
             env.cleanup()
         lap("environment")
-        reporter.stage("checking the command (and system packages) in the image")
         if req.resolve_checks:
+            reporter.stage("checking the command (and system packages) in the image")
             cmdcheck.check_image(engine, environment_id, manifest.command, manifest.system_packages)
         lap("command")
         manifest.image.environment_id = environment_id  # known to the image's own replay.json too
