@@ -28,6 +28,7 @@ from urllib.parse import unquote
 
 from replay.core.capture.elf import ElfLinks, read_links
 from replay.core.events import Reporter
+from replay.core.limits import RunLimits
 from replay.core.ports import Engine, Mount, RunSpec, SystemLibraries
 from replay.core.pyenv import Interpreter
 from replay.errors import BadInput, EnvironmentProblem
@@ -203,7 +204,8 @@ def _download(engine: Engine, base_id: str, names: list[str], reporter: Reporter
               f"(dpkg-query -W -f='${{Package}}\\t${{Version}}\\n' {words} 2>/dev/null; true) > /out/versions.tsv "
               f"&& chown -R {os.getuid()}:{os.getgid()} /out")
     spec = RunSpec(image=base_id, argv=["sh", "-c", script], workdir="/", user="0:0", network=True,
-                   read_only_root=False, mounts=[Mount(str(scratch), "/out", read_only=False)], timeout_s=600)
+                   read_only_root=False, mounts=[Mount(str(scratch), "/out", read_only=False)],
+                   limits=RunLimits(timeout_s=600))
     tail: list[str] = []
     try:
         def hear(line: str) -> None:
