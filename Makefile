@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   ?= replay-base/python:3.11-bookworm
 export REPLAY_BASE := $(BASE)
 
-.PHONY: install engine slurm base tools chromium demo test test-unit check bench clean
+.PHONY: install engine podman slurm base tools chromium demo test test-unit check bench clean
 
 $(BIN)/replay: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(BIN)/replay
 
 engine:
 	@bash scripts/ensure-engine.sh
+
+# Rootless Podman, the second engine (tests/e2e/test_podman.py makes an ordinary user and verifies as it).
+podman:
+	@bash scripts/ensure-podman.sh
 
 # Debian's slurm-wlm + munge for the Slurm tests' one-node cluster (tests/slurm/cluster.py starts it).
 slurm:
@@ -34,7 +38,7 @@ chromium:
 demo: base
 	@bash demo/run.sh
 
-test: base tools slurm chromium
+test: base tools podman slurm chromium
 	$(BIN)/pytest -q
 
 # No root needed: only the Python package; a test whose system tool (ssh-keygen...) is missing is skipped here.
