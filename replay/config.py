@@ -13,6 +13,7 @@ from replay.errors import BadInput
 _TOML_HINT = "fix the file or remove its [tool.replay] table"
 _LISTS = ("data", "outputs", "metrics", "env", "ignore", "apt")
 _BACKEND_STRINGS = ("backend", "partition", "time", "workdir")
+ENGINES = ("docker", "podman")
 _BACKEND_INTS = ("gpus", "jobs")
 
 
@@ -35,6 +36,8 @@ class ProjectDefaults:
     gpus: int | None = None
     workdir: str | None = None
     jobs: int | None = None
+    # The container engine (``engine = "podman"``); --engine wins; None: the one that answers.
+    engine: str | None = None
     source: Path | None = None
 
 
@@ -50,7 +53,7 @@ def load_defaults(root: Path) -> ProjectDefaults:
         raise BadInput(f"{path} is not valid TOML ({exc})", _TOML_HINT) from None
     if not isinstance(table, dict):
         raise BadInput(f"{path}: [tool.replay] is not a table", "see the README's 'Team defaults'")
-    known = {"base", "python", "seed", "tolerances", *_LISTS, *_BACKEND_STRINGS, *_BACKEND_INTS}
+    known = {"base", "python", "seed", "tolerances", "engine", *_LISTS, *_BACKEND_STRINGS, *_BACKEND_INTS}
     unknown = sorted(set(table) - known)
     if unknown:
         raise BadInput(f"{path}: unknown [tool.replay] key {unknown[0]!r}", f"use one of {', '.join(sorted(known))}")
@@ -82,6 +85,10 @@ def load_defaults(root: Path) -> ProjectDefaults:
                 raise BadInput(f"{path}: [tool.replay] {key} must be a {'non-negative' if key == 'gpus' else 'positive'}"
                                " integer", f"e.g. {key} = 4")
             setattr(out, key, value)
+    if "engine" in table:
+        if table["engine"] not in ENGINES:
+            raise BadInput(f"{path}: [tool.replay] engine must be one of {', '.join(ENGINES)}", 'e.g. engine = "podman"')
+        out.engine = table["engine"]
     if "seed" in table:
         seed = table["seed"]
         if not isinstance(seed, int) or isinstance(seed, bool):  # TOML true is a Python int too

@@ -85,10 +85,11 @@ class EnvironmentProblem(ReplayError):
 
 
 class EngineUnavailable(EnvironmentProblem):
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, detail: str = "", hint: str | None = None, engine: str = "Docker engine") -> None:
         super().__init__(
-            "no Docker engine answers" + (f" ({detail})" if detail else ""),
-            "start one (`sudo dockerd &`, or `make engine` in a replay checkout) or set DOCKER_HOST",
+            f"no {engine} answers" + (f" ({detail})" if detail else ""),
+            hint or "start one (`sudo dockerd &`, or `make engine` in a replay checkout) or set DOCKER_HOST; "
+            "without root, install Podman (see the README's 'Verifying without root')",
         )
 
 

@@ -6,18 +6,36 @@ Every adapter is imported on demand, so building nothing costs nothing (``replay
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from replay.core.batch.settings import BACKENDS
 from replay.core.ports import Backend, Engine, RootfsBuilder, SourceControl, Toolchain
 from replay.errors import BadInput
 
+# The engine the command line chose (``--engine``, or REPLAY_ENGINE); None: ``engine`` in the project's
+# [tool.replay], else the one that answers.
+chosen_engine: str | None = None
 
-def engine() -> Engine:
-    """The container engine on this machine: the Docker engine DOCKER_HOST (or the default socket) names."""
+
+def engine(kind: str | None = None) -> Engine:
+    """The container engine on this machine: ``kind`` ("docker", "podman"), else the one chosen (``--engine``,
+    REPLAY_ENGINE, ``engine`` under [tool.replay]), else the first that answers: DOCKER_HOST or Docker's socket,
+    a running Podman service, or a Podman service started for this command. Nothing is asked until first use.
+    """
+    from replay.adapters import podman_service
     from replay.adapters.docker_engine import DockerEngine
+    from replay.config import ENGINES, load_defaults
 
-    return DockerEngine()
+    kind = kind or chosen_engine
+    if kind is not None and kind not in ENGINES:
+        raise BadInput(f"--engine {kind} is not an engine replay knows", f"use one of: {', '.join(ENGINES)}")
+    if kind is None:
+        kind = load_defaults(Path.cwd()).engine
+    if kind is None and os.environ.get("DOCKER_HOST"):
+        return DockerEngine()  # DOCKER_HOST is the user's word, whatever engine serves it
+    return DockerEngine(base_url=lambda: podman_service.choose(kind))
 
 
 def source_control() -> SourceControl:

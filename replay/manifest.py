@@ -227,7 +227,8 @@ class HostInfo:
     cores: int = 0
     memory_bytes: int = 0
     gpus: list[GpuInfo] = field(default_factory=list)
-    docker_version: str = ""
+    docker_version: str = ""  # the container engine's version, Docker's or Podman's
+    engine: str = ""  # "docker", "podman", "podman (rootless)"; "" in capsules made before replay knew Podman
 
 
 @dataclass

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from replay.adapters.engine_kinds import EngineKind, adjust_host_config, engine_kind, is_link, loaded_ids
 from replay.core.ports import ImageRecord, RunResult, RunSpec, Tmpfs
 from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
 
@@ -45,9 +46,13 @@ class BuildFailed(EnvironmentProblem):
 class DockerEngine:
     """The ``Engine`` port backed by the Docker engine that DOCKER_HOST (or the default socket) names."""
 
-    def __init__(self, timeout: float | None = None) -> None:
+    def __init__(self, timeout: float | None = None, base_url: Callable[[], str] | None = None) -> None:
+        """``base_url`` says, when first asked, where the engine's API is (a Podman socket); None: DOCKER_HOST
+        or Docker's default socket."""
         self._timeout = timeout if timeout is not None else _api_timeout()
         self._client: Any = None
+        self._base_url = base_url
+        self._kind: EngineKind | None = None
 
     # --- connection --------------------------------------------------------------------------------
 
@@ -58,7 +63,10 @@ class DockerEngine:
             from docker.errors import DockerException
 
             try:
-                client = docker.from_env(timeout=self._timeout)
+                if self._base_url is None:
+                    client = docker.from_env(timeout=self._timeout)
+                else:
+                    client = docker.DockerClient(base_url=self._base_url(), timeout=self._timeout)
                 client.ping()
             except DockerException as exc:
                 raise EngineUnavailable(_short(exc, self._timeout)) from None
@@ -70,6 +78,17 @@ class DockerEngine:
     def version(self) -> str:
         with self._errors():
             return str(self.api.version().get("Version", ""))
+
+    def name(self) -> str:
+        """Which engine answers: "docker", "podman" or "podman (rootless)"."""
+        return self.kind.name
+
+    @property
+    def kind(self) -> EngineKind:
+        if self._kind is None:
+            with self._errors():
+                self._kind = engine_kind(self.api)
+        return self._kind
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -164,9 +183,7 @@ class DockerEngine:
                 if chunk.get("error"):
                     raise ImageProblem(f"the engine refused the image ({str(chunk['error']).strip()[:300]})",
                                        "the bundle's image is damaged: ask for the bundle again")
-                text = str(chunk.get("stream") or "")
-                if "Loaded image ID:" in text:
-                    loaded.append(text.split("Loaded image ID:", 1)[1].strip())
+                loaded += loaded_ids(str(chunk.get("stream") or ""))
         except DockerException as exc:
             raise ImageProblem(f"the engine refused the image ({_short(exc)})",
                                "the bundle's image is damaged: ask for the bundle again") from None
@@ -187,7 +204,8 @@ class DockerEngine:
                 stream, stat = self.api.get_archive(container, path)
             except NotFound:
                 return None
-            if int(stat.get("size", 0)) > max_bytes or int(stat.get("mode", 0)) & _GO_MODE_TYPE or stat.get("linkTarget"):
+            odd = int(stat.get("mode", 0)) & _GO_MODE_TYPE or is_link(self.kind, stat, path)
+            if int(stat.get("size", 0)) > max_bytes or odd:
                 raise ImageProblem(f"{path} in image {image[:19]} is not a regular file of at most {max_bytes} bytes",
                                    "the image was not made by `replay capture`")
             raw = bytearray()
@@ -373,6 +391,7 @@ class DockerEngine:
                 # The engine keeps at most LOG_KEEP_BYTES of the replay's log (its tail), whatever it prints.
                 log_config=LogConfig(type=LogConfig.types.JSON, config={"max-size": str(LOG_KEEP_BYTES), "max-file": "1"}),
             )
+            adjust_host_config(self.kind, spec, host_config)
             t0 = time.monotonic()
             container = self.api.create_container(
                 spec.image, command=spec.argv, working_dir=spec.workdir, environment=spec.env,

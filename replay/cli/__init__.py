@@ -45,8 +45,16 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", envvar="REPLAY_ENGINE", metavar="docker|podman",
+        help="Container engine (default: `engine` under [tool.replay], else the one that answers: Docker, "
+             "else Podman, rootless too).")] = None,
 ) -> None:
     State.verbose = State.verbose or verbose or bool(os.environ.get("REPLAY_VERBOSE"))
+    if engine is not None:
+        from replay import factory
+
+        factory.chosen_engine = engine
 
 
 def _register() -> None:

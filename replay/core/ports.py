@@ -83,6 +83,9 @@ class Engine(Protocol):
     def version(self) -> str:
         """The engine's version, recorded with the host facts."""
 
+    def name(self) -> str:
+        """Which engine this is ("docker", "podman", "podman (rootless)"), recorded with the host facts."""
+
     def image(self, ref: str) -> ImageRecord | None:
         """The image under ``ref`` (tag or ID), or None when the engine does not have it."""
 

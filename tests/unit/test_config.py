@@ -98,8 +98,8 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, '[tool.replay]\noutput = ["out/model.pkl"]\nzzz = 1\n')
     exc = error_of(tmp_path)
     assert exc.message == f"{path}: unknown [tool.replay] key 'output'"  # the first, alphabetically
-    assert exc.hint == ("use one of apt, backend, base, data, env, gpus, ignore, jobs, metrics, outputs, partition, python, "
-                        "seed, time, tolerances, workdir")
+    assert exc.hint == ("use one of apt, backend, base, data, engine, env, gpus, ignore, jobs, metrics, outputs, "
+                        "partition, python, seed, time, tolerances, workdir")
 
 
 @pytest.mark.parametrize(
@@ -203,3 +203,16 @@ def test_capture_options_win_over_defaults_and_tolerances_add_up(tmp_path: Path)
     assert merged["data"] == ["other"] and merged["seed"] == 0  # seed 0 is a value, not "unset"
     assert merged["tolerances"] == {"acc": "0", "loss": "1e-2"}
     assert merge_capture_options(d)["data"] == ["data"] and merge_capture_options(d)["python"] == "python3"
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_engine_is_read(tmp_path: Path, engine: str) -> None:
+    write(tmp_path, f'[tool.replay]\nengine = "{engine}"\n')
+    assert load_defaults(tmp_path).engine == engine
+
+
+@pytest.mark.parametrize("line", ['engine = "lxc"', "engine = 1", 'engine = ["podman"]'])
+def test_engine_must_be_one_replay_knows(tmp_path: Path, line: str) -> None:
+    write(tmp_path, f"[tool.replay]\n{line}\n")
+    exc = error_of(tmp_path)
+    assert "engine must be one of docker, podman" in exc.message

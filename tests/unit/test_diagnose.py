@@ -175,7 +175,7 @@ def test_host_table() -> None:
     capture = host(gpus=[A100, A100], cpu_flags=["avx2", "fma", "avx512f", "avx512_vnni", "amx_tile"])
     verify = host(gpus=[], cores=0, memory_bytes=3 * 2**29, cpu_flags=["fma", "avx2"])
     rows = {label: (a, b, differs) for label, a, b, differs in host_table(capture, verify)}
-    assert list(rows) == ["OS", "kernel", "arch", "CPU", "CPU flags", "cores", "memory", "GPUs", "Docker"]
+    assert list(rows) == ["OS", "kernel", "arch", "CPU", "CPU flags", "cores", "memory", "GPUs", "engine", "engine version"]
     assert rows["CPU flags"] == ("avx2 fma avx512{f,vnni} amx{tile}", "avx2 fma", True)
     assert rows["memory"] == ("64.0 GiB", "1.5 GiB", True)
     assert rows["GPUs"] == ("2 x NVIDIA A100-SXM4-80GB (driver 535.104.05)", "none", True)

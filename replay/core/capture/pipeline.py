@@ -203,7 +203,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                 data=data,
                 outputs=outputs,
                 policy=Policy(tolerances=dict(req.tolerances), ignore=list(req.ignore)),
-                host=collect_host(engine_version),
+                host=collect_host(engine_version, engine.name()),
                 system=SystemEnv(system.packages) if system.packages else None,
             )
             manifest_check(manifest, "the new capsule")  # never write what verify would refuse to load

@@ -266,10 +266,14 @@ def _software(capture: HostInfo, verify: HostInfo) -> list[Finding]:
                 False,
             )
         )
-    for label, a, b in (
-        ("kernel", capture.kernel, verify.kernel),
-        ("Docker engine", capture.docker_version, verify.docker_version),
-    ):
+    versions = [("kernel", capture.kernel, verify.kernel)]
+    if _known_differs(capture.engine, verify.engine):
+        out.append(Finding("environment", f"container engine differs ({capture.engine} at capture, {verify.engine} "
+                                          "here): the same image runs; rarely affects numerics", False))
+    else:  # two engines' version numbers do not compare
+        label = "Docker engine" if verify.engine in ("", "docker") else "Podman"
+        versions.append((label, capture.docker_version, verify.docker_version))
+    for label, a, b in versions:
         if _known_differs(a, b):
             out.append(
                 Finding(
@@ -341,5 +345,6 @@ _FIELDS: tuple[tuple[str, Callable[[HostInfo], str]], ...] = (
     ("cores", lambda h: str(h.cores) if h.cores else UNKNOWN),
     ("memory", _memory),
     ("GPUs", _gpus),
-    ("Docker", lambda h: h.docker_version or UNKNOWN),
+    ("engine", lambda h: h.engine or UNKNOWN),
+    ("engine version", lambda h: h.docker_version or UNKNOWN),
 )

@@ -59,7 +59,7 @@ NVIDIA_SMI_QUERY = ("--query-gpu=name,driver_version,memory.total", "--format=cs
 _NO_LIMIT = 1 << 60
 
 
-def collect_host(docker_version: str = "") -> HostInfo:
+def collect_host(docker_version: str = "", engine: str = "") -> HostInfo:
     cpu_model, cpu_flags = parse_cpuinfo(_read_first_cpu_block())
     return HostInfo(
         os=_os_name(),
@@ -71,6 +71,7 @@ def collect_host(docker_version: str = "") -> HostInfo:
         memory_bytes=_memory_bytes(),
         gpus=collect_gpus(),
         docker_version=docker_version,
+        engine=engine,
     )
 
 

@@ -368,7 +368,8 @@ _HOST_ROWS = (
     ("cores", "Cores"),
     ("memory_bytes", "Memory"),
     ("gpus", "GPUs"),
-    ("docker_version", "Docker"),
+    ("engine", "Engine"),
+    ("docker_version", "Engine version"),
     ("cpu_flags", "CPU flags"),
 )
 

@@ -1,0 +1,82 @@
+"""Where Docker and Podman differ behind the same Docker API: each difference in one small, named place.
+
+- ``engine_kind``: which engine answers (Podman names itself in the version's components), and whether it
+  runs rootless (Podman's own info endpoint says so).
+- ``adjust_host_config``: on rootless Podman the reviewer's uid is kept as itself inside the container
+  (``keep-id``), so output files belong to the reviewer, never to a subordinate uid they cannot remove; and a
+  guarantee the engine cannot give (CPU/memory limits on rootless cgroup v1, GPUs) is refused, never dropped.
+- ``is_link``: Docker's stat of a path in a container names a link target only for a link; Podman names the
+  resolved path for every path, so there a target other than the path itself is what marks a link.
+- ``loaded_ids``: Docker reports a load as "Loaded image ID: sha256:...", Podman as "Loaded image: sha256:...".
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from replay.core.ports import RunSpec
+from replay.errors import EnvironmentProblem
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    podman: bool = False
+    rootless: bool = False
+    cgroup_version: str = ""
+
+    @property
+    def name(self) -> str:
+        if not self.podman:
+            return "docker"
+        return "podman (rootless)" if self.rootless else "podman"
+
+
+DOCKER = EngineKind()
+
+
+def engine_kind(api: Any) -> EngineKind:
+    """Ask the engine behind ``api`` (docker-py's APIClient) what it is."""
+    components = api.version().get("Components") or []
+    if not any(str(c.get("Name", "")).startswith("Podman") for c in components if isinstance(c, dict)):
+        return DOCKER
+    rootless = False
+    with contextlib.suppress(Exception):  # an older Podman without the libpod endpoint: assume rootful
+        response = api._get(api._url("/libpod/info"))
+        if response.ok:
+            rootless = bool(response.json().get("host", {}).get("security", {}).get("rootless"))
+    return EngineKind(podman=True, rootless=rootless, cgroup_version=str(api.info().get("CgroupVersion") or ""))
+
+
+def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, Any]) -> None:
+    """What a run needs from this engine beyond the Docker API's common ground; raises where it cannot."""
+    if not kind.podman:
+        return
+    if spec.gpus:
+        raise EnvironmentProblem("replay does not pass GPUs to Podman", "verify with --engine docker, or without --gpus")
+    if kind.rootless and kind.cgroup_version == "1" and (spec.cpus or spec.memory_bytes or spec.cpuset):
+        raise EnvironmentProblem(
+            "rootless Podman on a cgroup v1 host cannot enforce CPU or memory limits",
+            "verify without --cpus/--memory, or on Docker or a cgroup v2 host (rootless Podman would ignore them)",
+        )
+    if kind.rootless:
+        # docker-py refuses any UsernsMode but "host", so the key is set on its finished dict.
+        host_config["UsernsMode"] = "keep-id"
+
+
+def loaded_ids(text: str) -> list[str]:
+    """The image IDs in one line of a load's stream, from either engine."""
+    for marker in ("Loaded image ID:", "Loaded image:"):
+        if marker in text:
+            names = text.split(marker, 1)[1].strip()
+            return [n.strip() for n in names.split(",") if n.strip().startswith("sha256:")]
+    return []
+
+
+def is_link(kind: EngineKind, stat: dict[str, Any], path: str) -> bool:
+    """Whether the engine's stat of ``path`` (the X-Docker-Container-Path-Stat header) says it leads elsewhere."""
+    target = str(stat.get("linkTarget") or "")
+    if kind.podman:
+        return target not in ("", path)
+    return bool(target)

@@ -1,0 +1,102 @@
+"""Where Docker and Podman differ (replay/adapters/engine_kinds.py) and how the engine is found
+(replay/adapters/podman_service.py): pure functions, and real unix sockets for `answers`."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from replay import factory
+from replay.adapters import podman_service
+from replay.adapters.engine_kinds import DOCKER, EngineKind, adjust_host_config, is_link, loaded_ids
+from replay.core.ports import RunSpec
+from replay.errors import BadInput, EnvironmentProblem
+
+ROOTLESS_V1 = EngineKind(podman=True, rootless=True, cgroup_version="1")
+ROOTLESS_V2 = EngineKind(podman=True, rootless=True, cgroup_version="2")
+ROOTFUL = EngineKind(podman=True, rootless=False, cgroup_version="2")
+ID = "sha256:" + "ab" * 32
+
+
+def spec(**fields: object) -> RunSpec:
+    return RunSpec(image="img", argv=["true"], workdir="/workspace", **fields)  # type: ignore[arg-type]
+
+
+def test_names_say_which_engine_and_whether_rootless() -> None:
+    assert (DOCKER.name, ROOTFUL.name, ROOTLESS_V1.name) == ("docker", "podman", "podman (rootless)")
+
+
+def test_rootless_podman_keeps_the_reviewers_uid_and_docker_gets_nothing_more() -> None:
+    for kind, expected in ((ROOTLESS_V2, {"UsernsMode": "keep-id"}), (ROOTFUL, {}), (DOCKER, {})):
+        config: dict[str, object] = {}
+        adjust_host_config(kind, spec(), config)
+        assert config == expected
+
+
+@pytest.mark.parametrize("limit", [{"cpus": 1.0}, {"memory_bytes": 1 << 30}, {"cpuset": "0"}])
+def test_limits_rootless_cgroup_v1_cannot_enforce_are_refused_not_dropped(limit: dict[str, object]) -> None:
+    with pytest.raises(EnvironmentProblem, match="cannot enforce CPU or memory limits"):
+        adjust_host_config(ROOTLESS_V1, spec(**limit), {})
+    config: dict[str, object] = {}
+    adjust_host_config(ROOTLESS_V2, spec(**limit), config)  # cgroup v2 delegates them: kept
+    adjust_host_config(DOCKER, spec(**limit), config)
+
+
+def test_gpus_on_podman_are_refused() -> None:
+    with pytest.raises(EnvironmentProblem, match="GPUs"):
+        adjust_host_config(ROOTFUL, spec(gpus=1), {})
+
+
+@pytest.mark.parametrize(("line", "ids"), [
+    (f"Loaded image ID: {ID}\n", [ID]),  # Docker
+    (f"Loaded image: {ID}", [ID]),  # Podman
+    (f"Loaded image: {ID},{ID.replace('ab', 'cd')}", [ID, ID.replace("ab", "cd")]),
+    ("Loaded image: team/digits:1", []),  # a tag, not an ID
+    ("something else", []),
+])
+def test_loaded_ids_from_either_engine(line: str, ids: list[str]) -> None:
+    assert loaded_ids(line) == ids
+
+
+def test_podman_names_the_resolved_path_for_every_file_so_only_another_path_is_a_link() -> None:
+    regular = {"mode": 420, "linkTarget": "/replay/replay.json"}
+    assert not is_link(ROOTFUL, regular, "/replay/replay.json")
+    assert is_link(ROOTFUL, {"mode": 420, "linkTarget": "/etc/shadow"}, "/replay/replay.json")
+    assert is_link(DOCKER, regular, "/replay/replay.json")  # Docker names a target only for a link
+    assert not is_link(DOCKER, {"mode": 420, "linkTarget": ""}, "/replay/replay.json")
+
+
+def test_answers_only_when_something_listens(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sock")
+    assert not podman_service.answers(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        assert podman_service.answers(path)
+    assert not podman_service.answers(path)  # a stale socket file refuses connections
+
+
+def test_docker_host_is_the_users_word_and_docker_never_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///somewhere/else.sock")
+    assert podman_service.choose(None) == "unix:///somewhere/else.sock"
+    assert podman_service.choose("docker") == "unix:///somewhere/else.sock"
+    monkeypatch.delenv("DOCKER_HOST")
+    assert podman_service.choose("docker") == f"unix://{podman_service.DOCKER_SOCKET}"
+
+
+def test_a_running_podman_service_is_found_on_the_users_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "podman").mkdir()
+    path = str(tmp_path / "podman" / "podman.sock")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        assert podman_service.choose("podman") == f"unix://{path}"
+
+
+def test_an_unknown_engine_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(BadInput, match="--engine lxc is not an engine replay knows"):
+        factory.engine("lxc")
