@@ -1,0 +1,113 @@
+"""Verify without root: an ordinary user verifies a bundle and a registry reference with rootless Podman.
+
+Root (the test) makes the user (subordinate ids, its own XDG_RUNTIME_DIR) and removes it with its files at
+the end. The capsule is captured on the Docker engine; the reviewer has nothing but the bundle (or the
+reference) and the data, and no Podman service running: replay starts one for the command and stops it.
+What is proven: the same verdict (identical) under the same image ID, no container and no process of the
+reviewer's left, output files that belong to the reviewer (who removes them), and no file outside the
+output folder changed (a sentinel checksum of the reviewer's work folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e import rootless
+from tests.e2e.conftest import new_project, track_image
+from tests.e2e.test_share import registry  # noqa: F401 - the module's registry fixture, shared
+
+pytestmark = pytest.mark.podman
+
+
+@pytest.fixture(scope="module")
+def reviewer() -> Iterator[rootless.Reviewer]:
+    if os.geteuid() != 0 or not shutil.which("podman") or not shutil.which("newuidmap"):
+        message = "the rootless Podman tests run as root with podman and uidmap installed (`make podman`)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with rootless.reviewer_user() as user:
+        yield user
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory, engine: Any, train_venv: Path) -> Any:
+    project = new_project(tmp_path_factory.mktemp("podman"), "seeded", train_venv)
+    result = project.capture()
+    assert result.code == 0, result.stderr
+    return project
+
+
+def work_folder(reviewer: rootless.Reviewer, name: str) -> Path:
+    folder = reviewer.home / name
+    folder.mkdir()
+    (folder / "sentinel.txt").write_text("the verify must not change this\n")
+    return folder
+
+
+def verify_as_reviewer(reviewer: rootless.Reviewer, work: Path, *args: str) -> dict[str, Any]:
+    """``replay verify ARGS --keep out --json`` as the reviewer in ``work``; the checks every case shares."""
+    reviewer.give(work)
+    before = rootless.tree_digest(work)
+    result = reviewer.replay("verify", *args, "--keep", "out", "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "identical", report
+    assert report["hosts"]["verify"]["engine"] == "podman (rootless)"
+    assert reviewer.podman("ps", "--all", "--quiet").stdout.strip() == ""  # no container left
+    assert rootless.processes_of(reviewer) == []  # the Podman service replay started is stopped
+    out = work / "out"
+    owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [out, *out.rglob("*")]}
+    assert owners == {(reviewer.uid, reviewer.gid)}, owners  # keep-id: the reviewer's files, no subuid
+    assert any(p.is_file() for p in out.rglob("*"))
+    assert reviewer.run("rm", "-r", str(out), cwd=work).returncode == 0 and not out.exists()
+    assert rootless.tree_digest(work) == before  # nothing outside the output folder changed
+    return report
+
+
+def test_a_bundle_captured_on_docker_verifies_as_an_ordinary_user(seeded, reviewer, tmp_path) -> None:
+    image_id = json.loads((seeded.capsule / "replay.json").read_text())["image"]["id"]
+    work = work_folder(reviewer, "bundle")
+    packed = seeded.replay("pack", str(seeded.capsule), "-o", str(work / "digits.replay"), "--with-data")
+    assert packed.code == 0, packed.stderr
+
+    report = verify_as_reviewer(reviewer, work, "digits.replay")
+
+    assert report["image_id"] == image_id  # Docker's image ID is Podman's: the same image
+    assert report["hosts"]["capture"]["engine"] == "docker"
+    listed = reviewer.podman("image", "inspect", "--format", "{{.Id}}", image_id)
+    assert listed.returncode == 0 and image_id.endswith(listed.stdout.strip())
+
+
+def test_a_registry_reference_verifies_as_an_ordinary_user(seeded, reviewer, registry, engine) -> None:  # noqa: F811
+    image_id = json.loads((seeded.capsule / "replay.json").read_text())["image"]["id"]
+    pushed = seeded.replay("push", str(seeded.capsule), f"{registry}/podman/{seeded.name}", "--json")
+    assert pushed.code == 0, pushed.stderr
+    track_image(image_id)
+    ref = pushed.json()["ref"]
+    # The local registry speaks plain HTTP: the reviewer says so in its own Podman configuration.
+    conf = reviewer.home / ".config" / "containers"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "registries.conf").write_text(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
+    reviewer.give(reviewer.home / ".config")
+    reviewer.podman("rmi", "--force", image_id)  # pulled, not left over from another test
+    work = work_folder(reviewer, "registry")
+    shutil.copytree(seeded.root / "data", work / "data")
+
+    report = verify_as_reviewer(reviewer, work, ref)
+
+    assert report["image_id"] == image_id
+    assert "pulled by digest" in report["provenance"]
+
+
+def test_engine_flag_names_an_engine_replay_knows(reviewer) -> None:
+    result = reviewer.replay("--engine", "lxc", "verify", "nowhere.replay")
+    assert result.returncode == 2
+    assert "--engine lxc is not an engine replay knows" in result.stderr and "Traceback" not in result.stderr
