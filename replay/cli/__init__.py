@@ -55,6 +55,7 @@ def _root(
         from replay import factory
 
         factory.chosen_engine = engine
+        os.environ["REPLAY_ENGINE"] = engine  # a Slurm batch's tasks (sbatch exports it) use the same engine
 
 
 def _register() -> None:

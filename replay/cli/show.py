@@ -119,7 +119,8 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
     size = ui.human_bytes(m.data.total_bytes)
     facts.add_row(*_text("data", f"{roots}: {len(m.data.files)} files, {size}, digest {m.data.digest}"))
     host = m.host
-    facts.add_row(*_text("captured on", f"{host.cpu_model}, {host.cores} cores, {host.os}, Docker {host.docker_version}"))
+    engine = f"{_engine_name(host.engine)} {host.docker_version}"
+    facts.add_row(*_text("captured on", f"{host.cpu_model}, {host.cores} cores, {host.os}, {engine}"))
     if m.policy.tolerances or m.policy.ignore:
         facts.add_row(*_text("policy", "; ".join([*(f"{k}={v}" for k, v in m.policy.tolerances.items()),
                                            *(f"ignore {g}" for g in m.policy.ignore)])))
@@ -179,3 +180,9 @@ def _text(*cells: str) -> list[Text]:
     from rich.text import Text
 
     return [Text(cell) for cell in cells]
+
+
+def _engine_name(engine: str) -> str:
+    """How the capture host's engine reads in a sentence; capsules made before replay knew Podman say none."""
+    names = {"": "Docker", "docker": "Docker", "podman": "Podman", "podman (rootless)": "Podman (rootless)"}
+    return names.get(engine, engine)
