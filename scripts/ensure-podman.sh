@@ -24,6 +24,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman uidmap catatonit >/dev/null
 fi
 
+# Rootless storage on the kernel's own overlay (this kernel mounts it in a user namespace); without the file,
+# Podman 4.3 gives an ordinary user vfs, which copies the whole image for every container (seconds each).
+storage=${REPLAY_STORAGE_CONF:-/etc/containers/storage.conf}
+if [ ! -e "$storage" ] && [ "$(id -u)" = 0 ]; then
+  mkdir -p "$(dirname "$storage")"
+  printf '# replay: overlay for rootless users too (scripts/ensure-podman.sh)\n[storage]\ndriver = "overlay"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' >"$storage.tmp"
+  chmod 0644 "$storage.tmp"
+  mv "$storage.tmp" "$storage"
+fi
+
 # The settings: no default ulimits (this VM refuses RLIMIT_NPROC/NOFILE) and runc (crun fails on hybrid cgroups).
 if [ -f "$conf" ] && grep -q '^# replay: rootless podman settings' "$conf"; then
   exit 0
