@@ -67,11 +67,11 @@ def main() -> None:
     made: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-podman-") as tmp, rootless.reviewer_user() as reviewer:
         try:
-            _, capsule, _ = capture(Path(tmp), args.base, made)
+            project, capsule, _ = capture(Path(tmp), args.base, made)
             work = reviewer.home / "bench"
             work.mkdir()
             packed = subprocess.run(replay_cmd("pack", str(capsule), "-o", str(work / "bench.replay"), "--with-data"),
-                                    capture_output=True, text=True)
+                                    cwd=project, capture_output=True, text=True)
             if packed.returncode != 0:
                 raise SystemExit(f"replay pack failed: {packed.stderr[-800:]}")
             reviewer.give(work)
