@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -391,7 +392,7 @@ class DockerEngine:
                 # The engine keeps at most LOG_KEEP_BYTES of the replay's log (its tail), whatever it prints.
                 log_config=LogConfig(type=LogConfig.types.JSON, config={"max-size": str(LOG_KEEP_BYTES), "max-file": "1"}),
             )
-            adjust_host_config(self.kind, spec, host_config)
+            unenforced = adjust_host_config(self.kind, spec, host_config)
             t0 = time.monotonic()
             container = self.api.create_container(
                 spec.image, command=spec.argv, working_dir=spec.workdir, environment=spec.env,
@@ -406,7 +407,7 @@ class DockerEngine:
                 threading.Thread(target=self._kill_on_cancel, args=(container, cancel, finished), daemon=True,
                                  name="replay-cancel-watch").start()
             with self._errors():
-                return self._follow(container, spec, on_line, tail, t0, cancel)
+                return replace(self._follow(container, spec, on_line, tail, t0, cancel), unenforced=unenforced)
         finally:
             # Runs on KeyboardInterrupt, cancel and errors.Stopped (SIGTERM/SIGHUP) too: nothing is left behind.
             finished.set()

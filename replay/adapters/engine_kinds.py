@@ -49,20 +49,27 @@ def engine_kind(api: Any) -> EngineKind:
     return EngineKind(podman=True, rootless=rootless, cgroup_version=str(api.info().get("CgroupVersion") or ""))
 
 
-def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, Any]) -> None:
-    """What a run needs from this engine beyond the Docker API's common ground; raises where it cannot."""
+# The host config's limit keys, and how a report names each.
+_LIMITS = {"NanoCpus": "cpus", "CpusetCpus": "cpuset", "Memory": "memory", "MemorySwap": "memory",
+           "PidsLimit": "pids"}
+
+
+def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, Any]) -> list[str]:
+    """What a run needs from this engine beyond the Docker API's common ground: raises where it cannot run as
+    asked; returns the limits it cannot enforce (each named once), taken out of the config, for the report."""
     if not kind.podman:
-        return
-    if spec.gpus:
+        return []
+    if spec.limits.gpus:
         raise EnvironmentProblem("replay does not pass GPUs to Podman", "verify with --engine docker, or without --gpus")
-    if kind.rootless and kind.cgroup_version == "1" and (spec.cpus or spec.memory_bytes or spec.cpuset):
-        raise EnvironmentProblem(
-            "rootless Podman on a cgroup v1 host cannot enforce CPU or memory limits",
-            "verify without --cpus/--memory, or on Docker or a cgroup v2 host (rootless Podman would ignore them)",
-        )
+    unenforced: list[str] = []
     if kind.rootless:
         # docker-py refuses any UsernsMode but "host", so the key is set on its finished dict.
         host_config["UsernsMode"] = "keep-id"
+        if kind.cgroup_version == "1":  # no cgroup delegation to an ordinary user: Podman would ignore them
+            for key, name in _LIMITS.items():
+                if host_config.pop(key, None) and name not in unenforced:
+                    unenforced.append(name)
+    return unenforced
 
 
 def loaded_ids(text: str) -> list[str]:

@@ -111,15 +111,17 @@ class PodmanService:
                                 "run `podman info` to see what Podman lacks", engine="Podman")
 
     def stop(self) -> None:
-        """Stop the service by its PID (SIGTERM, then SIGKILL) and remove its folder."""
+        """Stop the service (SIGTERM, then SIGKILL) and remove its folder.
+
+        The signals go to the process group the service leads (its own session, started for it alone): a
+        rootless podman re-executes itself inside its user namespace, and that child must stop too."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
+        if process is not None:
+            _signal_group(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _signal_group(process.pid, signal.SIGKILL)  # whatever of the group is left
+            process.wait()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
@@ -137,6 +139,11 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 def _tail(path: Path) -> str:

@@ -181,6 +181,9 @@ def render(result: VerifyReport) -> None:
                     f"(image {ui.short(result.image_id)}, exit {result.exit_code})", expand=False))
     if result.provenance:
         out.print(escape(result.provenance), soft_wrap=True)
+    if result.run and result.run.unenforced:
+        out.print(f"[yellow]the engine could not enforce these limits: {escape(', '.join(result.run.unenforced))}[/] "
+                  "(rootless Podman on a cgroup v1 host)", soft_wrap=True)
     status_style = {"identical": "green", "within_tolerance": "cyan", "ignored": "dim", "differs": "red",
                     "missing": "red", "unexpected": "yellow", "diverged": "red"}
     table = Table(title="outputs", title_justify="left")

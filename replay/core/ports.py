@@ -65,6 +65,8 @@ class RunResult:
     timed_out: bool = False
     oom_killed: bool = False
     log_tail: str = ""
+    # Limits the engine could not enforce on this run (rootless Podman on cgroup v1): said, never hidden.
+    unenforced: list[str] = field(default_factory=list)
 
 
 @dataclass

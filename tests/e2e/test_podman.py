@@ -65,6 +65,8 @@ def verify_as_reviewer(reviewer: rootless.Reviewer, work: Path, *args: str) -> d
     report = json.loads(result.stdout)
     assert report["verdict"] == "identical", report
     assert report["hosts"]["verify"]["engine"] == "podman (rootless)"
+    if not Path("/sys/fs/cgroup/cgroup.controllers").exists():  # cgroup v1: no limits for an ordinary user
+        assert "memory" in report["run"]["unenforced"] and "pids" in report["run"]["unenforced"], report["run"]
     assert reviewer.podman("ps", "--all", "--quiet").stdout.strip() == ""  # no container left
     assert rootless.processes_of(reviewer) == []  # the Podman service replay started is stopped
     out = work / "out"

@@ -11,6 +11,7 @@ import pytest
 from replay import factory
 from replay.adapters import podman_service
 from replay.adapters.engine_kinds import DOCKER, EngineKind, adjust_host_config, is_link, loaded_ids
+from replay.core.limits import RunLimits
 from replay.core.ports import RunSpec
 from replay.errors import BadInput, EnvironmentProblem
 
@@ -20,8 +21,11 @@ ROOTFUL = EngineKind(podman=True, rootless=False, cgroup_version="2")
 ID = "sha256:" + "ab" * 32
 
 
-def spec(**fields: object) -> RunSpec:
-    return RunSpec(image="img", argv=["true"], workdir="/workspace", **fields)  # type: ignore[arg-type]
+def spec(**limits: object) -> RunSpec:
+    return RunSpec(image="img", argv=["true"], workdir="/workspace", limits=RunLimits(**limits))  # type: ignore[arg-type]
+
+
+LIMITED = {"NanoCpus": 10**9, "CpusetCpus": "0", "Memory": 1 << 30, "MemorySwap": 1 << 30, "PidsLimit": 512}
 
 
 def test_names_say_which_engine_and_whether_rootless() -> None:
@@ -29,19 +33,18 @@ def test_names_say_which_engine_and_whether_rootless() -> None:
 
 
 def test_rootless_podman_keeps_the_reviewers_uid_and_docker_gets_nothing_more() -> None:
-    for kind, expected in ((ROOTLESS_V2, {"UsernsMode": "keep-id"}), (ROOTFUL, {}), (DOCKER, {})):
-        config: dict[str, object] = {}
-        adjust_host_config(kind, spec(), config)
-        assert config == expected
+    for kind, added in ((ROOTLESS_V2, {"UsernsMode": "keep-id"}), (ROOTFUL, {}), (DOCKER, {})):
+        config: dict[str, object] = dict(LIMITED)
+        assert adjust_host_config(kind, spec(), config) == []
+        assert config == {**LIMITED, **added}  # every limit kept where the engine enforces it
 
 
-@pytest.mark.parametrize("limit", [{"cpus": 1.0}, {"memory_bytes": 1 << 30}, {"cpuset": "0"}])
-def test_limits_rootless_cgroup_v1_cannot_enforce_are_refused_not_dropped(limit: dict[str, object]) -> None:
-    with pytest.raises(EnvironmentProblem, match="cannot enforce CPU or memory limits"):
-        adjust_host_config(ROOTLESS_V1, spec(**limit), {})
-    config: dict[str, object] = {}
-    adjust_host_config(ROOTLESS_V2, spec(**limit), config)  # cgroup v2 delegates them: kept
-    adjust_host_config(DOCKER, spec(**limit), config)
+def test_limits_rootless_cgroup_v1_cannot_enforce_are_named_for_the_report() -> None:
+    config: dict[str, object] = {**LIMITED, "ReadonlyRootfs": True}
+    unenforced = adjust_host_config(ROOTLESS_V1, spec(), config)
+    assert unenforced == ["cpus", "cpuset", "memory", "pids"]
+    assert config == {"ReadonlyRootfs": True, "UsernsMode": "keep-id"}
+    assert adjust_host_config(ROOTLESS_V1, spec(), {"ReadonlyRootfs": True}) == []  # none asked: none missing
 
 
 def test_gpus_on_podman_are_refused() -> None:

@@ -101,6 +101,7 @@ class RunOutcome:
     node: str | None = None
     backend_state: str | None = None
     detail: str | None = None
+    unenforced: list[str] | None = None  # limits the engine could not enforce (rootless Podman on cgroup v1)
 
     def to_dict(self) -> dict[str, Any]:
         # exit_code and log_tail always (null when unknown); the rest when they apply.
@@ -115,6 +116,7 @@ class RunOutcome:
             timed_out=_bool(raw.get("timed_out")), oom_killed=_bool(raw.get("oom_killed")),
             log_tail=_str(raw.get("log_tail")), node=_str(raw.get("node")),
             backend_state=_str(raw.get("backend_state")), detail=_str(raw.get("detail")),
+            unenforced=[str(v)[:40] for v in raw["unenforced"][:8]] if isinstance(raw.get("unenforced"), list) else None,
         )
 
 
