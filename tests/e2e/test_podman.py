@@ -177,3 +177,46 @@ def test_the_isolation_holds_on_rootless_podman(make_project, engine, reviewer) 
     assert facts["cap_eff"] == facts["cap_bnd"] == "0000000000000000"
     assert facts["no_new_privs"] == "1"
     assert reviewer.podman("ps", "--all", "--quiet").stdout.strip() == ""
+
+
+def podman_image_id(ref: str) -> str:
+    found = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True)
+    got = found.stdout.strip() if found.returncode == 0 else ""
+    return f"sha256:{got}" if got and not got.startswith("sha256:") else got  # the CLI leaves the prefix out
+
+
+def test_a_capsule_captured_on_podman_verifies_on_docker(make_project, engine, reviewer, tmp_path) -> None:
+    """The other direction, as root: capture and pack on (rootful) Podman, verify the bundle on Docker. Podman
+    gets the base from Docker (`docker save | podman load`); what the test added to Podman is removed."""
+    before = podman_images()
+    if not podman_image_id(BASE):
+        subprocess.run(f"docker save {BASE} | podman load", shell=True, check=True, capture_output=True)
+    project = make_project("seeded")
+    image_id = ""
+    try:
+        captured = project.replay("capture", "--name", project.name, "--base", BASE, *project.scenario["capture"],
+                                  REPLAY_ENGINE="podman")
+        assert captured.code == 0, captured.stderr
+        manifest = json.loads((project.capsule / "replay.json").read_text())
+        image_id = manifest["image"]["id"]
+        assert manifest["host"]["engine"] == "podman" and podman_image_id(image_id) == image_id
+        packed = project.replay("pack", str(project.capsule), "-o", str(tmp_path / "p.replay"), "--with-data",
+                                REPLAY_ENGINE="podman")
+        assert packed.code == 0, packed.stderr
+        assert engine.image(image_id) is None  # Docker never had it: the verify loads it from the bundle
+
+        verified = project.replay_in(tmp_path, "verify", str(tmp_path / "p.replay"), "--json", REPLAY_ENGINE="docker")
+
+        assert verified.code == 0, verified.stderr
+        report = verified.json()
+        assert report["verdict"] == "identical" and report["image_id"] == image_id  # the same ID on Docker
+        assert (report["hosts"]["capture"]["engine"], report["hosts"]["verify"]["engine"]) == ("podman", "docker")
+    finally:
+        track_image(image_id)  # Docker's copy
+        for made in sorted(podman_images() - before):  # the capsule, its stages, the base when it was loaded
+            subprocess.run(["podman", "rmi", "--force", made], capture_output=True)
+
+
+def podman_images() -> set[str]:
+    listed = subprocess.run(["podman", "images", "--all", "--quiet", "--no-trunc"], capture_output=True, text=True)
+    return set(listed.stdout.split())
