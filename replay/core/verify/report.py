@@ -48,7 +48,8 @@ from replay.core.verify.compare import MetricResult, MetricStatus, OutputResult,
 from replay.core.verify.diagnose import Finding
 from replay.core.verify.explain import summary
 from replay.errors import ManifestError
-from replay.manifest import HostInfo, _build
+from replay.manifest import HostInfo
+from replay.typedjson import build
 
 SCHEMA = "replay.verify-report"
 SCHEMA_VERSION = 1
@@ -130,7 +131,7 @@ class Hosts:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Hosts:
-        return cls(*(_build(HostInfo, raw[k], f"hosts.{k}") if isinstance(raw.get(k), dict) else None
+        return cls(*(build(HostInfo, raw[k], f"hosts.{k}") if isinstance(raw.get(k), dict) else None
                      for k in ("capture", "verify")))
 
 
