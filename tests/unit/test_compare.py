@@ -273,7 +273,7 @@ def test_compare_outputs_statuses(tmp_path: Path) -> None:
     assert by_path["out/result.txt"].tolerance is None
     assert by_path["out/model.bin"].explanation is None
     explanation = by_path["out/result.txt"].explanation
-    assert explanation is not None and explanation["first_differing_line"] == 1
+    assert explanation is not None and explanation.first_differing_line == 1
     assert by_path["out/gone.txt"].replayed_sha256 is None and by_path["out/gone.txt"].reference_size == 1
     assert verdict(results, []) == "diverged"
 

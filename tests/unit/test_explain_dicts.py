@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from replay.core.verify.explain import explain, summary
+from replay.core.verify.explain import explain
+from replay.core.verify.explanation import Explanation, NotAFile, from_dict
 from replay.core.verify.tolerance import parse_tolerance
 
 
@@ -284,10 +285,6 @@ EXPECTED: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
-def _as_dict(expl: Any) -> dict[str, Any]:
-    return expl if isinstance(expl, dict) else expl.to_dict()
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_explanation_dict_is_unchanged(tmp_path: Path, name: str) -> None:
     file_name, a, b, with_tolerance = INPUTS[name]
@@ -297,9 +294,9 @@ def test_explanation_dict_is_unchanged(tmp_path: Path, name: str) -> None:
         (tmp_path / side / file_name).write_bytes(data.encode() if isinstance(data, str) else data)
         paths.append(tmp_path / side / file_name)
     expl = explain(paths[0], paths[1], parse_tolerance("rel:1e-3") if with_tolerance else None)
-    assert _as_dict(expl) == EXPECTED[name][0]
-    assert list(_as_dict(expl)) == list(EXPECTED[name][0])  # the same keys in the same order
-    assert summary(expl) == EXPECTED[name][1]
+    assert expl.to_dict() == EXPECTED[name][0]
+    assert list(expl.to_dict()) == list(EXPECTED[name][0])  # the same keys in the same order
+    assert expl.summary() == EXPECTED[name][1]
 
 
 
@@ -320,6 +317,48 @@ NOISE: dict[str, dict[str, int]] = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_noise_classes_are_unchanged(name: str) -> None:
-    from replay.core.verify.noise import output_classes
+    assert from_dict(EXPECTED[name][0]).noise_classes() == NOISE[name]
 
-    assert output_classes("differs", EXPECTED[name][0]) == NOISE[name]
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_read_back_to_the_same_dict_and_line(name: str) -> None:
+    expl = from_dict(EXPECTED[name][0])
+    assert list(expl.to_dict().items()) == list(EXPECTED[name][0].items())
+    assert expl.summary() == EXPECTED[name][1]
+
+
+# Dicts from branches the inputs above do not reach, as replay wrote them.
+OTHER_DICTS: list[tuple[dict[str, Any], str]] = [
+    ({"kind": "binary", "reference_size": 12, "replayed_size": 12, "first_byte_offset": 11,
+      "note": "numpy is not installed"}, "differs at byte 11 (sizes 12 vs 12); numpy is not installed"),
+    ({"kind": "unreadable", "reference_size": 3, "replayed_size": None, "first_byte_offset": None,
+      "error": "[Errno 2] No such file or directory: 'x'"},
+     "could not be read ([Errno 2] No such file or directory: 'x')"),
+    ({"kind": "not a file", "first_byte_offset": None, "note": "the replay left a link here; not followed, not read"},
+     "the replay left a link here; not followed, not read"),
+    ({"kind": "json", "reference_size": 9, "replayed_size": 9, "first_byte_offset": 2, "tolerance": "abs 1",
+      "note": "larger than 256 MiB; no key detail"},
+     "differs at byte 2 (sizes 9 vs 9); larger than 256 MiB; no key detail"),
+    ({"kind": "csv", "reference_size": 9, "replayed_size": 9, "first_byte_offset": 2,
+      "note": "first difference is past the first 16 MiB; no line detail", "numeric": {
+          "lines_compared": 9, "lines_differing": 0, "line_count_differs": False, "structure_equal": True,
+          "numbers_moved": 0, "numbers_beyond_tolerance": 0, "max_abs_move": None, "max_rel_move": "NaN",
+          "max_abs_move_from_zero": None, "classes": {}, "first_differing_line": None,
+          "first_line_beyond_tolerance": None, "complete": False}},
+     "differs at byte 2 (sizes 9 vs 9); first difference is past the first 16 MiB; no line detail"),
+    ({"kind": "csv", "reference_size": 4, "replayed_size": 4, "first_byte_offset": 2, "first_differing_line": 1,
+      "first_differing_column": 3, "reference_line": "a,b", "replayed_line": "a,c", "diff": [],
+      "note": "not parsed as CSV (field larger than field limit (131072))"},
+     "differs at byte 2 (sizes 4 vs 4); line 1: 'a,b' vs 'a,c'"),
+]
+
+
+@pytest.mark.parametrize("raw, line", OTHER_DICTS)
+def test_other_kinds_read_back_to_the_same_dict(raw: dict[str, Any], line: str) -> None:
+    from replay import jsonio
+
+    expl = from_dict(raw)
+    assert jsonio.dumps(expl.to_dict()) == jsonio.dumps(raw)
+    assert expl.summary() == line
+    assert isinstance(expl, Explanation)
+    assert isinstance(expl, NotAFile) == (raw["kind"] == "not a file")

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replay import __version__, jsonio
-from replay.core.verify.explain import summary
 from replay.core.verify.report import VerifyReport
 from replay.errors import EXIT_BAD_INPUT, EXIT_COMMAND_FAILED, EXIT_DIVERGED, EXIT_ENVIRONMENT, EXIT_OK
 
@@ -99,7 +98,7 @@ def explanation(report: VerifyReport | None) -> str:
     parts = []
     for o in report.outputs:
         if o.status in ("differs", "missing", "unexpected") and not o.ignored:
-            parts.append(f"{o.path}: {summary(o.explanation) if o.explanation else o.status}")
+            parts.append(f"{o.path}: {o.explanation.summary() if o.explanation else o.status}")
     for m in report.metrics:
         if m.status in ("diverged", "missing", "unexpected"):
             parts.append(f"metric {m.name}: {m.reference} -> {m.replayed} ({m.status}, tolerance {m.tolerance})")

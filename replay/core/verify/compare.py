@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from replay import jsonio
+from replay.core.verify.explanation import Explanation, NotAFile
 from replay.core.verify.tolerance import Tolerance, tolerance_for
 from replay.errors import BadInput
 from replay.manifest import FileEntry
@@ -157,11 +159,12 @@ class OutputResult:
     # does not diverge.
     status: OutputStatus
     ignored: bool = False
-    explanation: dict[str, Any] | None = None
+    explanation: Explanation | None = None
     tolerance: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return out | {"explanation": self.explanation.to_dict() if self.explanation is not None else None}
 
 
 def compare_outputs(
@@ -207,15 +210,15 @@ def compare_outputs(
         result.tolerance = tol.describe() if tol else None
         if reference_root is not None:
             result.explanation = _explain_safely(explain, reference_root, replayed_root, path, tol)
-        if tol is not None and result.explanation and result.explanation.get("within_tolerance") is True:
+        if tol is not None and result.explanation and result.explanation.within_tolerance is True:
             result.status = OutputStatus.WITHIN_TOLERANCE
         else:
             result.status = OutputStatus.IGNORED if ignored else OutputStatus.DIFFERS
     return results
 
 
-def _explain_safely(explain: Any, reference_root: Path, replayed_root: Path, path: str,
-                    tol: Tolerance | None) -> dict[str, Any] | None:
+def _explain_safely(explain: Callable[..., Explanation], reference_root: Path, replayed_root: Path, path: str,
+                    tol: Tolerance | None) -> Explanation | None:
     """The explanation from both copies, opened without following links; None without a reference copy."""
     from replay.safefs import NotRegular, opened
 
@@ -223,10 +226,9 @@ def _explain_safely(explain: Any, reference_root: Path, replayed_root: Path, pat
         with opened(reference_root, path) as ref:
             try:
                 with opened(replayed_root, path) as new:
-                    return dict(explain(ref, new, tol, suffix=Path(path).suffix))
+                    return explain(ref, new, tol, suffix=Path(path).suffix)
             except NotRegular as exc:
-                return {"kind": "not a file", "first_byte_offset": None,
-                        "note": f"the replayed {path} is {exc.what}; not read"}
+                return NotAFile(note=f"the replayed {path} is {exc.what}; not read")
             except FileNotFoundError:
                 return None
     except (NotRegular, FileNotFoundError, NotADirectoryError):

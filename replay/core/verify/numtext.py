@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from replay import jsonio
 from replay.core.verify.noise import NoiseClass, classify_number, describe
 from replay.core.verify.tolerance import Tolerance
 
@@ -157,6 +158,20 @@ class TextDiff:
             "complete": self.complete,
         }
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TextDiff:
+        """The inverse of ``to_dict``, for a report read back (floats that JSON cannot hold come as strings)."""
+        return cls(
+            lines_compared=raw["lines_compared"], lines_differing=raw["lines_differing"],
+            line_count_differs=raw["line_count_differs"], structure_equal=raw["structure_equal"],
+            numbers_moved=raw["numbers_moved"], numbers_beyond=raw["numbers_beyond_tolerance"],
+            max_abs_move=jsonio.number(raw["max_abs_move"]),
+            max_rel_move=jsonio.number(raw["max_rel_move"]),
+            max_abs_from_zero=jsonio.number(raw["max_abs_move_from_zero"]),
+            class_lines=dict(raw["classes"]), first_differing_line=raw["first_differing_line"],
+            first_beyond_line=raw["first_line_beyond_tolerance"], complete=raw["complete"],
+        )
+
 
 def compare_text(ref: Path, new: Path, tol: Tolerance | None = None, cap: int | None = None) -> TextDiff:
     """Stream both files line by line; ``cap`` bounds the bytes read from each (then ``complete`` is False)."""
@@ -247,13 +262,9 @@ def ceil_1(value: float) -> str:
 # --- for explain ---------------------------------------------------------------------------------------
 
 
-def explain_numeric(ref: Path, new: Path, tol: Tolerance | None, cap: int) -> dict[str, Any]:
+def explain_numeric(ref: Path, new: Path, tol: Tolerance | None, cap: int) -> TextDiff:
     """``numeric`` for an explanation; the whole files are read only when a verdict rests on it (a tolerance)."""
-    found = compare_text(ref, new, tol, cap=None if tol is not None else cap)
-    out: dict[str, Any] = {"numeric": found.to_dict()}
-    if tol is not None:
-        out["within_tolerance"] = found.within()
-    return out
+    return compare_text(ref, new, tol, cap=None if tol is not None else cap)
 
 
 def cell_within(a: str | None, b: str | None, tol: Tolerance) -> bool:
@@ -264,18 +275,18 @@ def cell_within(a: str | None, b: str | None, tol: Tolerance) -> bool:
     return diff is None or (not diff.structural and all(m.allowed for m in diff.moves))
 
 
-def summary_part(numeric: dict[str, Any]) -> str:
+def summary_part(numeric: TextDiff) -> str:
     """The numeric part of explain's one line: what kind of values differ, how many numbers moved, how far."""
-    classes = numeric.get("classes") or {}
+    classes = numeric.class_lines
     parts = [] if set(classes) <= {"other"} else [describe(classes)]
-    moved = numeric.get("numbers_moved") or 0
+    moved = numeric.numbers_moved
     if moved:
         text = f"{moved} number{'s' if moved != 1 else ''} moved"
-        if isinstance(numeric.get("max_rel_move"), float):
-            text += f" (max rel {numeric['max_rel_move']:.3g})"
-        elif isinstance(numeric.get("max_abs_move"), float):
-            text += f" (max abs {numeric['max_abs_move']:.3g})"
+        if isinstance(numeric.max_rel_move, float):
+            text += f" (max rel {numeric.max_rel_move:.3g})"
+        elif isinstance(numeric.max_abs_move, float):
+            text += f" (max abs {numeric.max_abs_move:.3g})"
         parts.append(text)
-    if numeric.get("structure_equal") is False and moved:
+    if not numeric.structure_equal and moved:
         parts.append("text other than numbers differs too")
     return "; ".join(parts)

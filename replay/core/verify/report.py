@@ -46,7 +46,7 @@ from typing import Any
 from replay import __version__, jsonio
 from replay.core.verify.compare import MetricResult, MetricStatus, OutputResult, OutputStatus
 from replay.core.verify.diagnose import Finding
-from replay.core.verify.explain import summary
+from replay.core.verify.explanation import from_dict as explanation_from_dict
 from replay.errors import ManifestError
 from replay.manifest import HostInfo
 from replay.typedjson import build
@@ -177,7 +177,7 @@ class VerifyReport:
         names = {f.name for f in fields(cls)}
         try:
             kwargs = {k: v for k, v in raw.items() if k in names}
-            kwargs["outputs"] = [OutputResult(**{**o, "status": OutputStatus(o["status"])}) for o in raw.get("outputs", [])]
+            kwargs["outputs"] = [_output(o) for o in raw.get("outputs", [])]
             # Only metric values are known to be numbers; "NaN" in an explanation may be a CSV cell's text.
             kwargs["metrics"] = [
                 MetricResult(**{**{k: _float(v) if k in _FLOAT_KEYS else v for k, v in m.items()},
@@ -196,6 +196,12 @@ class VerifyReport:
 
 
 _NULLABLE = {"error", "provenance"}
+
+
+def _output(raw: dict[str, Any]) -> OutputResult:
+    expl = raw.get("explanation")
+    return OutputResult(**{**raw, "status": OutputStatus(raw["status"]),
+                           "explanation": explanation_from_dict(expl) if expl is not None else None})
 
 
 def _int(value: Any) -> int | None:
@@ -255,7 +261,7 @@ def to_junit(report: VerifyReport) -> str:
 
     for out in report.outputs:
         case = ET.SubElement(suite, "testcase", classname="outputs", name=out.path)
-        detail = summary(out.explanation) if out.explanation else ""
+        detail = out.explanation.summary() if out.explanation else ""
         if out.ignored or out.status in ("identical", "within_tolerance", "ignored"):
             note = _output_note(out, detail)
             if note:
@@ -350,7 +356,7 @@ def to_markdown(report: VerifyReport) -> str:
     explained = [o for o in report.outputs if o.explanation and o.status != "identical"]
     if explained:
         lines += ["", "#### Differences", ""]
-        lines += [f"- `{_cell(o.path)}`: {_cell(summary(o.explanation or {}))}" for o in explained]
+        lines += [f"- `{_cell(o.path)}`: {_cell(o.explanation.summary() if o.explanation else '')}" for o in explained]
 
     if report.diagnosis:
         lines += ["", "#### Diagnosis", ""]
