@@ -180,7 +180,7 @@ class _LiveTable:
             verdicts = ", ".join(row.verdicts) + (f"\n[dim]{escape(row.detail)}[/]" if row.detail else "")
             table.add_row(row.id, str(len(row.capsules)), state, elapsed, verdicts)
             done += len(row.verdicts)
-            reproduced += sum(1 for v in row.verdicts if v in ("identical", "equivalent"))
+            reproduced += sum(1 for v in row.verdicts if v.reproduced)
         total = len(self._plan.capsules)
         rate = f"{100 * reproduced / done:.0f}%" if done else "-"
         table.caption = f"{done}/{total} capsules verified, {reproduced} reproduced (rate so far {rate})"

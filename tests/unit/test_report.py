@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from replay import __version__
-from replay.core.verify.compare import MetricResult, OutputResult
+from replay.core.verify.compare import MetricResult, OutputResult, Verdict
 from replay.core.verify.diagnose import Finding
 from replay.core.verify.explanation import TextExplanation
-from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport, to_junit, to_markdown
+from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, VerifyReport, to_junit, to_markdown
 from replay.errors import ManifestError
 from replay.manifest import GpuInfo, HostInfo
 

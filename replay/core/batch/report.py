@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replay import __version__, jsonio
+from replay.core.verify.compare import Verdict
 from replay.core.verify.report import VerifyReport
 from replay.errors import EXIT_BAD_INPUT, EXIT_COMMAND_FAILED, EXIT_DIVERGED, EXIT_ENVIRONMENT, EXIT_OK
 
@@ -67,7 +68,7 @@ FAILURE_PRIORITY = (EXIT_COMMAND_FAILED, EXIT_ENVIRONMENT, EXIT_BAD_INPUT)
 def outcome_of(report: VerifyReport | None) -> Outcome:
     if report is None:
         return Outcome.NOT_RUN
-    if report.verdict in ("identical", "equivalent", "diverged"):
+    if report.verdict is not Verdict.ERROR:
         return Outcome(report.verdict)
     if report.exit_code == EXIT_COMMAND_FAILED:
         return Outcome.COMMAND_FAILED
@@ -91,16 +92,16 @@ def explanation(report: VerifyReport | None) -> str:
     """Why a capsule is not reproduced, in one paragraph ("" when it is)."""
     if report is None:
         return "not run: the batch stopped first (--fail-fast or interrupted)"
-    if report.verdict in ("identical", "equivalent"):
+    if report.verdict.reproduced:
         return ""
     if report.verdict != "diverged":
         return report.error or "no verdict"
     parts = []
     for o in report.outputs:
-        if o.status in ("differs", "missing", "unexpected") and not o.ignored:
+        if not o.settled:
             parts.append(f"{o.path}: {o.explanation.summary() if o.explanation else o.status}")
     for m in report.metrics:
-        if m.status in ("diverged", "missing", "unexpected"):
+        if not m.status.settled:
             parts.append(f"metric {m.name}: {m.reference} -> {m.replayed} ({m.status}, tolerance {m.tolerance})")
     likely = [f.message for f in report.diagnosis if f.likely]
     if likely:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from replay.core.batch.node import ImageSources
 from replay.core.batch.plan import Plan, PlannedCapsule
+from replay.core.batch.report import Outcome, outcome_of
 from replay.core.batch.task import GroupTask
 from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter
@@ -72,7 +73,7 @@ class ExperimentRow:
     phase: Phase = Phase.QUEUED
     started: float | None = None
     finished: float | None = None
-    verdicts: list[str] = field(default_factory=list)
+    verdicts: list[Outcome] = field(default_factory=list)  # one per capsule done
     node: str = ""  # where it runs or ran, as the backend says (a Slurm node, this host)
     backend_state: str = ""  # the backend's end for a task that did not run to its end ("timeout")
     detail: str = ""  # and its words for it ("slurm task 41_3 TIMEOUT on node gpu7 (TimeLimit)")
@@ -313,7 +314,5 @@ def _task_problem(handle: JobHandle, status: JobStatus) -> ReplayError:
                                                                "rerun the batch (--verbose shows more)"))
 
 
-def _verdict(report: VerifyReport) -> str:
-    from replay.core.batch.report import outcome_of
-
-    return outcome_of(report).value
+def _verdict(report: VerifyReport) -> Outcome:
+    return outcome_of(report)

@@ -23,9 +23,6 @@ from replay.manifest import FileEntry
 
 METRICS_HINT = 'write metrics as {"accuracy": 0.85, ...}'
 
-# Output statuses that never make a replay diverge.
-_SETTLED = ("identical", "within_tolerance", "ignored")
-
 
 def parse_assignment(text: str, what: str, form: str = "NAME=VALUE", example: str = "accuracy=1e-3") -> tuple[str, str]:
     """Split a ``NAME=SPEC`` option value; ``what`` names the option in the error, ``form`` and ``example``
@@ -92,6 +89,11 @@ class MetricStatus(enum.StrEnum):
     MISSING = "missing"
     UNEXPECTED = "unexpected"
 
+    @property
+    def settled(self) -> bool:
+        """Never makes a replay diverge."""
+        return self in (MetricStatus.IDENTICAL, MetricStatus.WITHIN_TOLERANCE)
+
 
 class OutputStatus(enum.StrEnum):
     IDENTICAL = "identical"
@@ -100,6 +102,23 @@ class OutputStatus(enum.StrEnum):
     IGNORED = "ignored"
     MISSING = "missing"
     UNEXPECTED = "unexpected"
+
+    @property
+    def settled(self) -> bool:
+        """Never makes a replay diverge (a missing or unexpected file may still be ignored: ``OutputResult``)."""
+        return self in (OutputStatus.IDENTICAL, OutputStatus.WITHIN_TOLERANCE, OutputStatus.IGNORED)
+
+
+class Verdict(enum.StrEnum):
+    IDENTICAL = "identical"
+    EQUIVALENT = "equivalent"
+    DIVERGED = "diverged"
+    ERROR = "error"
+
+    @property
+    def reproduced(self) -> bool:
+        """Identical or equivalent: ``replay verify`` exits 0."""
+        return self in (Verdict.IDENTICAL, Verdict.EQUIVALENT)
 
 
 @dataclass
@@ -111,6 +130,9 @@ class MetricResult:
     rel_diff: float | None
     tolerance: str
     status: MetricStatus
+
+    def __post_init__(self) -> None:
+        self.status = MetricStatus(self.status)  # a status given as its string
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,6 +183,14 @@ class OutputResult:
     ignored: bool = False
     explanation: Explanation | None = None
     tolerance: str | None = None
+
+    def __post_init__(self) -> None:
+        self.status = OutputStatus(self.status)  # a status given as its string
+
+    @property
+    def settled(self) -> bool:
+        """Never makes the replay diverge: settled, or matching an --ignore glob."""
+        return self.ignored or self.status.settled
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -238,14 +268,13 @@ def _explain_safely(explain: Callable[..., Explanation], reference_root: Path, r
 # --- verdict -------------------------------------------------------------------------------------------
 
 
-def verdict(outputs: list[OutputResult], metrics: list[MetricResult]) -> str:
+def verdict(outputs: list[OutputResult], metrics: list[MetricResult]) -> Verdict:
     """identical: everything identical; equivalent: the rest ignored or within tolerance; else diverged."""
     statuses = [o.status for o in outputs] + [m.status for m in metrics]
     if all(s == "identical" for s in statuses):
-        return "identical"
-    settled_outputs = all(o.ignored or o.status in _SETTLED for o in outputs)
-    settled_metrics = all(m.status in _SETTLED for m in metrics)
-    return "equivalent" if settled_outputs and settled_metrics else "diverged"
+        return Verdict.IDENTICAL
+    settled = all(o.settled for o in outputs) and all(m.status.settled for m in metrics)
+    return Verdict.EQUIVALENT if settled else Verdict.DIVERGED
 
 
 def settle_metrics_files(outputs: list[OutputResult], metrics_files: list[str], metrics: list[MetricResult],
@@ -259,8 +288,8 @@ def settle_metrics_files(outputs: list[OutputResult], metrics_files: list[str], 
     settled = []
     for out in outputs:
         names = per_file.get(out.path, [])
-        if (out.status == "differs" and out.path in metrics_files and names
-                and all(by_name.get(n) is not None and by_name[n].status in _SETTLED for n in names)):
+        if (out.status is OutputStatus.DIFFERS and out.path in metrics_files and names
+                and all(by_name.get(n) is not None and by_name[n].status.settled for n in names)):
             out = replace(out, status=OutputStatus.WITHIN_TOLERANCE, tolerance="metrics within their tolerances")
         settled.append(out)
     return settled

@@ -155,11 +155,11 @@ def collect_evidence(outputs: list[Any], metrics: list[Any], unstable_outputs: I
     varied_out, varied_met = set(unstable_outputs), set(unstable_metrics)
     items = []
     for out in outputs:
-        if out.ignored or out.status in ("identical", "within_tolerance", "ignored"):
+        if out.settled:
             continue
         items.append(ItemNoise(out.path, output_classes(out.status, out.explanation), out.path in varied_out))
     for met in metrics:
-        if met.status in ("identical", "within_tolerance"):
+        if met.status.settled:
             continue
         if met.reference is None or met.replayed is None:
             classes = {NoiseClass.OTHER.value: 1}

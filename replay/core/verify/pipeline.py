@@ -30,6 +30,7 @@ from replay.core.ports import Engine, Mount, RunResult, RunSpec
 from replay.core.verify.compare import (
     MetricResult,
     OutputResult,
+    Verdict,
     compare_metrics,
     compare_outputs,
     load_metrics,
@@ -41,7 +42,7 @@ from replay.core.verify.explanation import NotAFile
 from replay.core.verify.hostinfo import collect_host
 from replay.core.verify.noise import collect_evidence
 from replay.core.verify.options import ReplayOptions
-from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport
+from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, VerifyReport
 from replay.core.verify.tolerance import parse_tolerance
 from replay.errors import (
     EXIT_DIVERGED,

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from replay import __version__, jsonio
-from replay.core.verify.compare import MetricResult, MetricStatus, OutputResult, OutputStatus
+from replay.core.verify.compare import MetricResult, MetricStatus, OutputResult, OutputStatus, Verdict
 from replay.core.verify.diagnose import Finding
 from replay.core.verify.explanation import from_dict as explanation_from_dict
 from replay.errors import ManifestError
@@ -56,13 +56,6 @@ SCHEMA_VERSION = 1
 
 # Outputs tables longer than this list only what is not identical (a PR comment holds 65,536 characters).
 MARKDOWN_MAX_ROWS = 50
-
-
-class Verdict(enum.StrEnum):
-    IDENTICAL = "identical"
-    EQUIVALENT = "equivalent"
-    DIVERGED = "diverged"
-    ERROR = "error"
 
 
 class DataStatus(enum.StrEnum):
@@ -154,6 +147,9 @@ class VerifyReport:
     replay_version: str = __version__
     error: str | None = None
     provenance: str | None = None
+
+    def __post_init__(self) -> None:
+        self.verdict = Verdict(self.verdict)  # a verdict given as its string
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -262,7 +258,7 @@ def to_junit(report: VerifyReport) -> str:
     for out in report.outputs:
         case = ET.SubElement(suite, "testcase", classname="outputs", name=out.path)
         detail = out.explanation.summary() if out.explanation else ""
-        if out.ignored or out.status in ("identical", "within_tolerance", "ignored"):
+        if out.settled:
             note = _output_note(out, detail)
             if note:
                 ET.SubElement(case, "system-out").text = note
@@ -274,7 +270,7 @@ def to_junit(report: VerifyReport) -> str:
     for met in report.metrics:
         case = ET.SubElement(suite, "testcase", classname="metrics", name=met.name)
         text = f"reference {met.reference}, replayed {met.replayed}, tolerance {met.tolerance}"
-        if met.status in ("identical", "within_tolerance"):
+        if met.status.settled:
             if met.status == "within_tolerance":
                 ET.SubElement(case, "system-out").text = f"within tolerance: {text}"
         else:
