@@ -3,7 +3,8 @@
 Paths inside the manifest are POSIX and relative to the project root (the git top level, or the folder
 capture ran in), except data recorded from outside the project, which keeps its absolute path. What every
 value may be beyond its type (normalized paths inside their roots, variable names, seeds) is checked on
-load and documented in ``replay.manifest_rules`` (``check`` applies them); a manifest that breaks a rule is refused (exit 2).
+load and documented in ``replay.manifest_rules`` (``from_dict`` applies them); a manifest that breaks a rule
+is refused (exit 2).
 
 The file is strict JSON (RFC 8259). A float that JSON cannot hold (a diverged loss in ``outputs.metrics``)
 is written as one of the strings "NaN", "Infinity", "-Infinity" where the number would be, and read back
@@ -287,7 +288,7 @@ class Manifest:
 MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-def migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
+def _migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
     version = raw.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ManifestError(f"{source} has no schema_version", "is it a replay.json written by `replay capture`?")
@@ -309,7 +310,7 @@ def from_dict(raw: Any, source: str = "replay.json") -> Manifest:
     if not isinstance(raw, dict):
         raise ManifestError(f"{source} is not a JSON object", "recapture the run or restore the file")
     with paused_gc():
-        manifest: Manifest = build(Manifest, migrate(raw, source), source)
+        manifest: Manifest = build(Manifest, _migrate(raw, source), source)
         check(manifest, source)
     return manifest
 
