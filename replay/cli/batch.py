@@ -201,7 +201,7 @@ def render(batch: BatchReport) -> None:
     out.print(Panel(f"[bold {v.banner_style}]{v.rate} reproduced[/]  {v.reproduced} of {v.total} capsules "
                     f"(exit {v.exit_code})", expand=False))
     out.print("  ".join(f"[{c.style}]{c.label}[/] {c.count} ({c.percent:.0f}%)" for c in v.counts), soft_wrap=True)
-    remote = batch.plan.get("backend", "local") != "local"  # then where each ran is worth a column
+    remote = batch.plan.backend != "local"  # then where each ran is worth a column
     table = Table(title="capsules", title_justify="left")
     for col in ("capsule", "verdict", "experiment", "image", "data", "commit", *(["node"] if remote else [])):
         table.add_column(col, overflow="fold", no_wrap=col == "verdict")

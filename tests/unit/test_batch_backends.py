@@ -91,7 +91,7 @@ def test_a_remote_batch_needs_no_engine_and_sends_checks_sources_and_gpus_to_the
     sources = [ImageSources.from_payload(t.payload) for t in backend.tasks]
     assert sources[0].bundle == str(tmp_path / "a.replay") and sources[1].pull == "r/b@sha256:" + "b" * 64
     assert result.images_checked == 1 and result.backend == "slurm"  # one image group, checked on the nodes
-    assert build_batch_report(result).plan["backend"] == "slurm"
+    assert build_batch_report(result).plan.backend == "slurm"
 
 
 def test_a_local_batch_without_an_engine_is_refused(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ JUnit, table-cell escaping for Markdown).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from replay import __version__, jsonio
@@ -157,10 +157,29 @@ class GroupLine:
 
 
 @dataclass
+class PlanSummary:
+    """How much work the plan saved: checks and replays run for how many capsules, on which backend."""
+
+    capsules: int
+    images: int
+    images_checked: int
+    data_sets: int
+    data_sets_checked: int
+    experiments: int
+    replays_run: int
+    jobs: int
+    stopped_early: bool
+    backend: str = "local"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class BatchReport:
     capsules: list[CapsuleLine]
     groups: dict[str, list[GroupLine]]
-    plan: dict[str, Any]
+    plan: PlanSummary
     timings: dict[str, float] = field(default_factory=dict)
     replay_version: str = __version__
 
@@ -191,7 +210,7 @@ class BatchReport:
             "rate": round(self.rate, 4),
             "counts": {o.value: {"count": n, "percent": self.percent(o)} for o, n in self.counts.items()},
             "groups": {kind: [g.to_dict() for g in lines] for kind, lines in self.groups.items()},
-            "plan": dict(self.plan),
+            "plan": self.plan.to_dict(),
             "capsules": [c.to_dict() for c in self.capsules],
             "timings": dict(self.timings),
             "replay_version": self.replay_version,
@@ -222,12 +241,12 @@ def build_batch_report(result: Any) -> BatchReport:
         "commit": _groups(lines, lambda line: line.commit, {}),
     }
     counts = plan.counts()
-    summary_plan = {
-        "capsules": counts["capsules"], "images": counts["images"], "images_checked": result.images_checked,
-        "data_sets": counts["data_sets"], "data_sets_checked": result.data_sets_checked,
-        "experiments": counts["experiments"], "replays_run": result.replays_run, "jobs": plan.jobs,
-        "stopped_early": result.stopped_early, "backend": getattr(result, "backend", "local"),
-    }
+    summary_plan = PlanSummary(
+        capsules=counts["capsules"], images=counts["images"], images_checked=result.images_checked,
+        data_sets=counts["data_sets"], data_sets_checked=result.data_sets_checked,
+        experiments=counts["experiments"], replays_run=result.replays_run, jobs=plan.jobs,
+        stopped_early=result.stopped_early, backend=getattr(result, "backend", "local"),
+    )
     return BatchReport(lines, groups, summary_plan, dict(result.timings))
 
 

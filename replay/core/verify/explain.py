@@ -122,29 +122,36 @@ def _detail(kind: str, head: _Head, ref: Path, new: Path, offset: int, tol: Tole
         try:
             return _explain_json(ref, new, tol, head)
         except (ValueError, RecursionError):
-            if _looks_text(ref) and _looks_text(new):
-                return TextExplanation(kind="text", **vars(head), **_explain_text(ref, new, offset))
-            return Explanation(kind="binary", **vars(head))
+            if not (_looks_text(ref) and _looks_text(new)):
+                return Explanation(kind="binary", **vars(head))
+            text = TextExplanation(kind="text", **vars(head))
+            _explain_text(text, ref, new, offset)
+            return text
     if kind == "csv":
+        table = CsvExplanation(kind="csv", **vars(head), numeric=numtext.explain_numeric(ref, new, None, TEXT_CAP))
+        _explain_text(table, ref, new, offset)
         try:
-            cells = _explain_csv(ref, new, offset, tol, suffix)
+            _explain_csv(table, ref, new, offset, tol, suffix)
         except csv.Error as exc:  # e.g. a field over csv's size limit: the line detail still helps
-            cells = {"cells_note": f"not parsed as CSV ({exc})"}
-        numeric = numtext.explain_numeric(ref, new, None, TEXT_CAP)
-        return CsvExplanation(kind="csv", **vars(head), **_explain_text(ref, new, offset), numeric=numeric, **cells)
+            table.cells_note = f"not parsed as CSV ({exc})"
+        return table
     if kind == "text":
         numeric = numtext.explain_numeric(ref, new, tol, TEXT_CAP)
-        return TextExplanation(kind="text", **vars(head), **_explain_text(ref, new, offset), numeric=numeric,
+        text = TextExplanation(kind="text", **vars(head), numeric=numeric,
                                within_tolerance=numeric.within() if tol is not None else None)
+        _explain_text(text, ref, new, offset)
+        return text
     return Explanation(kind="binary", **vars(head))
 
 
 # --- text ----------------------------------------------------------------------------------------------
 
 
-def _explain_text(ref: Path, new: Path, offset: int) -> dict[str, Any]:
+def _explain_text(out: TextExplanation, ref: Path, new: Path, offset: int) -> None:
+    """Fill in the first differing line, where it is, and a diff around it."""
     if offset > TEXT_CAP:
-        return {"note": f"first difference is past the first {TEXT_CAP >> 20} MiB; no line detail"}
+        out.note = f"first difference is past the first {TEXT_CAP >> 20} MiB; no line detail"
+        return
     # Enough past the offset for the rest of the line and a few more for the diff.
     with open(ref, "rb") as fa, open(new, "rb") as fb:
         a, b = fa.read(offset + 65536), fb.read(offset + 65536)
@@ -155,13 +162,9 @@ def _explain_text(ref: Path, new: Path, offset: int) -> dict[str, Any]:
     for _ in range(3):  # three lines of context before
         ctx = a.rfind(b"\n", 0, ctx - 1) + 1 if ctx else 0
     first_ctx_line = line_no - a.count(b"\n", ctx, start)
-    return {
-        "first_differing_line": line_no,
-        "first_differing_column": column + 1,
-        "reference_line": _clip(_line_at(a, start), column),
-        "replayed_line": _clip(_line_at(b, start), column),
-        "diff": _window_diff(a[ctx:], b[ctx:], first_ctx_line),
-    }
+    out.first_differing_line, out.first_differing_column = line_no, column + 1
+    out.reference_line, out.replayed_line = _clip(_line_at(a, start), column), _clip(_line_at(b, start), column)
+    out.diff = _window_diff(a[ctx:], b[ctx:], first_ctx_line)
 
 
 def _line_at(data: bytes, start: int) -> str | None:
@@ -204,9 +207,11 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None, suffix: str = "") -> dict[str, Any]:
+def _explain_csv(out: CsvExplanation, ref: Path, new: Path, offset: int, tol: Tolerance | None,
+                 suffix: str = "") -> None:
+    """Fill in the first differing cell; with a tolerance, every cell is read and counted."""
     if tol is None and offset > TEXT_CAP:
-        return {}
+        return
     delimiter = "\t" if (suffix or ref.suffix).lower() == ".tsv" else ","
     first: Cell | None = None
     beyond: Cell | None = None
@@ -235,11 +240,10 @@ def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None, suffi
                     beyond = beyond or cell
             if first is not None and tol is None:
                 break  # without a tolerance, the first difference is all that is asked
-    out: dict[str, Any] = {"has_header": header is not None, "first_differing_cell": first}
+    out.has_header, out.first_differing_cell = header is not None, first
     if tol is not None:
-        out |= {"differing_cells": differing, "cells_beyond_tolerance": beyond_count}
-        out |= {"first_cell_beyond_tolerance": beyond, "within_tolerance": beyond_count == 0}
-    return out
+        out.differing_cells, out.cells_beyond_tolerance = differing, beyond_count
+        out.first_cell_beyond_tolerance, out.within_tolerance = beyond, beyond_count == 0
 
 
 # --- JSON ----------------------------------------------------------------------------------------------
