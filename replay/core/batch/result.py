@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from replay.core.batch.task import RESULT_SCHEMA, SCHEMA_VERSION
 from replay.core.verify.report import VerifyReport
 from replay.errors import ManifestError
 from replay.manifest import HostInfo
 from replay.typedjson import build
+
+RESULT_SCHEMA = "replay.task-result"
+SCHEMA_VERSION = 1
 
 
 @dataclass
