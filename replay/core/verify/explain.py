@@ -1,4 +1,5 @@
-"""Why a replayed output differs from its reference copy, as data a report can show, and as one line.
+"""Why a replayed output differs from its reference copy: an ``Explanation`` (``replay.core.verify.explanation``,
+one dataclass per kind) that a report writes, and that renders its own one line and noise classes.
 
 ``explain`` always gives ``kind`` (npy, npz, json, csv, text, binary, or unreadable), both sizes and the
 first differing byte; then what the kind allows: the first differing line, CSV cell, JSON keys, or

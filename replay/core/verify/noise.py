@@ -176,7 +176,7 @@ class Explained(Protocol):
 
 
 def output_classes(status: str, expl: Explained | None) -> dict[str, int]:
-    """Noise classes of one differing output, from its explanation (``replay.core.verify.explain``)."""
+    """Noise classes of one differing output, from its explanation (``replay.core.verify.explanation``)."""
     if status != "differs" or expl is None:
         return {NoiseClass.OTHER.value: 1}
     return expl.noise_classes()

@@ -13,7 +13,7 @@ Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
 ``exit_code``       what ``replay verify`` exits with (0 identical/equivalent, 1 diverged, else the error's).
 ``outputs``         one object per output path, sorted: path, reference_sha256, replayed_sha256,
                     reference_size, replayed_size, status (identical | differs | within_tolerance | ignored |
-                    missing | unexpected), ignored, explanation (see ``replay.core.verify.explain``, or null),
+                    missing | unexpected), ignored, explanation (``replay.core.verify.explanation``, or null),
                     tolerance (its description, or null).
 ``metrics``         one object per metric name, sorted: name, reference, replayed, abs_diff, rel_diff,
                     tolerance ("exact" or e.g. "abs 0.001"), status (identical | within_tolerance |
