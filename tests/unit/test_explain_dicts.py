@@ -362,3 +362,19 @@ def test_other_kinds_read_back_to_the_same_dict(raw: dict[str, Any], line: str) 
     assert expl.summary() == line
     assert isinstance(expl, Explanation)
     assert isinstance(expl, NotAFile) == (raw["kind"] == "not a file")
+
+
+def test_a_report_writes_each_explanation_as_before_and_reads_it_back() -> None:
+    import json
+
+    from replay import jsonio
+    from replay.core.verify.compare import OutputResult
+    from replay.core.verify.report import VerifyReport
+
+    names = sorted(EXPECTED)
+    outputs = [OutputResult(f"out/{n}", "a" * 64, "b" * 64, 1, 1, "differs", explanation=from_dict(EXPECTED[n][0]))
+               for n in names]
+    report = VerifyReport(capsule="c", capsule_path="/c", verdict="diverged", exit_code=1, outputs=outputs)
+    written = json.loads(report.to_json())
+    assert [o["explanation"] for o in written["outputs"]] == [json.loads(jsonio.dumps(EXPECTED[n][0])) for n in names]
+    assert VerifyReport.from_dict(written).to_json() == report.to_json()
