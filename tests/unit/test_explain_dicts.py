@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from replay.core.verify.explain import explain
 from replay.core.verify.explanation import Explanation, NotAFile, from_dict
@@ -378,3 +380,30 @@ def test_a_report_writes_each_explanation_as_before_and_reads_it_back() -> None:
     written = json.loads(report.to_json())
     assert [o["explanation"] for o in written["outputs"]] == [json.loads(jsonio.dumps(EXPECTED[n][0])) for n in names]
     assert VerifyReport.from_dict(written).to_json() == report.to_json()
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=8)
+
+
+@given(st.sampled_from(sorted(EXPECTED)), st.sampled_from(["kind", "numeric", "arrays", "differences",
+                                                            "first_differing_cell", "diff", "note"]), _JSON)
+def test_a_report_with_any_explanation_is_read_or_refused_in_one_line(name: str, key: str, value: Any) -> None:
+    """A node's result is read back from a shared folder: an explanation that is not replay's is a ManifestError."""
+    from replay.core.verify.report import VerifyReport
+    from replay.errors import ManifestError
+
+    expl = {**EXPECTED[name][0], key: value}
+    raw = {"schema": "replay.verify-report", "schema_version": 1, "capsule": "c", "capsule_path": "/c",
+           "verdict": "diverged", "exit_code": 1,
+           "outputs": [{"path": "p", "reference_sha256": None, "replayed_sha256": None, "reference_size": None,
+                        "replayed_size": None, "status": "differs", "ignored": False, "explanation": expl,
+                        "tolerance": None}]}
+    try:
+        report = VerifyReport.from_dict(raw)
+    except ManifestError:
+        return
+    read = report.outputs[0].explanation
+    assert read is not None
+    read.summary(), read.noise_classes(), report.to_json()  # what the renderers do with it never fails

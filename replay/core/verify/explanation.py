@@ -17,15 +17,17 @@ key for key, in the same order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, TypeVar
+import functools
+import types
+import typing
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, ClassVar
 
 from replay import jsonio
 from replay.core.verify import numtext
 from replay.core.verify.noise import FLOAT_NOISE_REL, NoiseClass, classify_number
 
 _OTHER = {NoiseClass.OTHER.value: 1}
-_T = TypeVar("_T")
 
 
 @dataclass(kw_only=True)
@@ -308,32 +310,67 @@ class CsvExplanation(TextExplanation):
 
 _KINDS = {kind: cls for cls in (Explanation, NotAFile, ArrayExplanation, JsonExplanation, TextExplanation,
                                 CsvExplanation) for kind in cls.KINDS}
-_FLOATS = {"abs_diff", "rel_diff", "max_abs_diff", "max_rel_diff"}
+# numtext.TextDiff's fields under the names the report writes
+_NUMERIC_KEYS = {"numbers_beyond_tolerance": "numbers_beyond", "max_abs_move_from_zero": "max_abs_from_zero",
+                 "classes": "class_lines", "first_line_beyond_tolerance": "first_beyond_line"}
+_NOISE_CLASSES = {c.value for c in NoiseClass}
 
 
-def from_dict(raw: dict[str, Any]) -> Explanation:
-    """An explanation as a verify report wrote it (``to_dict``); a missing field is a ``KeyError``/``TypeError``."""
-    cls = _KINDS.get(raw["kind"], Explanation)
+def from_dict(raw: Any) -> Explanation:
+    """An explanation as a verify report wrote it (``to_dict``). It may come back from a node through a shared
+    folder: a value of the wrong type, a missing field or an unknown noise class is a ``ValueError``."""
+    if not isinstance(raw, dict):
+        raise ValueError("an explanation is not an object")
+    kind = raw.get("kind")
+    cls = _KINDS.get(kind, Explanation) if isinstance(kind, str) else Explanation
     values = dict(raw)
     if cls is CsvExplanation and "note" in values and "first_differing_line" in values:
         values["cells_note"] = values.pop("note")  # after the line detail: the CSV reader's note
     if isinstance(values.get("numeric"), dict):
-        values["numeric"] = numtext.TextDiff.from_dict(values["numeric"])
-    for key in ("first_differing_cell", "first_cell_beyond_tolerance"):
-        if isinstance(values.get(key), dict):
-            values[key] = _loose(Cell, values[key])
-    if isinstance(values.get("arrays"), list):
-        values["arrays"] = [_loose(ArrayDiff, a) for a in values["arrays"]]
-    if isinstance(values.get("differences"), list):
-        values["differences"] = [_loose(JsonDifference, d) for d in values["differences"]]
-    return _loose(cls, values)
+        values["numeric"] = {_NUMERIC_KEYS.get(k, k): v for k, v in values["numeric"].items()}
+    out: Explanation = _read(cls, values, "explanation")
+    numeric = getattr(out, "numeric", None)
+    if numeric is not None and not set(numeric.class_lines) <= _NOISE_CLASSES:
+        raise ValueError("explanation.numeric.classes: an unknown noise class")
+    return out
 
 
-def _loose(cls: type[_T], raw: dict[str, Any]) -> _T:
-    """``cls`` from the keys of ``raw`` that are its fields, floats JSON could not hold turned back into floats."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: jsonio.number(v) if k in _FLOATS and isinstance(v, str) else v
-                  for k, v in raw.items() if k in names})
+@functools.cache
+def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in fields(cls))
+
+
+def _read(tp: Any, value: Any, where: str) -> Any:
+    """``value`` as ``tp``: like ``replay.typedjson.build``, but text may hold any character (a replayed line
+    may), and a float may come as "NaN", "Infinity" or "-Infinity" (as reports write them)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [o for o in typing.get_args(tp) if o is not type(None)]
+        if value is None and len(options) < len(typing.get_args(tp)):
+            return None
+        return _read(options[0], value, where)  # every union here is "X | None"
+    if tp is Any:
+        return value
+    if is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object")
+        kwargs = {name: _read(hint, value[name], f"{where}.{name}") for name, hint in _hints(tp) if name in value}
+        try:
+            return tp(**kwargs)
+        except TypeError:  # a required field missing
+            raise ValueError(f"{where}: a field is missing") from None
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(tp)
+        return [_read(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        _, item = typing.get_args(tp)
+        return {str(k): _read(item, v, f"{where}.{k}") for k, v in value.items()}
+    if tp is float and (number := jsonio.number(value)) is not None:
+        return number
+    if tp in (int, str, bool) and isinstance(value, tp) and (tp is bool or not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {type(value).__name__}")
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from replay import jsonio
 from replay.core.verify.noise import NoiseClass, classify_number, describe
 from replay.core.verify.tolerance import Tolerance
 
@@ -157,20 +156,6 @@ class TextDiff:
             "first_differing_line": self.first_differing_line, "first_line_beyond_tolerance": self.first_beyond_line,
             "complete": self.complete,
         }
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TextDiff:
-        """The inverse of ``to_dict``, for a report read back (floats that JSON cannot hold come as strings)."""
-        return cls(
-            lines_compared=raw["lines_compared"], lines_differing=raw["lines_differing"],
-            line_count_differs=raw["line_count_differs"], structure_equal=raw["structure_equal"],
-            numbers_moved=raw["numbers_moved"], numbers_beyond=raw["numbers_beyond_tolerance"],
-            max_abs_move=jsonio.number(raw["max_abs_move"]),
-            max_rel_move=jsonio.number(raw["max_rel_move"]),
-            max_abs_from_zero=jsonio.number(raw["max_abs_move_from_zero"]),
-            class_lines=dict(raw["classes"]), first_differing_line=raw["first_differing_line"],
-            first_beyond_line=raw["first_line_beyond_tolerance"], complete=raw["complete"],
-        )
 
 
 def compare_text(ref: Path, new: Path, tol: Tolerance | None = None, cap: int | None = None) -> TextDiff:
