@@ -32,6 +32,7 @@ from replay import manifest  # noqa: E402
 from replay.core.data.hashing import hash_paths  # noqa: E402
 from replay.core.data.statcache import StatCache  # noqa: E402
 from replay.core.events import NullReporter  # noqa: E402
+from replay.core.verify.options import ReplayOptions  # noqa: E402
 from replay.core.verify.pipeline import VerifyRequest, check_inputs, open_capsule, prepare  # noqa: E402
 from replay.manifest import (  # noqa: E402
     BaseImage,
@@ -119,14 +120,14 @@ def bench_verify(folder: Path, n: int, repeat: int) -> tuple[Timing, Timing, Tim
     capsule = project / ".replay" / "bench"
     capsule.mkdir(parents=True)
     manifest.save(make_manifest(data), capsule)
-    req = VerifyRequest(target=capsule, cwd=project)
-    prepared = prepare(open_capsule(req.target), req)
+    req = VerifyRequest(target=capsule, options=ReplayOptions(cwd=project))
+    prepared = prepare(open_capsule(req.target), req.options)
 
     def check() -> None:
         with StatCache() as cache:
-            check_inputs(prepared.manifest, req, cache, NullReporter())
+            check_inputs(prepared.manifest, req.options, cache, NullReporter())
 
-    opened, checked = best_of_each(repeat, lambda: prepare(open_capsule(req.target), req), check)
+    opened, checked = best_of_each(repeat, lambda: prepare(open_capsule(req.target), req.options), check)
     total = (opened[0] + checked[0], opened[1] + checked[1])
     return opened, checked, total
 

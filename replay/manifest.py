@@ -3,7 +3,8 @@
 Paths inside the manifest are POSIX and relative to the project root (the git top level, or the folder
 capture ran in), except data recorded from outside the project, which keeps its absolute path. What every
 value may be beyond its type (normalized paths inside their roots, variable names, seeds) is checked on
-load and documented in ``replay.manifest_rules`` (``check`` applies them); a manifest that breaks a rule is refused (exit 2).
+load and documented in ``replay.manifest_rules`` (``from_dict`` applies them); a manifest that breaks a rule
+is refused (exit 2).
 
 The file is strict JSON (RFC 8259). A float that JSON cannot hold (a diverged loss in ``outputs.metrics``)
 is written as one of the strings "NaN", "Infinity", "-Infinity" where the number would be, and read back
@@ -14,13 +15,11 @@ stop an older one.
 
 from __future__ import annotations
 
-import functools
 import operator
 import os
 import re
-import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from replay import manifest_rules as R
 from replay.errors import ManifestError
 from replay.fsutil import atomic_write_json
 from replay.gcpause import paused_gc
+from replay.typedjson import INT_MAX, build, list_reader
 
 SCHEMA_VERSION = 1
 
@@ -289,7 +289,7 @@ class Manifest:
 MIGRATIONS: dict[int, typing.Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-def migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
+def _migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
     version = raw.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ManifestError(f"{source} has no schema_version", "is it a replay.json written by `replay capture`?")
@@ -311,7 +311,7 @@ def from_dict(raw: Any, source: str = "replay.json") -> Manifest:
     if not isinstance(raw, dict):
         raise ManifestError(f"{source} is not a JSON object", "recapture the run or restore the file")
     with paused_gc():
-        manifest: Manifest = _build(Manifest, migrate(raw, source), source)
+        manifest: Manifest = build(Manifest, _migrate(raw, source), source)
         check(manifest, source)
     return manifest
 
@@ -417,82 +417,8 @@ def save(manifest: Manifest, path: Path) -> None:
     atomic_write_json(target, manifest.to_dict())
 
 
-# The largest integer a manifest holds (sizes, counts, seeds): what a signed 64-bit field can store.
-INT_MAX = (1 << 63) - 1
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HINT = "recapture the run"
-
-
-@functools.cache
-def _schema(tp: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, type, required) per field of a dataclass, resolved once: get_type_hints is slow."""
-    hints = typing.get_type_hints(tp)
-    return tuple((f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(tp))
-
-
-def _build(tp: Any, value: Any, where: str) -> Any:
-    """Turn parsed JSON into ``tp``, naming the exact field on any mismatch."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _build(option, value, where)
-            except ManifestError as exc:
-                errors.append(exc.message)
-        raise ManifestError(errors[0] if errors else f"{where}: unexpected null", _HINT)
-    if is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, dict):
-            raise ManifestError(f"{where}: expected an object", _HINT)
-        kwargs = {}
-        for name, hint, required in _schema(tp):
-            if name in value:
-                kwargs[name] = _build(hint, value[name], f"{where}.{name}")
-            elif required:
-                raise ManifestError(f"{where}: missing field '{name}'", _HINT)
-        return tp(**kwargs)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ManifestError(f"{where}: expected a list", _HINT)
-        if item is FileEntry:
-            return _file_entries(value, where)
-        return [_build(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        _, item = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ManifestError(f"{where}: expected an object", _HINT)
-        for k in value:
-            if "\0" in k:
-                raise ManifestError(f"{where}: a key holds a NUL byte", _HINT)
-        return {k: _build(item, v, f"{where}.{k}") for k, v in value.items()}
-    if tp is float:
-        number = jsonio.number(value)
-        if number is not None:
-            return number
-        if isinstance(value, int) and not isinstance(value, bool):
-            raise ManifestError(f"{where}: {_int_text(value)} is too large for a number", _HINT)
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if 0 <= value <= INT_MAX:
-                return value
-            raise ManifestError(f"{where}: {_int_text(value)} is out of range (0 to 2**63 - 1)", _HINT)
-    elif tp is str:
-        if isinstance(value, str):
-            if "\0" in value:
-                raise ManifestError(f"{where}: holds a NUL byte", _HINT)
-            return value
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    else:  # pragma: no cover - a schema type this loader does not know is a programming error
-        raise TypeError(f"unsupported schema type {tp!r}")
-    raise ManifestError(f"{where}: expected {tp.__name__}, got {type(value).__name__}", _HINT)
 
 
 def _file_entries(value: list[Any], where: str) -> list[FileEntry]:
@@ -511,7 +437,7 @@ def _file_entries(value: list[Any], where: str) -> list[FileEntry]:
             return list(map(FileEntry, paths, sizes, shas))
     out: list[FileEntry] = []
     for i, item in enumerate(value):
-        entry: FileEntry = _build(FileEntry, item, f"{where}[{i}]")
+        entry: FileEntry = build(FileEntry, item, f"{where}[{i}]")
         if not _SHA256_HEX.fullmatch(entry.sha256):
             raise ManifestError(f"{where}[{i}].sha256: is not 64 lowercase hex digits", _HINT)
         out.append(entry)
@@ -526,6 +452,4 @@ def _all_hex(joined: str, count: int) -> bool:
         return False
 
 
-def _int_text(value: int) -> str:
-    # str() of a huge integer is slow, and refused past 4300 digits: name its size instead.
-    return str(value) if -10**20 < value < 10**20 else f"an integer of {value.bit_length()} bits"
+list_reader(FileEntry, _file_entries)

@@ -180,7 +180,7 @@ class _LiveTable:
             verdicts = ", ".join(row.verdicts) + (f"\n[dim]{escape(row.detail)}[/]" if row.detail else "")
             table.add_row(row.id, str(len(row.capsules)), state, elapsed, verdicts)
             done += len(row.verdicts)
-            reproduced += sum(1 for v in row.verdicts if v in ("identical", "equivalent"))
+            reproduced += sum(1 for v in row.verdicts if v.reproduced)
         total = len(self._plan.capsules)
         rate = f"{100 * reproduced / done:.0f}%" if done else "-"
         table.caption = f"{done}/{total} capsules verified, {reproduced} reproduced (rate so far {rate})"
@@ -201,7 +201,7 @@ def render(batch: BatchReport) -> None:
     out.print(Panel(f"[bold {v.banner_style}]{v.rate} reproduced[/]  {v.reproduced} of {v.total} capsules "
                     f"(exit {v.exit_code})", expand=False))
     out.print("  ".join(f"[{c.style}]{c.label}[/] {c.count} ({c.percent:.0f}%)" for c in v.counts), soft_wrap=True)
-    remote = batch.plan.get("backend", "local") != "local"  # then where each ran is worth a column
+    remote = batch.plan.backend != "local"  # then where each ran is worth a column
     table = Table(title="capsules", title_justify="left")
     for col in ("capsule", "verdict", "experiment", "image", "data", "commit", *(["node"] if remote else [])):
         table.add_column(col, overflow="fold", no_wrap=col == "verdict")

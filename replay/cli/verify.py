@@ -173,7 +173,6 @@ def render(result: VerifyReport) -> None:
 
     from replay import ui
     from replay.core.verify.diagnose import host_table
-    from replay.core.verify.explain import summary
 
     style = {"identical": "green", "equivalent": "cyan", "diverged": "red"}.get(result.verdict, "yellow")
     out = ui.out
@@ -215,7 +214,7 @@ def render(result: VerifyReport) -> None:
         out.print(mt)
     explained = [o for o in result.outputs if o.explanation]
     for o in explained:
-        out.print(f"[bold]{escape(o.path)}[/]: {escape(summary(o.explanation or {}))}", soft_wrap=True)
+        out.print(f"[bold]{escape(o.path)}[/]: {escape(o.explanation.summary() if o.explanation else '')}", soft_wrap=True)
     if result.diagnosis:
         out.print("[bold]what changed underneath[/]")
         for f in result.diagnosis:

@@ -91,7 +91,7 @@ def test_a_remote_batch_needs_no_engine_and_sends_checks_sources_and_gpus_to_the
     sources = [ImageSources.from_payload(t.payload) for t in backend.tasks]
     assert sources[0].bundle == str(tmp_path / "a.replay") and sources[1].pull == "r/b@sha256:" + "b" * 64
     assert result.images_checked == 1 and result.backend == "slurm"  # one image group, checked on the nodes
-    assert build_batch_report(result).plan["backend"] == "slurm"
+    assert build_batch_report(result).plan.backend == "slurm"
 
 
 def test_a_local_batch_without_an_engine_is_refused(tmp_path: Path) -> None:
@@ -183,7 +183,10 @@ def test_manifest_check_scopes_to_the_roots_asked_for() -> None:
 def test_fail_fast_on_this_machine_hands_over_no_task_before_the_previous_one_is_judged(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from replay.core.verify.report import Verdict, VerifyReport
+    from replay.core.batch.result import TaskResult
+    from replay.core.verify.compare import Verdict
+    from replay.core.verify.report import VerifyReport
+    from replay.manifest import HostInfo
 
     caps = [PlannedCapsule(i, n, tmp_path / n, n, capsule(n, i + 1)) for i, n in enumerate(("a", "div", "c"))]
     plan = make_plan(caps, tmp_path, jobs=1)
@@ -199,8 +202,9 @@ def test_fail_fast_on_this_machine_hands_over_no_task_before_the_previous_one_is
         def submit(self, tasks: list[TaskSpec], jobs: int) -> list[Any]:
             self.handed.append([t.id for t in tasks])
             done = JobStatus(JobState.DONE, "here")
-            return [Job(0, [done], {"reports": [VerifyReport(capsule=t.id, capsule_path=t.id, verdict=verdicts[t.id],
-                                                             exit_code=0).to_dict()]}) for t in tasks]
+            # a replay.task-result as the task writes it, read back by its one reader
+            return [Job(0, [done], TaskResult(t.id, "here", HostInfo(), 0.0, 0.0, [VerifyReport(
+                capsule=t.id, capsule_path=t.id, verdict=verdicts[t.id], exit_code=0)]).to_dict()) for t in tasks]
 
     engine = SimpleNamespace(image=lambda ref: SimpleNamespace(id=caps[0].manifest.image.id))  # type: ignore[union-attr]
     backend = Local()

@@ -9,7 +9,10 @@ import pytest
 
 from replay.core.verify.compare import (
     MetricResult,
+    MetricStatus,
     OutputResult,
+    OutputStatus,
+    Verdict,
     compare_metrics,
     compare_outputs,
     load_metrics,
@@ -273,7 +276,7 @@ def test_compare_outputs_statuses(tmp_path: Path) -> None:
     assert by_path["out/result.txt"].tolerance is None
     assert by_path["out/model.bin"].explanation is None
     explanation = by_path["out/result.txt"].explanation
-    assert explanation is not None and explanation["first_differing_line"] == 1
+    assert explanation is not None and explanation.first_differing_line == 1
     assert by_path["out/gone.txt"].replayed_sha256 is None and by_path["out/gone.txt"].reference_size == 1
     assert verdict(results, []) == "diverged"
 
@@ -375,3 +378,12 @@ def test_non_finite_metrics_written_as_strings_are_read_back(tmp_path: Path) -> 
     path.write_text('{"loss": "NaN", "up": "Infinity", "down": -1e400}')
     got = load_metrics(path)
     assert math.isnan(got["loss"]) and got["up"] == math.inf and got["down"] == -math.inf
+
+
+def test_settled_and_reproduced_statuses() -> None:
+    assert {s.value for s in OutputStatus if s.settled} == {"identical", "within_tolerance", "ignored"}
+    assert {s.value for s in MetricStatus if s.settled} == {"identical", "within_tolerance"}
+    assert {v.value for v in Verdict if v.reproduced} == {"identical", "equivalent"}
+    # A missing file that matches an --ignore glob keeps its status, and does not diverge.
+    assert _out("missing", True).settled and not _out("missing").settled
+    assert _out("ignored").status is OutputStatus.IGNORED  # a status given as its string becomes the enum

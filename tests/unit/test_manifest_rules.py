@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from replay import manifest
+from replay import manifest, typedjson
 from replay.errors import EXIT_BAD_INPUT, ManifestError
 from replay.manifest import from_dict, load
 from replay.manifest_rules import numerics_value_problem, path_problem, refused_env_name
@@ -303,9 +303,9 @@ def test_new_optional_fields_with_defaults_just_work(monkeypatch: pytest.MonkeyP
         "RunCommand", [("auto_seed", bool, field(default=False)), ("extras", list[Extra], field(default_factory=list))],
         bases=(manifest.RunCommand,),
     )
-    built = manifest._build(command_type, {"argv": ["python"], "auto_seed": True, "extras": [{"path": "x"}]}, "c")
+    built = typedjson.build(command_type, {"argv": ["python"], "auto_seed": True, "extras": [{"path": "x"}]}, "c")
     assert built.auto_seed is True and built.extras == [Extra("x")]
-    assert manifest._build(command_type, {"argv": ["python"]}, "c").auto_seed is False
+    assert typedjson.build(command_type, {"argv": ["python"]}, "c").auto_seed is False
 
 
 def test_unknown_keys_are_ignored() -> None:

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from replay.core.verify.compare import MetricResult, OutputResult
 from replay.core.verify.diagnose import diagnose
-from replay.core.verify.explain import explain, summary
+from replay.core.verify.explain import explain
+from replay.core.verify.explanation import ArrayDiff, ArrayExplanation, TextExplanation
 from replay.core.verify.noise import NoiseClass, classify_number, collect_evidence, describe, is_float_noise
-from replay.core.verify.numtext import TokenKind, ceil_1, compare_line, compare_text, suggest_tolerance, tokenize
+from replay.core.verify.numtext import TextDiff, TokenKind, ceil_1, compare_line, compare_text, suggest_tolerance, tokenize
 from replay.core.verify.tolerance import Tolerance, parse_tolerance
 from replay.manifest import HostInfo
 
@@ -129,17 +130,17 @@ def test_compare_text_line_count_and_cap(tmp_path: Path) -> None:
 def test_explain_text_with_a_numeric_tolerance_is_within(tmp_path: Path) -> None:
     a, b = _pair(tmp_path, "stdout.txt", TIMED, TIMED.replace("7 sec", "9 sec"))
     expl = explain(a, b, parse_tolerance("rel:0.5"))
-    assert expl["within_tolerance"] is True and expl["numeric"]["numbers_moved"] == 12
-    assert "only timing-like numbers differ (12 lines); 12 numbers moved" in summary(expl)
-    assert explain(a, b, parse_tolerance("rel:0.01"))["within_tolerance"] is False
+    assert expl.within_tolerance is True and expl.numeric.numbers_moved == 12
+    assert "only timing-like numbers differ (12 lines); 12 numbers moved" in expl.summary()
+    assert explain(a, b, parse_tolerance("rel:0.01")).within_tolerance is False
     a, b = _pair(tmp_path, "other.txt", TIMED, TIMED.replace("done", "fail"))
-    assert explain(a, b, parse_tolerance("rel:0.5"))["within_tolerance"] is False
+    assert explain(a, b, parse_tolerance("rel:0.5")).within_tolerance is False
 
 
 def test_csv_cells_with_units_compare_numbers_as_numbers(tmp_path: Path) -> None:
     a, b = _pair(tmp_path, "t.csv", "step,time\n1,0.17 sec\n", "step,time\n1,0.2 sec\n")
-    assert explain(a, b, parse_tolerance("rel:0.5"))["within_tolerance"] is True
-    assert explain(a, b, parse_tolerance("rel:0.01"))["within_tolerance"] is False
+    assert explain(a, b, parse_tolerance("rel:0.5")).within_tolerance is True
+    assert explain(a, b, parse_tolerance("rel:0.01")).within_tolerance is False
 
 
 def test_suggestions_round_up_with_headroom() -> None:
@@ -155,7 +156,7 @@ def test_suggestions_round_up_with_headroom() -> None:
 
 
 def _out(path: str, classes: dict[str, int] | None, status: str = "differs") -> OutputResult:
-    expl = {"kind": "text", "numeric": {"classes": classes, "complete": True}} if classes else None
+    expl = TextExplanation(kind="text", numeric=TextDiff(class_lines=classes, complete=True)) if classes else None
     return OutputResult(path, "a", "b", 1, 1, status, explanation=expl)
 
 
@@ -189,8 +190,8 @@ def test_an_output_that_varied_at_capture_is_called_noise() -> None:
 
 def test_timestamp_metric_is_noise_and_float_noise_arrays_too() -> None:
     stamp = MetricResult("trained_at", 1.7e9, 1.7e9 + 25, 25.0, 1e-8, "exact", "diverged")
-    arrays = OutputResult("out/p.npy", "a", "b", 1, 1, "differs", explanation={
-        "kind": "npy", "arrays": [{"shape": [2], "replayed_shape": [2], "max_rel_diff": 1e-9}]})
+    arrays = OutputResult("out/p.npy", "a", "b", 1, 1, "differs", explanation=ArrayExplanation(
+        kind="npy", arrays=[ArrayDiff(None, [2], [2], "float64", "float64", 2, max_rel_diff=1e-9)]))
     evidence = collect_evidence([arrays], [stamp])
     assert evidence.all_noise and {i.name: i.classes for i in evidence.items} == {
         "out/p.npy": {"float_noise": 1}, "trained_at": {"timestamp": 1}}

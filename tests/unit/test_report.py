@@ -7,9 +7,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from replay import __version__
-from replay.core.verify.compare import MetricResult, OutputResult
+from replay.core.verify.compare import MetricResult, OutputResult, Verdict
 from replay.core.verify.diagnose import Finding
-from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport, to_junit, to_markdown
+from replay.core.verify.explanation import TextExplanation
+from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, VerifyReport, to_junit, to_markdown
 from replay.errors import ManifestError
 from replay.manifest import GpuInfo, HostInfo
 
@@ -47,15 +48,15 @@ OUTPUT_KEYS = [
 ]
 METRIC_KEYS = ["name", "reference", "replayed", "abs_diff", "rel_diff", "tolerance", "status"]
 
-EXPLANATION = {
-    "kind": "text",
-    "reference_size": 5,
-    "replayed_size": 5,
-    "first_byte_offset": 2,
-    "first_differing_line": 1,
-    "reference_line": "0.85",
-    "replayed_line": "0.86",
-}
+EXPLANATION = TextExplanation(
+    kind="text",
+    reference_size=5,
+    replayed_size=5,
+    first_byte_offset=2,
+    first_differing_line=1,
+    reference_line="0.85",
+    replayed_line="0.86",
+)
 
 
 def _report(**overrides: object) -> VerifyReport:

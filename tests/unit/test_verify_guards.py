@@ -92,7 +92,7 @@ def test_a_replayed_link_is_never_read_when_explaining(tmp_path: Path, private: 
     [result] = compare_outputs([ref], [new], replayed, reference, [], {})
 
     assert result.status == "differs"
-    assert result.explanation is not None and "not read" in result.explanation["note"]
+    assert result.explanation is not None and "not read" in str(result.explanation.note)
     assert "SENTINEL" not in repr(result.to_dict())
 
 

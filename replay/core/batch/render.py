@@ -80,13 +80,13 @@ def view(report: BatchReport) -> View:
                         [g.counts.get(o, 0) for o in OUTCOMES])
               for kind, lines in report.groups.items() for g in lines]
     p = report.plan
-    n = p.get("capsules", 0)
+    n = p.capsules
     work = [
-        ("images checked", f"{p.get('images_checked', 0)} for {n} capsules"),
-        ("data sets checked", f"{p.get('data_sets_checked', 0)} for {n} capsules"),
-        ("replays run", f"{p.get('replays_run', 0)} for {n} capsules ({p.get('experiments', 0)} distinct experiments)"),
-        ("parallel jobs", str(p.get("jobs", 1))),
-        ("backend", str(p.get("backend", "local"))),
+        ("images checked", f"{p.images_checked} for {n} capsules"),
+        ("data sets checked", f"{p.data_sets_checked} for {n} capsules"),
+        ("replays run", f"{p.replays_run} for {n} capsules ({p.experiments} distinct experiments)"),
+        ("parallel jobs", str(p.jobs)),
+        ("backend", p.backend),
     ]
     rate = f"{100 * report.rate:.1f}%"
     style = "green" if report.exit_code == 0 else "red" if report.counts[Outcome.DIVERGED] else "yellow"

@@ -31,11 +31,11 @@ JUnit, table-cell escaping for Markdown).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from replay import __version__, jsonio
-from replay.core.verify.explain import summary
+from replay.core.verify.compare import Verdict
 from replay.core.verify.report import VerifyReport
 from replay.errors import EXIT_BAD_INPUT, EXIT_COMMAND_FAILED, EXIT_DIVERGED, EXIT_ENVIRONMENT, EXIT_OK
 
@@ -68,7 +68,7 @@ FAILURE_PRIORITY = (EXIT_COMMAND_FAILED, EXIT_ENVIRONMENT, EXIT_BAD_INPUT)
 def outcome_of(report: VerifyReport | None) -> Outcome:
     if report is None:
         return Outcome.NOT_RUN
-    if report.verdict in ("identical", "equivalent", "diverged"):
+    if report.verdict is not Verdict.ERROR:
         return Outcome(report.verdict)
     if report.exit_code == EXIT_COMMAND_FAILED:
         return Outcome.COMMAND_FAILED
@@ -92,16 +92,16 @@ def explanation(report: VerifyReport | None) -> str:
     """Why a capsule is not reproduced, in one paragraph ("" when it is)."""
     if report is None:
         return "not run: the batch stopped first (--fail-fast or interrupted)"
-    if report.verdict in ("identical", "equivalent"):
+    if report.verdict.reproduced:
         return ""
     if report.verdict != "diverged":
         return report.error or "no verdict"
     parts = []
     for o in report.outputs:
-        if o.status in ("differs", "missing", "unexpected") and not o.ignored:
-            parts.append(f"{o.path}: {summary(o.explanation) if o.explanation else o.status}")
+        if not o.settled:
+            parts.append(f"{o.path}: {o.explanation.summary() if o.explanation else o.status}")
     for m in report.metrics:
-        if m.status in ("diverged", "missing", "unexpected"):
+        if not m.status.settled:
             parts.append(f"metric {m.name}: {m.reference} -> {m.replayed} ({m.status}, tolerance {m.tolerance})")
     likely = [f.message for f in report.diagnosis if f.likely]
     if likely:
@@ -157,10 +157,29 @@ class GroupLine:
 
 
 @dataclass
+class PlanSummary:
+    """How much work the plan saved: checks and replays run for how many capsules, on which backend."""
+
+    capsules: int
+    images: int
+    images_checked: int
+    data_sets: int
+    data_sets_checked: int
+    experiments: int
+    replays_run: int
+    jobs: int
+    stopped_early: bool
+    backend: str = "local"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class BatchReport:
     capsules: list[CapsuleLine]
     groups: dict[str, list[GroupLine]]
-    plan: dict[str, Any]
+    plan: PlanSummary
     timings: dict[str, float] = field(default_factory=dict)
     replay_version: str = __version__
 
@@ -191,7 +210,7 @@ class BatchReport:
             "rate": round(self.rate, 4),
             "counts": {o.value: {"count": n, "percent": self.percent(o)} for o, n in self.counts.items()},
             "groups": {kind: [g.to_dict() for g in lines] for kind, lines in self.groups.items()},
-            "plan": dict(self.plan),
+            "plan": self.plan.to_dict(),
             "capsules": [c.to_dict() for c in self.capsules],
             "timings": dict(self.timings),
             "replay_version": self.replay_version,
@@ -222,12 +241,12 @@ def build_batch_report(result: Any) -> BatchReport:
         "commit": _groups(lines, lambda line: line.commit, {}),
     }
     counts = plan.counts()
-    summary_plan = {
-        "capsules": counts["capsules"], "images": counts["images"], "images_checked": result.images_checked,
-        "data_sets": counts["data_sets"], "data_sets_checked": result.data_sets_checked,
-        "experiments": counts["experiments"], "replays_run": result.replays_run, "jobs": plan.jobs,
-        "stopped_early": result.stopped_early, "backend": getattr(result, "backend", "local"),
-    }
+    summary_plan = PlanSummary(
+        capsules=counts["capsules"], images=counts["images"], images_checked=result.images_checked,
+        data_sets=counts["data_sets"], data_sets_checked=result.data_sets_checked,
+        experiments=counts["experiments"], replays_run=result.replays_run, jobs=plan.jobs,
+        stopped_early=result.stopped_early, backend=getattr(result, "backend", "local"),
+    )
     return BatchReport(lines, groups, summary_plan, dict(result.timings))
 
 

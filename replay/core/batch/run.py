@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 from replay.core.batch.node import ImageSources
 from replay.core.batch.plan import Plan, PlannedCapsule
+from replay.core.batch.report import Outcome, outcome_of
+from replay.core.batch.result import TaskResult
 from replay.core.batch.task import GroupTask
 from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter
@@ -72,7 +74,7 @@ class ExperimentRow:
     phase: Phase = Phase.QUEUED
     started: float | None = None
     finished: float | None = None
-    verdicts: list[str] = field(default_factory=list)
+    verdicts: list[Outcome] = field(default_factory=list)  # one per capsule done
     node: str = ""  # where it runs or ran, as the backend says (a Slurm node, this host)
     backend_state: str = ""  # the backend's end for a task that did not run to its end ("timeout")
     detail: str = ""  # and its words for it ("slurm task 41_3 TIMEOUT on node gpu7 (TimeLimit)")
@@ -259,8 +261,8 @@ def _collect(handle: JobHandle, status: JobStatus, ours: bool, indices: list[int
     if ours:
         row.phase = Phase.NOT_RUN
         return False
-    typed = _reports(raw, len(indices), handle.id)
-    if typed is None:
+    parsed = _result(raw, len(indices), handle.id)
+    if parsed is None:
         row.backend_state, row.detail = status.state.value, status.detail
         problem = _task_problem(handle, status)
         for i in indices:
@@ -268,10 +270,10 @@ def _collect(handle: JobHandle, status: JobStatus, ours: bool, indices: list[int
             report.run = RunOutcome(backend_state=status.state.value, node=status.node, detail=problem.message)
             result.reports[i] = report
     else:
-        if any(r.run for r in typed):
+        if any(r.run for r in parsed.reports):
             result.replays_run += 1
-        node = status.node or str(raw.get("node", "")) if isinstance(raw, dict) else status.node
-        for i, report in zip(indices, typed, strict=True):
+        node = status.node or parsed.node
+        for i, report in zip(indices, parsed.reports, strict=True):
             if report.exit_code == Interrupted.exit_code:
                 continue  # cancelled mid-run: not run
             if report.run:
@@ -283,15 +285,15 @@ def _collect(handle: JobHandle, status: JobStatus, ours: bool, indices: list[int
     return any(r.verdict == "diverged" for r in done)
 
 
-def _reports(raw: object, count: int, task_id: str) -> list[VerifyReport] | None:
-    """The task result's reports, one per capsule of the task, or None when it holds no such thing."""
-    reports = raw.get("reports") if isinstance(raw, dict) else None
-    if not (isinstance(reports, list) and len(reports) == count):
+def _result(raw: object, count: int, task_id: str) -> TaskResult | None:
+    """The task result, with one report per capsule of the task, or None when it is no such thing."""
+    if raw is None:
         return None
     try:
-        return [VerifyReport.from_dict(r, f"task {task_id}") for r in reports]
-    except (ReplayError, TypeError, ValueError):
+        parsed = TaskResult.from_dict(raw, f"task {task_id}")
+    except ReplayError:
         return None
+    return parsed if len(parsed.reports) == count else None
 
 
 _HINTS = {
@@ -313,7 +315,5 @@ def _task_problem(handle: JobHandle, status: JobStatus) -> ReplayError:
                                                                "rerun the batch (--verbose shows more)"))
 
 
-def _verdict(report: VerifyReport) -> str:
-    from replay.core.batch.report import outcome_of
-
-    return outcome_of(report).value
+def _verdict(report: VerifyReport) -> Outcome:
+    return outcome_of(report)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from replay.core.batch.result import TaskResult
 from replay.core.events import Reporter, Stopwatch
 from replay.core.ports import Engine
 from replay.core.verify.hostinfo import collect_host
@@ -30,7 +31,6 @@ from replay.errors import BadInput, Interrupted, ReplayError
 from replay.manifest import Manifest
 
 TASK_SCHEMA = "replay.task"
-RESULT_SCHEMA = "replay.task-result"
 SCHEMA_VERSION = 1
 
 
@@ -91,19 +91,11 @@ class GroupTask:
 def task_result(task_id: str, engine: Engine, reports: list[VerifyReport], started: float) -> dict[str, Any]:
     """A ``replay.task-result`` document: the reports in the task's capsule order, and where they were made."""
     try:
-        host = asdict(collect_host(engine.version(), engine.name()))
+        host = collect_host(engine.version(), engine.name())
     except ReplayError:
-        host = asdict(collect_host(""))
-    return {
-        "schema": RESULT_SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "id": task_id,
-        "node": socket.gethostname(),
-        "host": host,
-        "started": started,
-        "duration_s": round(time.time() - started, 3),
-        "reports": [r.to_dict() for r in reports],
-    }
+        host = collect_host("")
+    duration_s = round(time.time() - started, 3)
+    return TaskResult(task_id, socket.gethostname(), host, started, duration_s, reports).to_dict()
 
 
 def run_task(payload: dict[str, Any], engine: Engine, reporter: Reporter | None = None,

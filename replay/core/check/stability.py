@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.core.verify.explain import explain
+from replay.core.verify.explanation import ArrayExplanation, TextExplanation
 from replay.core.verify.numtext import ceil_1, suggest_tolerance
 
 STABLE = "stable"
@@ -105,21 +106,22 @@ def _one_output(path: str, runs: list[RunOutputs], is_metrics: bool, reference_f
             structure_equal = arrays = False
             continue
         expl = explain(a.root / path, b.root / path, None)
-        result.kind = result.kind or expl.get("kind")
-        num = expl.get("numeric")
-        if isinstance(num, dict):
+        result.kind = result.kind or expl.kind
+        num = expl.numeric if isinstance(expl, TextExplanation) else None
+        if num is not None:
             numeric = True
-            structure_equal = structure_equal and bool(num.get("structure_equal")) and bool(num.get("complete"))
-            result.max_abs = _max(result.max_abs, num.get("max_abs_move"))
-            result.max_rel = _max(result.max_rel, num.get("max_rel_move"))
-            max_abs_zero = _max(max_abs_zero, num.get("max_abs_move_from_zero"))
-            for cls, n in (num.get("classes") or {}).items():
-                result.classes[cls] = max(result.classes.get(cls, 0), int(n))
+            structure_equal = structure_equal and num.structure_equal and num.complete
+            result.max_abs = _max(result.max_abs, num.max_abs_move)
+            result.max_rel = _max(result.max_rel, num.max_rel_move)
+            max_abs_zero = _max(max_abs_zero, num.max_abs_from_zero)
+            for cls, n in sorted(num.class_lines.items()):
+                result.classes[cls] = max(result.classes.get(cls, 0), n)
             arrays = False
-        elif expl.get("arrays") and all(x.get("shape") == x.get("replayed_shape") for x in expl["arrays"]):
-            for x in expl["arrays"]:
-                result.max_abs = _max(result.max_abs, x.get("max_abs_diff"))
-                result.max_rel = _max(result.max_rel, x.get("max_rel_diff"))
+        elif (isinstance(expl, ArrayExplanation) and expl.arrays
+              and all(x.shape == x.replayed_shape for x in expl.arrays)):
+            for x in expl.arrays:
+                result.max_abs = _max(result.max_abs, x.max_abs_diff)
+                result.max_rel = _max(result.max_rel, x.max_rel_diff)
             structure_equal = False
         else:
             structure_equal = arrays = False

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from replay import jsonio
+from replay.core.verify.explanation import Explanation, NotAFile
 from replay.core.verify.tolerance import Tolerance, tolerance_for
 from replay.errors import BadInput
 from replay.manifest import FileEntry
 
 METRICS_HINT = 'write metrics as {"accuracy": 0.85, ...}'
-
-# Output statuses that never make a replay diverge.
-_SETTLED = ("identical", "within_tolerance", "ignored")
 
 
 def parse_assignment(text: str, what: str, form: str = "NAME=VALUE", example: str = "accuracy=1e-3") -> tuple[str, str]:
@@ -90,6 +89,11 @@ class MetricStatus(enum.StrEnum):
     MISSING = "missing"
     UNEXPECTED = "unexpected"
 
+    @property
+    def settled(self) -> bool:
+        """Never makes a replay diverge."""
+        return self in (MetricStatus.IDENTICAL, MetricStatus.WITHIN_TOLERANCE)
+
 
 class OutputStatus(enum.StrEnum):
     IDENTICAL = "identical"
@@ -98,6 +102,23 @@ class OutputStatus(enum.StrEnum):
     IGNORED = "ignored"
     MISSING = "missing"
     UNEXPECTED = "unexpected"
+
+    @property
+    def settled(self) -> bool:
+        """Never makes a replay diverge (a missing or unexpected file may still be ignored: ``OutputResult``)."""
+        return self in (OutputStatus.IDENTICAL, OutputStatus.WITHIN_TOLERANCE, OutputStatus.IGNORED)
+
+
+class Verdict(enum.StrEnum):
+    IDENTICAL = "identical"
+    EQUIVALENT = "equivalent"
+    DIVERGED = "diverged"
+    ERROR = "error"
+
+    @property
+    def reproduced(self) -> bool:
+        """Identical or equivalent: ``replay verify`` exits 0."""
+        return self in (Verdict.IDENTICAL, Verdict.EQUIVALENT)
 
 
 @dataclass
@@ -109,6 +130,9 @@ class MetricResult:
     rel_diff: float | None
     tolerance: str
     status: MetricStatus
+
+    def __post_init__(self) -> None:
+        self.status = MetricStatus(self.status)  # a status given as its string
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,11 +181,20 @@ class OutputResult:
     # does not diverge.
     status: OutputStatus
     ignored: bool = False
-    explanation: dict[str, Any] | None = None
+    explanation: Explanation | None = None
     tolerance: str | None = None
 
+    def __post_init__(self) -> None:
+        self.status = OutputStatus(self.status)  # a status given as its string
+
+    @property
+    def settled(self) -> bool:
+        """Never makes the replay diverge: settled, or matching an --ignore glob."""
+        return self.ignored or self.status.settled
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return out | {"explanation": self.explanation.to_dict() if self.explanation is not None else None}
 
 
 def compare_outputs(
@@ -207,15 +240,15 @@ def compare_outputs(
         result.tolerance = tol.describe() if tol else None
         if reference_root is not None:
             result.explanation = _explain_safely(explain, reference_root, replayed_root, path, tol)
-        if tol is not None and result.explanation and result.explanation.get("within_tolerance") is True:
+        if tol is not None and result.explanation and result.explanation.within_tolerance is True:
             result.status = OutputStatus.WITHIN_TOLERANCE
         else:
             result.status = OutputStatus.IGNORED if ignored else OutputStatus.DIFFERS
     return results
 
 
-def _explain_safely(explain: Any, reference_root: Path, replayed_root: Path, path: str,
-                    tol: Tolerance | None) -> dict[str, Any] | None:
+def _explain_safely(explain: Callable[..., Explanation], reference_root: Path, replayed_root: Path, path: str,
+                    tol: Tolerance | None) -> Explanation | None:
     """The explanation from both copies, opened without following links; None without a reference copy."""
     from replay.safefs import NotRegular, opened
 
@@ -223,10 +256,9 @@ def _explain_safely(explain: Any, reference_root: Path, replayed_root: Path, pat
         with opened(reference_root, path) as ref:
             try:
                 with opened(replayed_root, path) as new:
-                    return dict(explain(ref, new, tol, suffix=Path(path).suffix))
+                    return explain(ref, new, tol, suffix=Path(path).suffix)
             except NotRegular as exc:
-                return {"kind": "not a file", "first_byte_offset": None,
-                        "note": f"the replayed {path} is {exc.what}; not read"}
+                return NotAFile(note=f"the replayed {path} is {exc.what}; not read")
             except FileNotFoundError:
                 return None
     except (NotRegular, FileNotFoundError, NotADirectoryError):
@@ -236,14 +268,13 @@ def _explain_safely(explain: Any, reference_root: Path, replayed_root: Path, pat
 # --- verdict -------------------------------------------------------------------------------------------
 
 
-def verdict(outputs: list[OutputResult], metrics: list[MetricResult]) -> str:
+def verdict(outputs: list[OutputResult], metrics: list[MetricResult]) -> Verdict:
     """identical: everything identical; equivalent: the rest ignored or within tolerance; else diverged."""
     statuses = [o.status for o in outputs] + [m.status for m in metrics]
     if all(s == "identical" for s in statuses):
-        return "identical"
-    settled_outputs = all(o.ignored or o.status in _SETTLED for o in outputs)
-    settled_metrics = all(m.status in _SETTLED for m in metrics)
-    return "equivalent" if settled_outputs and settled_metrics else "diverged"
+        return Verdict.IDENTICAL
+    settled = all(o.settled for o in outputs) and all(m.status.settled for m in metrics)
+    return Verdict.EQUIVALENT if settled else Verdict.DIVERGED
 
 
 def settle_metrics_files(outputs: list[OutputResult], metrics_files: list[str], metrics: list[MetricResult],
@@ -257,8 +288,8 @@ def settle_metrics_files(outputs: list[OutputResult], metrics_files: list[str], 
     settled = []
     for out in outputs:
         names = per_file.get(out.path, [])
-        if (out.status == "differs" and out.path in metrics_files and names
-                and all(by_name.get(n) is not None and by_name[n].status in _SETTLED for n in names)):
+        if (out.status is OutputStatus.DIFFERS and out.path in metrics_files and names
+                and all(by_name.get(n) is not None and by_name[n].status.settled for n in names)):
             out = replace(out, status=OutputStatus.WITHIN_TOLERANCE, tolerance="metrics within their tolerances")
         settled.append(out)
     return settled

@@ -1,4 +1,5 @@
-"""Why a replayed output differs from its reference copy, as data a report can show, and as one line.
+"""Why a replayed output differs from its reference copy: an ``Explanation`` (``replay.core.verify.explanation``,
+one dataclass per kind) that a report writes, and that renders its own one line and noise classes.
 
 ``explain`` always gives ``kind`` (npy, npz, json, csv, text, binary, or unreadable), both sizes and the
 first differing byte; then what the kind allows: the first differing line, CSV cell, JSON keys, or
@@ -21,11 +22,22 @@ import difflib
 import math
 import re
 import zipfile
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from replay.core.verify import numtext
+from replay.core.verify.explanation import (
+    ArrayDiff,
+    ArrayExplanation,
+    Cell,
+    CsvExplanation,
+    Explanation,
+    JsonDifference,
+    JsonExplanation,
+    TextExplanation,
+)
 from replay.core.verify.tolerance import Tolerance, first_difference
 
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".csv", ".tsv", ".yaml", ".yml"}
@@ -41,23 +53,37 @@ _MISSING = object()
 
 
 def explain(reference: Path, replayed: Path, tolerance: Tolerance | None = None,
-            suffix: str | None = None) -> dict[str, Any]:
+            suffix: str | None = None) -> Explanation:
     """``suffix`` names the kind where the paths do not (paths to opened descriptors, ``safefs.opened``)."""
-    out: dict[str, Any] = {"kind": "binary", "reference_size": None, "replayed_size": None}
+    head = _Head()
     suffix = (reference.suffix if suffix is None else suffix).lower()
     try:
-        out["reference_size"] = reference.stat().st_size
-        out["replayed_size"] = replayed.stat().st_size
-        out["kind"] = _kind(suffix, reference, replayed)
-        out["first_byte_offset"] = offset = first_difference(reference, replayed)
-        if tolerance is not None:
-            out["tolerance"] = tolerance.describe()
+        head.reference_size = reference.stat().st_size
+        head.replayed_size = replayed.stat().st_size
+        kind = _kind(suffix, reference, replayed)
+        head.first_byte_offset = offset = first_difference(reference, replayed)
+        head.tolerance = tolerance.describe() if tolerance is not None else None
         if offset is None:
-            return out | ({"within_tolerance": True} if tolerance is not None else {})
-        detail = _detail(out["kind"], reference, replayed, offset, tolerance, suffix)
+            return _KIND_TYPES[kind](kind=kind, **vars(head), within_tolerance=True if tolerance is not None else None)
+        return _detail(kind, head, reference, replayed, offset, tolerance, suffix)
     except OSError as exc:
-        return out | {"kind": "unreadable", "first_byte_offset": None, "error": str(exc)}
-    return out | detail
+        head.first_byte_offset = None
+        return Explanation(kind="unreadable", **vars(head), error=str(exc))
+
+
+@dataclass
+class _Head:
+    """What every explanation has, filled in as far as the files could be read."""
+
+    reference_size: int | None = None
+    replayed_size: int | None = None
+    first_byte_offset: int | None = None
+    tolerance: str | None = None
+
+
+_KIND_TYPES: dict[str, type[Explanation]] = {"npy": ArrayExplanation, "npz": ArrayExplanation,
+                                              "json": JsonExplanation, "csv": CsvExplanation,
+                                              "text": TextExplanation, "binary": Explanation}
 
 
 def _kind(suffix: str, reference: Path, replayed: Path) -> str:
@@ -83,38 +109,50 @@ def _looks_text(path: Path) -> bool:
     return True
 
 
-def _detail(kind: str, ref: Path, new: Path, offset: int, tol: Tolerance | None, suffix: str) -> dict[str, Any]:
+def _detail(kind: str, head: _Head, ref: Path, new: Path, offset: int, tol: Tolerance | None,
+            suffix: str) -> Explanation:
     # A file that does not parse as its suffix claims is explained by what it does look like.
     if kind in ("npy", "npz"):
         try:
-            return _explain_arrays(ref, new, kind, tol)
+            return _explain_arrays(ref, new, kind, tol, head)
         except ImportError:
-            return {"kind": "binary", "note": "numpy is not installed"}
+            return Explanation(kind="binary", **vars(head), note="numpy is not installed")
         except (ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            return {"kind": "binary", "note": f"not a readable {kind} file ({exc})"}
+            return Explanation(kind="binary", **vars(head), note=f"not a readable {kind} file ({exc})")
     if kind == "json":
         try:
-            return _explain_json(ref, new, tol)
+            return _explain_json(ref, new, tol, head)
         except (ValueError, RecursionError):
-            kind = "text" if _looks_text(ref) and _looks_text(new) else "binary"
-            return {"kind": kind} | (_explain_text(ref, new, offset) if kind == "text" else {})
+            if not (_looks_text(ref) and _looks_text(new)):
+                return Explanation(kind="binary", **vars(head))
+            text = TextExplanation(kind="text", **vars(head))
+            _explain_text(text, ref, new, offset)
+            return text
     if kind == "csv":
+        table = CsvExplanation(kind="csv", **vars(head), numeric=numtext.explain_numeric(ref, new, None, TEXT_CAP))
+        _explain_text(table, ref, new, offset)
         try:
-            cells = _explain_csv(ref, new, offset, tol, suffix)
+            _explain_csv(table, ref, new, offset, tol, suffix)
         except csv.Error as exc:  # e.g. a field over csv's size limit: the line detail still helps
-            cells = {"note": f"not parsed as CSV ({exc})"}
-        return _explain_text(ref, new, offset) | numtext.explain_numeric(ref, new, None, TEXT_CAP) | cells
+            table.cells_note = f"not parsed as CSV ({exc})"
+        return table
     if kind == "text":
-        return _explain_text(ref, new, offset) | numtext.explain_numeric(ref, new, tol, TEXT_CAP)
-    return {}
+        numeric = numtext.explain_numeric(ref, new, tol, TEXT_CAP)
+        text = TextExplanation(kind="text", **vars(head), numeric=numeric,
+                               within_tolerance=numeric.within() if tol is not None else None)
+        _explain_text(text, ref, new, offset)
+        return text
+    return Explanation(kind="binary", **vars(head))
 
 
 # --- text ----------------------------------------------------------------------------------------------
 
 
-def _explain_text(ref: Path, new: Path, offset: int) -> dict[str, Any]:
+def _explain_text(out: TextExplanation, ref: Path, new: Path, offset: int) -> None:
+    """Fill in the first differing line, where it is, and a diff around it."""
     if offset > TEXT_CAP:
-        return {"note": f"first difference is past the first {TEXT_CAP >> 20} MiB; no line detail"}
+        out.note = f"first difference is past the first {TEXT_CAP >> 20} MiB; no line detail"
+        return
     # Enough past the offset for the rest of the line and a few more for the diff.
     with open(ref, "rb") as fa, open(new, "rb") as fb:
         a, b = fa.read(offset + 65536), fb.read(offset + 65536)
@@ -125,13 +163,9 @@ def _explain_text(ref: Path, new: Path, offset: int) -> dict[str, Any]:
     for _ in range(3):  # three lines of context before
         ctx = a.rfind(b"\n", 0, ctx - 1) + 1 if ctx else 0
     first_ctx_line = line_no - a.count(b"\n", ctx, start)
-    return {
-        "first_differing_line": line_no,
-        "first_differing_column": column + 1,
-        "reference_line": _clip(_line_at(a, start), column),
-        "replayed_line": _clip(_line_at(b, start), column),
-        "diff": _window_diff(a[ctx:], b[ctx:], first_ctx_line),
-    }
+    out.first_differing_line, out.first_differing_column = line_no, column + 1
+    out.reference_line, out.replayed_line = _clip(_line_at(a, start), column), _clip(_line_at(b, start), column)
+    out.diff = _window_diff(a[ctx:], b[ctx:], first_ctx_line)
 
 
 def _line_at(data: bytes, start: int) -> str | None:
@@ -174,12 +208,14 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None, suffix: str = "") -> dict[str, Any]:
+def _explain_csv(out: CsvExplanation, ref: Path, new: Path, offset: int, tol: Tolerance | None,
+                 suffix: str = "") -> None:
+    """Fill in the first differing cell; with a tolerance, every cell is read and counted."""
     if tol is None and offset > TEXT_CAP:
-        return {}
+        return
     delimiter = "\t" if (suffix or ref.suffix).lower() == ".tsv" else ","
-    first: dict[str, Any] | None = None
-    beyond: dict[str, Any] | None = None
+    first: Cell | None = None
+    beyond: Cell | None = None
     header: list[str] | None = None
     differing = beyond_count = 0
     with open(ref, encoding="utf-8", errors="replace", newline="") as fa, open(
@@ -196,8 +232,7 @@ def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None, suffi
                     continue
                 x, y = _number(cell_a), _number(cell_b)
                 name = header[col - 1] if header and col <= len(header) else None
-                cell = {"row": row_no, "column": col, "column_name": name, "reference": cell_a, "replayed": cell_b,
-                        "abs_diff": abs(y - x) if x is not None and y is not None else None}
+                cell = Cell(row_no, col, name, cell_a, cell_b, abs(y - x) if x is not None and y is not None else None)
                 differing += 1
                 first = first or cell
                 if tol is None or not (tol.allows(x, y) if x is not None and y is not None
@@ -206,32 +241,30 @@ def _explain_csv(ref: Path, new: Path, offset: int, tol: Tolerance | None, suffi
                     beyond = beyond or cell
             if first is not None and tol is None:
                 break  # without a tolerance, the first difference is all that is asked
-    out: dict[str, Any] = {"has_header": header is not None, "first_differing_cell": first}
+    out.has_header, out.first_differing_cell = header is not None, first
     if tol is not None:
-        out |= {"differing_cells": differing, "cells_beyond_tolerance": beyond_count}
-        out |= {"first_cell_beyond_tolerance": beyond, "within_tolerance": beyond_count == 0}
-    return out
+        out.differing_cells, out.cells_beyond_tolerance = differing, beyond_count
+        out.first_cell_beyond_tolerance, out.within_tolerance = beyond, beyond_count == 0
 
 
 # --- JSON ----------------------------------------------------------------------------------------------
 
 
-def _explain_json(ref: Path, new: Path, tol: Tolerance | None) -> dict[str, Any]:
+def _explain_json(ref: Path, new: Path, tol: Tolerance | None, head: _Head) -> JsonExplanation:
     import json
 
     limit = JSON_TOLERANCE_CAP if tol is not None else TEXT_CAP
     if max(ref.stat().st_size, new.stat().st_size) > limit:
-        return {"note": f"larger than {limit >> 20} MiB; no key detail"}
+        return JsonExplanation(kind="json", **vars(head), note=f"larger than {limit >> 20} MiB; no key detail")
     a, b = json.loads(ref.read_bytes()), json.loads(new.read_bytes())
-    found: list[dict[str, Any]] = []
+    found: list[JsonDifference] = []
     counts = {"differing": 0, "beyond": 0}
     _walk(a, b, "", found, counts, tol)
-    out: dict[str, Any] = {"differing_values": counts["differing"], "differences": found}
-    if not counts["differing"]:
-        out["note"] = "same values; only formatting or key order differs"
-    if tol is not None:
-        out["within_tolerance"] = counts["beyond"] == 0
-    return out
+    return JsonExplanation(
+        kind="json", **vars(head), differing_values=counts["differing"], differences=found,
+        note=None if counts["differing"] else "same values; only formatting or key order differs",
+        within_tolerance=counts["beyond"] == 0 if tol is not None else None,
+    )
 
 
 def _is_num(value: Any) -> bool:
@@ -239,7 +272,7 @@ def _is_num(value: Any) -> bool:
 
 
 def _walk(
-    a: Any, b: Any, path: str, found: list[dict[str, Any]], counts: dict[str, int], tol: Tolerance | None
+    a: Any, b: Any, path: str, found: list[JsonDifference], counts: dict[str, int], tol: Tolerance | None
 ) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in list(a) + [k for k in b if k not in a]:
@@ -251,13 +284,13 @@ def _walk(
             _walk(x, y, f"{path}[{i}]", found, counts, tol)
         return
     change = "missing" if b is _MISSING else "added" if a is _MISSING else "changed"
-    entry: dict[str, Any] = {"path": path or "(root)", "change": change, "reference": _show(a), "replayed": _show(b)}
+    entry = JsonDifference(path or "(root)", change, _show(a), _show(b))
     if _is_num(a) and _is_num(b):
         x, y = float(a), float(b)
         if x == y or (math.isnan(x) and math.isnan(y)):
             return
-        entry["abs_diff"] = abs(y - x)
-        entry["rel_diff"] = abs(y - x) / abs(x) if x != 0 and math.isfinite(x) else None
+        entry.abs_diff = abs(y - x)
+        entry.rel_diff = abs(y - x) / abs(x) if x != 0 and math.isfinite(x) else None
         allowed = tol is not None and tol.allows(x, y)
     elif a == b and type(a) is type(b):
         return
@@ -283,7 +316,7 @@ def _show(value: Any) -> Any:
 # --- arrays --------------------------------------------------------------------------------------------
 
 
-def _explain_arrays(ref: Path, new: Path, kind: str, tol: Tolerance | None) -> dict[str, Any]:
+def _explain_arrays(ref: Path, new: Path, kind: str, tol: Tolerance | None, head: _Head) -> ArrayExplanation:
     import numpy as np
 
     if kind == "npy":
@@ -292,7 +325,7 @@ def _explain_arrays(ref: Path, new: Path, kind: str, tol: Tolerance | None) -> d
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
             raise ValueError("an .npz archive where an .npy array was expected")
         arrays = [_array_diff(np, None, a, b, tol)]
-        out: dict[str, Any] = {"arrays": arrays}
+        out = ArrayExplanation(kind=kind, **vars(head), arrays=arrays)
     else:
         with np.load(ref, allow_pickle=False) as za, np.load(new, allow_pickle=False) as zb:
             if not (hasattr(za, "files") and hasattr(zb, "files")):
@@ -300,31 +333,30 @@ def _explain_arrays(ref: Path, new: Path, kind: str, tol: Tolerance | None) -> d
             names_a, names_b = list(za.files), list(zb.files)
             common = [n for n in names_a if n in names_b]
             diffs = [_array_diff(np, n, za[n], zb[n], tol) for n in common]
-        arrays = [d for d in diffs if d["differing"] != 0]
-        out = {
-            "arrays": arrays,
-            "identical_arrays": len(diffs) - len(arrays),
-            "missing_arrays": [n for n in names_a if n not in names_b],
-            "extra_arrays": [n for n in names_b if n not in names_a],
-        }
+        arrays = [d for d in diffs if d.differing != 0]
+        out = ArrayExplanation(
+            kind=kind, **vars(head), arrays=arrays, identical_arrays=len(diffs) - len(arrays),
+            missing_arrays=[n for n in names_a if n not in names_b],
+            extra_arrays=[n for n in names_b if n not in names_a],
+        )
     if tol is not None:
-        whole = kind == "npy" or not (out["missing_arrays"] or out["extra_arrays"])
-        out["within_tolerance"] = whole and all(d["within_tolerance"] for d in arrays)
+        whole = kind == "npy" or not (out.missing_arrays or out.extra_arrays)
+        out.within_tolerance = whole and all(d.within_tolerance for d in arrays)
     return out
 
 
-def _array_diff(np: Any, name: str | None, a: Any, b: Any, tol: Tolerance | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name, "shape": list(a.shape), "replayed_shape": list(b.shape),
-                           "dtype": str(a.dtype), "replayed_dtype": str(b.dtype), "size": int(a.size),
-                           "differing": None, "max_abs_diff": None, "max_rel_diff": None}
+def _array_diff(np: Any, name: str | None, a: Any, b: Any, tol: Tolerance | None) -> ArrayDiff:
+    out = ArrayDiff(name, list(a.shape), list(b.shape), str(a.dtype), str(b.dtype), int(a.size))
     if a.shape != b.shape:
-        return out | ({"within_tolerance": False} if tol is not None else {})
+        out.within_tolerance = False if tol is not None else None
+        return out
     numeric = a.dtype.kind in "iufc" and b.dtype.kind in "iufc"
     # Integers are widened before subtracting: uint8 0 - 1 would wrap to 255.
     work = np.result_type(a.dtype, b.dtype, np.float64) if numeric else None
     if not numeric and a.dtype != b.dtype:
-        out["differing"] = int(a.size)
-        return out | ({"within_tolerance": False} if tol is not None else {})
+        out.differing = int(a.size)
+        out.within_tolerance = False if tol is not None else None
+        return out
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
     differing = beyond = 0
     max_abs = max_rel = -math.inf
@@ -352,79 +384,10 @@ def _array_diff(np: Any, name: str | None, a: Any, b: Any, tol: Tolerance | None
                 max_abs = max(max_abs, float(np.fmax.reduce(d)))
                 rel = np.divide(d, s, out=np.full(d.shape, np.nan), where=s != 0)
                 max_rel = max(max_rel, float(np.fmax.reduce(rel)))
-    out["differing"] = differing
+    out.differing = differing
     if differing and work is not None:
-        out["max_abs_diff"] = None if math.isnan(max_abs) or max_abs == -math.inf else max_abs
-        out["max_rel_diff"] = None if math.isnan(max_rel) or max_rel == -math.inf else max_rel
+        out.max_abs_diff = None if math.isnan(max_abs) or max_abs == -math.inf else max_abs
+        out.max_rel_diff = None if math.isnan(max_rel) or max_rel == -math.inf else max_rel
     if tol is not None:
-        out["within_tolerance"] = beyond == 0
+        out.within_tolerance = beyond == 0
     return out
-
-
-# --- one line ------------------------------------------------------------------------------------------
-
-
-def summary(expl: dict[str, Any]) -> str:
-    """One human line, e.g. "differs at byte 1234 (sizes 5000 vs 5000); line 12: '0.8512' vs '0.8519'"."""
-    if expl.get("kind") == "unreadable":
-        return f"could not be read ({expl.get('error')})"
-    if expl.get("kind") == "not a file":  # a link, FIFO or device where an output belongs: never read
-        return str(expl.get("note", "not a regular file; not read"))
-    offset = expl.get("first_byte_offset")
-    if offset is None:
-        return "identical"
-    parts = [f"differs at byte {offset} (sizes {expl.get('reference_size')} vs {expl.get('replayed_size')})"]
-    cell = expl.get("first_cell_beyond_tolerance") or expl.get("first_differing_cell")
-    if expl.get("arrays") or expl.get("missing_arrays") or expl.get("extra_arrays"):
-        parts += _array_parts(expl)
-    elif expl.get("differences"):
-        first = expl["differences"][0]
-        text = f"{first['path']}: {_short(first['reference'])} vs {_short(first['replayed'])}"
-        if first.get("abs_diff") is not None:
-            text += f" (abs diff {_g(first['abs_diff'])})"
-        more = expl.get("differing_values", 1) - 1
-        parts.append(text + (f" (+{more} more)" if more > 0 else ""))
-    elif cell:
-        where = f"'{cell['column_name']}'" if cell.get("column_name") else str(cell["column"])
-        parts.append(f"row {cell['row']}, column {where}: {_short(cell['reference'])} vs {_short(cell['replayed'])}")
-    elif "first_differing_line" in expl:
-        line = expl["first_differing_line"]
-        parts.append(f"line {line}: {_short(expl['reference_line'])} vs {_short(expl['replayed_line'])}")
-    elif expl.get("note"):
-        parts.append(expl["note"])
-    numeric = expl.get("numeric")
-    if isinstance(numeric, dict) and numeric.get("lines_differing") and (extra := numtext.summary_part(numeric)):
-        parts.append(extra)
-    if "within_tolerance" in expl:
-        verb = "within" if expl["within_tolerance"] else "beyond"
-        parts.append(f"{verb} tolerance {expl.get('tolerance', '')}".rstrip())
-    return "; ".join(parts)
-
-
-def _array_parts(expl: dict[str, Any]) -> list[str]:
-    parts = []
-    for arr in expl.get("arrays", [])[:3]:
-        label = f"array '{arr['name']}'" if arr.get("name") else "array"
-        if arr["shape"] != arr["replayed_shape"]:
-            parts.append(f"{label}: shape {tuple(arr['shape'])} vs {tuple(arr['replayed_shape'])}")
-            continue
-        text = f"{label}: shape {tuple(arr['shape'])}"
-        if arr.get("max_abs_diff") is not None:
-            text += f", max abs diff {_g(arr['max_abs_diff'])}"
-        parts.append(text + f", {arr['differing']} of {arr['size']} elements differ")
-    for key, word in (("missing_arrays", "missing"), ("extra_arrays", "extra")):
-        if expl.get(key):
-            parts.append(f"{word} arrays " + ", ".join(f"'{n}'" for n in expl[key]))
-    return parts
-
-
-def _g(value: Any) -> str:
-    # Reports read back from JSON hold "NaN" or "Infinity" as strings where a float was.
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    if value is None:
-        return "(none)"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 class NoiseClass(enum.StrEnum):
@@ -155,11 +155,11 @@ def collect_evidence(outputs: list[Any], metrics: list[Any], unstable_outputs: I
     varied_out, varied_met = set(unstable_outputs), set(unstable_metrics)
     items = []
     for out in outputs:
-        if out.ignored or out.status in ("identical", "within_tolerance", "ignored"):
+        if out.settled:
             continue
         items.append(ItemNoise(out.path, output_classes(out.status, out.explanation), out.path in varied_out))
     for met in metrics:
-        if met.status in ("identical", "within_tolerance"):
+        if met.status.settled:
             continue
         if met.reference is None or met.replayed is None:
             classes = {NoiseClass.OTHER.value: 1}
@@ -169,25 +169,14 @@ def collect_evidence(outputs: list[Any], metrics: list[Any], unstable_outputs: I
     return NoiseEvidence(items, capture_runs)
 
 
-def output_classes(status: str, expl: dict[str, Any] | None) -> dict[str, int]:
-    """Noise classes of one differing output, from its explanation (``replay.core.verify.explain``)."""
-    other = {NoiseClass.OTHER.value: 1}
-    if status != "differs" or not expl:
-        return other
-    numeric = expl.get("numeric")
-    if isinstance(numeric, dict) and numeric.get("classes") and numeric.get("complete", True):
-        return {str(k): int(v) for k, v in numeric["classes"].items()}
-    if expl.get("arrays") and not (expl.get("missing_arrays") or expl.get("extra_arrays")):
-        noise = all(a.get("max_rel_diff") is not None and a["max_rel_diff"] <= FLOAT_NOISE_REL
-                    and a.get("shape") == a.get("replayed_shape") for a in expl["arrays"])
-        return {NoiseClass.FLOAT_NOISE.value: len(expl["arrays"])} if noise else other
-    differences = expl.get("differences")
-    if differences and expl.get("differing_values", 0) <= len(differences):
-        counts: dict[str, int] = {}
-        for d in differences:
-            ref, new = d.get("reference"), d.get("replayed")
-            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ref, new))
-            cls = classify_number(float(ref), float(new), name=str(d.get("path", ""))) if numbers else NoiseClass.OTHER
-            counts[cls.value] = counts.get(cls.value, 0) + 1
-        return counts
-    return other
+class Explained(Protocol):
+    """An explanation (``replay.core.verify.explanation``), which knows its own noise classes."""
+
+    def noise_classes(self) -> dict[str, int]: ...
+
+
+def output_classes(status: str, expl: Explained | None) -> dict[str, int]:
+    """Noise classes of one differing output, from its explanation (``replay.core.verify.explanation``)."""
+    if status != "differs" or expl is None:
+        return {NoiseClass.OTHER.value: 1}
+    return expl.noise_classes()

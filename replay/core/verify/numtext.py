@@ -247,13 +247,9 @@ def ceil_1(value: float) -> str:
 # --- for explain ---------------------------------------------------------------------------------------
 
 
-def explain_numeric(ref: Path, new: Path, tol: Tolerance | None, cap: int) -> dict[str, Any]:
+def explain_numeric(ref: Path, new: Path, tol: Tolerance | None, cap: int) -> TextDiff:
     """``numeric`` for an explanation; the whole files are read only when a verdict rests on it (a tolerance)."""
-    found = compare_text(ref, new, tol, cap=None if tol is not None else cap)
-    out: dict[str, Any] = {"numeric": found.to_dict()}
-    if tol is not None:
-        out["within_tolerance"] = found.within()
-    return out
+    return compare_text(ref, new, tol, cap=None if tol is not None else cap)
 
 
 def cell_within(a: str | None, b: str | None, tol: Tolerance) -> bool:
@@ -264,18 +260,18 @@ def cell_within(a: str | None, b: str | None, tol: Tolerance) -> bool:
     return diff is None or (not diff.structural and all(m.allowed for m in diff.moves))
 
 
-def summary_part(numeric: dict[str, Any]) -> str:
+def summary_part(numeric: TextDiff) -> str:
     """The numeric part of explain's one line: what kind of values differ, how many numbers moved, how far."""
-    classes = numeric.get("classes") or {}
+    classes = numeric.class_lines
     parts = [] if set(classes) <= {"other"} else [describe(classes)]
-    moved = numeric.get("numbers_moved") or 0
+    moved = numeric.numbers_moved
     if moved:
         text = f"{moved} number{'s' if moved != 1 else ''} moved"
-        if isinstance(numeric.get("max_rel_move"), float):
-            text += f" (max rel {numeric['max_rel_move']:.3g})"
-        elif isinstance(numeric.get("max_abs_move"), float):
-            text += f" (max abs {numeric['max_abs_move']:.3g})"
+        if isinstance(numeric.max_rel_move, float):
+            text += f" (max rel {numeric.max_rel_move:.3g})"
+        elif isinstance(numeric.max_abs_move, float):
+            text += f" (max abs {numeric.max_abs_move:.3g})"
         parts.append(text)
-    if numeric.get("structure_equal") is False and moved:
+    if not numeric.structure_equal and moved:
         parts.append("text other than numbers differs too")
     return "; ".join(parts)

@@ -30,6 +30,7 @@ from replay.core.ports import Engine, Mount, RunResult, RunSpec
 from replay.core.verify.compare import (
     MetricResult,
     OutputResult,
+    Verdict,
     compare_metrics,
     compare_outputs,
     load_metrics,
@@ -37,10 +38,11 @@ from replay.core.verify.compare import (
     verdict,
 )
 from replay.core.verify.diagnose import diagnose
+from replay.core.verify.explanation import NotAFile
 from replay.core.verify.hostinfo import collect_host
 from replay.core.verify.noise import collect_evidence
 from replay.core.verify.options import ReplayOptions
-from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, Verdict, VerifyReport
+from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, VerifyReport
 from replay.core.verify.tolerance import parse_tolerance
 from replay.errors import (
     EXIT_DIVERGED,
@@ -313,8 +315,7 @@ def compare_replay(prepared: Prepared, out_root: Path) -> Comparison:
     for result in outputs:
         if result.path in odd:  # never read: say what the replay left there instead
             result.replayed_sha256 = NOT_A_FILE
-            result.explanation = {"kind": "not a file", "first_byte_offset": None,
-                                  "note": f"the replay left {odd[result.path]} here; not followed, not read"}
+            result.explanation = NotAFile(note=f"the replay left {odd[result.path]} here; not followed, not read")
     new_metrics: dict[str, float] = {}
     per_file: dict[str, list[str]] = {}
     for metrics_file in m.outputs.metrics_files:

@@ -13,7 +13,7 @@ Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
 ``exit_code``       what ``replay verify`` exits with (0 identical/equivalent, 1 diverged, else the error's).
 ``outputs``         one object per output path, sorted: path, reference_sha256, replayed_sha256,
                     reference_size, replayed_size, status (identical | differs | within_tolerance | ignored |
-                    missing | unexpected), ignored, explanation (see ``replay.core.verify.explain``, or null),
+                    missing | unexpected), ignored, explanation (``replay.core.verify.explanation``, or null),
                     tolerance (its description, or null).
 ``metrics``         one object per metric name, sorted: name, reference, replayed, abs_diff, rel_diff,
                     tolerance ("exact" or e.g. "abs 0.001"), status (identical | within_tolerance |
@@ -44,24 +44,18 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from replay import __version__, jsonio
-from replay.core.verify.compare import MetricResult, MetricStatus, OutputResult, OutputStatus
+from replay.core.verify.compare import MetricResult, MetricStatus, OutputResult, OutputStatus, Verdict
 from replay.core.verify.diagnose import Finding
-from replay.core.verify.explain import summary
+from replay.core.verify.explanation import from_dict as explanation_from_dict
 from replay.errors import ManifestError
-from replay.manifest import HostInfo, _build
+from replay.manifest import HostInfo
+from replay.typedjson import build
 
 SCHEMA = "replay.verify-report"
 SCHEMA_VERSION = 1
 
 # Outputs tables longer than this list only what is not identical (a PR comment holds 65,536 characters).
 MARKDOWN_MAX_ROWS = 50
-
-
-class Verdict(enum.StrEnum):
-    IDENTICAL = "identical"
-    EQUIVALENT = "equivalent"
-    DIVERGED = "diverged"
-    ERROR = "error"
 
 
 class DataStatus(enum.StrEnum):
@@ -132,7 +126,7 @@ class Hosts:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Hosts:
-        return cls(*(_build(HostInfo, raw[k], f"hosts.{k}") if isinstance(raw.get(k), dict) else None
+        return cls(*(build(HostInfo, raw[k], f"hosts.{k}") if isinstance(raw.get(k), dict) else None
                      for k in ("capture", "verify")))
 
 
@@ -156,6 +150,9 @@ class VerifyReport:
     error: str | None = None
     provenance: str | None = None
 
+    def __post_init__(self) -> None:
+        self.verdict = Verdict(self.verdict)  # a verdict given as its string
+
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         # No data check or no run is an empty object, as it always was; error and provenance may be null.
@@ -178,7 +175,7 @@ class VerifyReport:
         names = {f.name for f in fields(cls)}
         try:
             kwargs = {k: v for k, v in raw.items() if k in names}
-            kwargs["outputs"] = [OutputResult(**{**o, "status": OutputStatus(o["status"])}) for o in raw.get("outputs", [])]
+            kwargs["outputs"] = [_output(o) for o in raw.get("outputs", [])]
             # Only metric values are known to be numbers; "NaN" in an explanation may be a CSV cell's text.
             kwargs["metrics"] = [
                 MetricResult(**{**{k: _float(v) if k in _FLOAT_KEYS else v for k, v in m.items()},
@@ -197,6 +194,12 @@ class VerifyReport:
 
 
 _NULLABLE = {"error", "provenance"}
+
+
+def _output(raw: dict[str, Any]) -> OutputResult:
+    expl = raw.get("explanation")
+    return OutputResult(**{**raw, "status": OutputStatus(raw["status"]),
+                           "explanation": explanation_from_dict(expl) if expl is not None else None})
 
 
 def _int(value: Any) -> int | None:
@@ -256,8 +259,8 @@ def to_junit(report: VerifyReport) -> str:
 
     for out in report.outputs:
         case = ET.SubElement(suite, "testcase", classname="outputs", name=out.path)
-        detail = summary(out.explanation) if out.explanation else ""
-        if out.ignored or out.status in ("identical", "within_tolerance", "ignored"):
+        detail = out.explanation.summary() if out.explanation else ""
+        if out.settled:
             note = _output_note(out, detail)
             if note:
                 ET.SubElement(case, "system-out").text = note
@@ -269,7 +272,7 @@ def to_junit(report: VerifyReport) -> str:
     for met in report.metrics:
         case = ET.SubElement(suite, "testcase", classname="metrics", name=met.name)
         text = f"reference {met.reference}, replayed {met.replayed}, tolerance {met.tolerance}"
-        if met.status in ("identical", "within_tolerance"):
+        if met.status.settled:
             if met.status == "within_tolerance":
                 ET.SubElement(case, "system-out").text = f"within tolerance: {text}"
         else:
@@ -351,7 +354,7 @@ def to_markdown(report: VerifyReport) -> str:
     explained = [o for o in report.outputs if o.explanation and o.status != "identical"]
     if explained:
         lines += ["", "#### Differences", ""]
-        lines += [f"- `{_cell(o.path)}`: {_cell(summary(o.explanation or {}))}" for o in explained]
+        lines += [f"- `{_cell(o.path)}`: {_cell(o.explanation.summary() if o.explanation else '')}" for o in explained]
 
     if report.diagnosis:
         lines += ["", "#### Diagnosis", ""]
