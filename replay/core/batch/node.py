@@ -95,7 +95,7 @@ def ensure_image(engine: Engine, image_id: str, sources: ImageSources) -> str:
             return "bundle"
         tried.append(f"loaded it from {sources.bundle}, and the engine still lacks it")
     if sources.archive:
-        _load_archive(engine, Path(sources.archive))
+        _load_archive(engine, Path(sources.archive), image_id)
         if engine.image(image_id) is not None:
             return "archive"
         tried.append(f"loaded {sources.archive}, which does not hold it")
@@ -109,7 +109,12 @@ def ensure_image(engine: Engine, image_id: str, sources: ImageSources) -> str:
                        "load the capsule's bundle on the node, or verify a bundle or REF@sha256 target")
 
 
-def _load_archive(engine: Engine, path: Path) -> None:
+def _load_archive(engine: Engine, path: Path, image_id: str) -> None:
+    """A ``docker save`` archive into the engine with its tags taken out (``archive.untagged``): it may only
+    add the image ``image_id``; any other image the engine reports loading is removed again."""
+    from replay.core.share.archive import untagged
+    from replay.core.share.bundle.image import drop_unexpected
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -119,7 +124,8 @@ def _load_archive(engine: Engine, path: Path) -> None:
         os.close(fd)
         raise ImageProblem(f"image archive {path} is not a regular file", "rerun the batch")
     with os.fdopen(fd, "rb") as f:
-        engine.load(iter(lambda: f.read(1 << 20), b""))  # streamed: an image archive can be gigabytes
+        chunks = iter(lambda: f.read(1 << 20), b"")  # streamed: an image archive can be gigabytes
+        drop_unexpected(engine, engine.load(untagged(chunks, image_id, str(path))), image_id)
 
 
 def _load_bundle(engine: Engine, path: Path, image_id: str) -> None:

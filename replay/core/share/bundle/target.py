@@ -41,13 +41,17 @@ def checked(path: Path, allowed_signers: Path | None, reporter: Reporter | None 
     if not is_bundle(path):
         raise BundleError(f"{path} is not a replay bundle (it does not start with index.json)",
                           "pass a file made by `replay pack`")
-    bundle = open_bundle(path, reporter)
-    if allowed_signers is not None:
-        if bundle.signature is None:
+    if allowed_signers is None:
+        return open_bundle(path, reporter)
+
+    def check_signature(index_bytes: bytes, signature: bytes | None) -> str:
+        if signature is None:
             raise BundleError(f"{path.name} is not signed, and --allowed-signers asks for a signature",
                               "ask its author for a signed bundle (replay pack --sign KEY)")
-        bundle.signer = signing.check(bundle.index_bytes, bundle.signature, allowed_signers)
-    return bundle
+        return signing.check(index_bytes, signature, allowed_signers)
+
+    # The signature before anything else: an index from a stranger is not even parsed.
+    return open_bundle(path, reporter, check_signature)
 
 
 def unpack_capsule(bundle: Bundle, entry: CapsuleEntry, dest: Path) -> Manifest:
