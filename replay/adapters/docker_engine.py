@@ -225,8 +225,8 @@ class DockerEngine:
         """The engine's streamed tar of ``path`` (an open response the caller closes), None when there is none."""
         from docker.errors import NotFound
 
-        response = self.api._get(self.api._url("/containers/{0}/archive", container), params={"path": path},
-                                 stream=True)
+        cid = container["Id"] if isinstance(container, dict) else str(container)
+        response = self.api._get(self.api._url("/containers/{0}/archive", cid), params={"path": path}, stream=True)
         try:
             self.api._raise_for_status(response)
         except NotFound:

@@ -93,6 +93,7 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
     if attack is not None:
         attack(capsule, project, sentinel)
     before = tree_checksum(sentinel)
+    volumes = _volumes(engine)
 
     reports = tmp_path / "reports"
 
@@ -130,6 +131,11 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
         for path in spec.get("must_not_exist", []):
             assert not os.path.lexists(fill(path)), f"{fill(path)} was created"
         assert not engine.api.containers(all=True, filters={"label": f"{CAPSULE_LABEL}={captured.name}"})
+        assert not _volumes(engine) - volumes, "a volume was left in the engine"
+
+
+def _volumes(engine: Any) -> set[str]:
+    return {v["Name"] for v in engine.api.volumes().get("Volumes") or []}
 
 
 def _refuse_constant(name: str) -> Any:

@@ -1,0 +1,181 @@
+"""Hostile images against the real engine: what `replay pull` (and so registry verify) reads from an image,
+what a task's image archive and a bundle may load, and what is left in the engine afterwards.
+
+Every image here is made by the test (``FROM scratch`` plus one file, a few KB) and removed by it; the victim
+tag is the test's own, on an image the test made; the registry is test_share's, started for this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.test_hostile_input import plain_manifest
+from tests.e2e.conftest import clean_env, track_image
+from tests.e2e.test_share import registry  # noqa: F401 - the module's registry fixture
+
+LABEL = "replay-test=hostile-images"
+
+
+def build(engine: Any, files: dict[str, bytes], extra: str = "", tag: str | None = None) -> str:
+    """A ``FROM scratch`` image holding ``files`` (and ``extra`` Dockerfile lines); its ID, tracked."""
+    dockerfile = "FROM scratch\n" + "".join(f"COPY {name} /{name}\n" for name in files) + extra
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    image_id = ""
+    for chunk in engine.api.build(fileobj=buf, custom_context=True, rm=True, forcerm=True, decode=True, tag=tag,
+                                  network_mode="none", labels={"replay-test": "hostile-images"}):
+        assert "error" not in chunk, chunk
+        if isinstance(chunk.get("aux"), dict):
+            image_id = chunk["aux"]["ID"]
+    assert image_id
+    track_image(image_id)
+    return image_id
+
+
+def replay(cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "replay", *args], cwd=cwd, env=clean_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def one_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def volumes(engine: Any) -> set[str]:
+    return {v["Name"] for v in engine.api.volumes().get("Volumes") or []}
+
+
+def push(engine: Any, registry: str, image_id: str) -> str:  # noqa: F811
+    repo = f"{registry}/hostile/{uuid.uuid4().hex[:8]}"
+    engine.api.tag(image_id, repo, tag="1")
+    digest = ""
+    for chunk in engine.api.push(repo, tag="1", stream=True, decode=True):
+        assert "error" not in chunk, chunk
+        if isinstance(chunk.get("aux"), dict) and chunk["aux"].get("Digest"):
+            digest = chunk["aux"]["Digest"]
+    engine.api.remove_image(f"{repo}:1")  # the only name the image had: the pull must fetch it by digest
+    return f"{repo}@{digest}"
+
+
+def remove(engine: Any, ref: str) -> None:
+    from docker.errors import NotFound
+
+    with contextlib.suppress(NotFound):
+        engine.api.remove_image(ref, force=True)
+
+
+MANIFEST = json.dumps(plain_manifest()).encode()
+PULLS = [
+    ("volume", {"replay/replay.json": MANIFEST}, "VOLUME /vol\n", 2, "declares VOLUME /vol"),
+    ("5000-digit", {"replay/replay.json": b'{"schema_version": ' + b"7" * 5000 + b"}"}, "", 2, "cannot read"),
+    ("deep", {"replay/replay.json": b"[" * 100_000 + b"]" * 100_000}, "", 2, "nested too deeply"),
+    ("65-MiB", {"replay/replay.json": b" " * (65 << 20) + b"{}"}, "", 3, "not a regular file of at most"),
+]
+
+
+@pytest.mark.parametrize(("files", "extra", "code", "needle"), [p[1:] for p in PULLS], ids=[p[0] for p in PULLS])
+def test_a_hostile_image_is_pulled_to_one_line_and_leaves_nothing(engine: Any, registry: str, tmp_path: Path,  # noqa: F811
+                                                                  files: dict[str, bytes], extra: str, code: int,
+                                                                  needle: str) -> None:
+    image_id = build(engine, files, extra)
+    ref = push(engine, registry, image_id)
+    remove(engine, image_id)
+    before = volumes(engine)
+    try:
+        proc = replay(tmp_path, "pull", ref, "-o", str(tmp_path / "out"), timeout=120)
+        assert proc.returncode == code, proc.stderr
+        assert needle in one_error(proc)
+        assert not (tmp_path / "out").exists()
+        assert not volumes(engine) - before, "the pull left a volume"
+        assert not engine.api.containers(all=True, filters={"label": "io.replay.owner=read"})
+    finally:
+        remove(engine, image_id)
+
+
+# --- a task's image archive ------------------------------------------------------------------------------
+
+
+def poisoned_archive(engine: Any, image_id: str, tags: list[str], out: Path) -> None:
+    """``docker save`` of the image, with RepoTags (and the legacy repositories file) naming ``tags``."""
+    raw = b"".join(engine.api.get_image(image_id))
+    src = tarfile.open(fileobj=io.BytesIO(raw))
+    with tarfile.open(out, "w") as dst:
+        for info in src.getmembers():
+            data = src.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
+            if info.name == "manifest.json" and data is not None:
+                doc = json.loads(data)
+                doc[0]["RepoTags"] = tags
+                data = json.dumps(doc).encode()
+                info.size = len(data)
+            dst.addfile(info, io.BytesIO(data) if data is not None else None)
+        repos = json.dumps({t.rsplit(":", 1)[0]: {t.rsplit(":", 1)[1]: image_id[7:]} for t in tags}).encode()
+        info = tarfile.TarInfo("repositories")
+        info.size = len(repos)
+        dst.addfile(info, io.BytesIO(repos))
+
+
+def task_file(tmp_path: Path, recorded: str, archive: Path) -> Path:
+    doc = plain_manifest()
+    doc["image"]["id"], doc["image"]["tag"] = recorded, ""
+    doc["data"]["roots"], doc["data"]["files"] = [], []
+    capsule = tmp_path / "capsule"
+    capsule.mkdir()
+    (capsule / "replay.json").write_text(json.dumps(doc))
+    task = tmp_path / "task-0.json"
+    task.write_text(json.dumps({"schema": "replay.task", "schema_version": 1, "id": "t0", "capsules": [str(capsule)],
+                                "options": {"cwd": str(tmp_path)}, "image": {"archive": str(archive)}}))
+    task.chmod(0o600)
+    return task
+
+
+@pytest.mark.parametrize("recorded", ["attacker", "another"])
+def test_a_task_archive_moves_no_tag_and_keeps_no_other_image(engine: Any, tmp_path: Path, recorded: str) -> None:
+    victim_tag = f"replay-test/victim-{uuid.uuid4().hex[:8]}"
+    victim = build(engine, {"victim.txt": b"the reviewer's own image\n"}, tag=f"{victim_tag}:1")
+    attacker = build(engine, {"attacker.txt": uuid.uuid4().hex.encode()})
+    added = f"replay-test/added-{uuid.uuid4().hex[:8]}:1"
+    archive = tmp_path / "image.tar"
+    poisoned_archive(engine, attacker, [f"{victim_tag}:1", added], archive)
+    engine.api.remove_image(attacker, force=True)  # the node's engine lacks it: the task says load the archive
+    wanted = attacker if recorded == "attacker" else "sha256:" + "e" * 64
+    try:
+        proc = replay(tmp_path, "task", str(task_file(tmp_path, wanted, archive)), "--result",
+                      str(tmp_path / "result.json"))
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert engine.api.inspect_image(f"{victim_tag}:1")["Id"] == victim, "the victim's tag was moved"
+        assert not engine.api.images(name=added.split(":")[0]), "the archive added a tag"
+        kept = [i["Id"] for i in engine.api.images(all=True) if i["Id"] == attacker]
+        if recorded == "another":  # an archive that does not hold the recorded image loads nothing
+            assert not kept
+            report = json.loads((tmp_path / "result.json").read_text())["reports"][0]
+            assert "not only the recorded" in report["error"]
+    finally:
+        for ref in (f"{victim_tag}:1", attacker):
+            remove(engine, ref)
+
+
+def test_a_task_file_others_can_write_is_refused(engine: Any, tmp_path: Path) -> None:
+    task = task_file(tmp_path, "sha256:" + "e" * 64, tmp_path / "none.tar")
+    os.chmod(task, 0o666)
+    proc = replay(tmp_path, "task", str(task), "--result", str(tmp_path / "result.json"))
+    assert proc.returncode == 2 and "can be written by every user" in one_error(proc)
+    assert not (tmp_path / "result.json").exists()
