@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from replay.adapters.engine_kinds import EngineKind, adjust_host_config, engine_kind, is_link, loaded_ids
 from replay.core.ports import ImageRecord, RunResult, RunSpec, Tmpfs
-from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
+from replay.errors import BadInput, EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)")
 OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
@@ -244,13 +244,14 @@ class DockerEngine:
         stat = decode_json_header(response.headers.get("x-docker-container-path-stat") or "e30=")
         odd = int(stat.get("mode", 0)) & _GO_MODE_TYPE or is_link(self.kind, stat, path)
         if int(stat.get("size", 0)) > max_bytes or odd:
-            raise ImageProblem(f"{path} in image {image[:19]} is not a regular file of at most {max_bytes} bytes",
-                               "the image was not made by `replay capture`")
+            raise BadInput(f"{path} in image {image[:19]} is not a regular file of at most {max_bytes} bytes",
+                           "do not trust this image: `replay capture` did not make it")
         raw = bytearray()
         for chunk in response.iter_content(1 << 20, False):
             raw += chunk
             if len(raw) > max_bytes + 64 * 1024:
-                raise ImageProblem(f"{path} in image {image[:19]} is larger than {max_bytes} bytes", "")
+                raise BadInput(f"{path} in image {image[:19]} is larger than {max_bytes} bytes",
+                               "do not trust this image: `replay capture` did not make it")
         return bytes(raw)
 
     def free_bytes(self) -> int | None:

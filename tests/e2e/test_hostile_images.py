@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 
 from tests.cli.test_hostile_input import plain_manifest
 from tests.e2e.conftest import clean_env, track_image
+from tests.e2e.test_share import loads_during, signing_key
 from tests.e2e.test_share import registry  # noqa: F401 - the module's registry fixture
 
 LABEL = "replay-test=hostile-images"
@@ -48,8 +50,8 @@ def build(engine: Any, files: dict[str, bytes], extra: str = "", tag: str | None
     return image_id
 
 
-def replay(cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "replay", *args], cwd=cwd, env=clean_env(), capture_output=True,
+def replay(cwd: Path, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "replay", *args], cwd=cwd, env=clean_env(**env), capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -88,7 +90,7 @@ PULLS = [
     ("volume", {"replay/replay.json": MANIFEST}, "VOLUME /vol\n", 2, "declares VOLUME /vol"),
     ("5000-digit", {"replay/replay.json": b'{"schema_version": ' + b"7" * 5000 + b"}"}, "", 2, "cannot read"),
     ("deep", {"replay/replay.json": b"[" * 100_000 + b"]" * 100_000}, "", 2, "nested too deeply"),
-    ("65-MiB", {"replay/replay.json": b" " * (65 << 20) + b"{}"}, "", 3, "not a regular file of at most"),
+    ("65-MiB", {"replay/replay.json": b" " * (65 << 20) + b"{}"}, "", 2, "not a regular file of at most"),
 ]
 
 
@@ -179,3 +181,35 @@ def test_a_task_file_others_can_write_is_refused(engine: Any, tmp_path: Path) ->
     proc = replay(tmp_path, "task", str(task), "--result", str(tmp_path / "result.json"))
     assert proc.returncode == 2 and "can be written by every user" in one_error(proc)
     assert not (tmp_path / "result.json").exists()
+
+
+# --- bundles: sizes and the signature before anything is loaded ------------------------------------------
+
+
+def test_a_bundle_image_declared_too_large_is_refused_before_a_byte_is_loaded(engine: Any, tmp_path: Path) -> None:
+    from tests.unit.test_bundle import make_bundle, members_of, raw_bundle
+
+    path, index = make_bundle(tmp_path)  # a capsule whose image (a fake one) this engine does not have
+    members = members_of(path)
+    doc = json.loads(members[0][1])
+    layer = index.images[0].layers[0][7:]
+    for member in doc["members"]:
+        if member["raw_sha256"] == layer:
+            member["raw_size"] = 1 << 50  # a 1 PiB layer, declared by a bundle of a few KB
+    bomb = raw_bundle(tmp_path / "bomb.replay", [("index.json", json.dumps(doc).encode()), *members[1:]])
+    since = time.time()
+
+    proc = replay(tmp_path, "verify", str(bomb), HF_TOKEN="not-a-secret")
+
+    assert proc.returncode == 2 and "over the 256 GiB an image may have" in one_error(proc)
+    assert not loads_during(engine, since)
+
+
+def test_with_allowed_signers_a_forged_bundle_is_refused_before_its_index_is_read(engine: Any, tmp_path: Path) -> None:
+    from tests.unit.test_bundle import raw_bundle
+
+    _, allowed = signing_key(tmp_path)
+    bomb = b"[" * 100_000 + b"]" * 100_000
+    forged = raw_bundle(tmp_path / "forged.replay", [("index.json", bomb), ("index.sig", b"-----BEGIN SSH SIGNATURE-----")])
+    proc = replay(tmp_path, "verify", str(forged), "--allowed-signers", str(allowed))
+    assert proc.returncode == 2 and "index.sig" in one_error(proc)
