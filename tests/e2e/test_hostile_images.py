@@ -23,10 +23,11 @@ import pytest
 
 from tests.cli.test_hostile_input import plain_manifest
 from tests.e2e.conftest import clean_env, track_image
-from tests.e2e.test_share import loads_during, signing_key
-from tests.e2e.test_share import registry  # noqa: F401 - the module's registry fixture
-
-LABEL = "replay-test=hostile-images"
+from tests.e2e.test_share import (
+    loads_during,
+    registry,  # noqa: F401 - the module's registry fixture
+    signing_key,
+)
 
 
 def build(engine: Any, files: dict[str, bytes], extra: str = "", tag: str | None = None) -> str:
@@ -119,8 +120,7 @@ def test_a_hostile_image_is_pulled_to_one_line_and_leaves_nothing(engine: Any, r
 def poisoned_archive(engine: Any, image_id: str, tags: list[str], out: Path) -> None:
     """``docker save`` of the image, with RepoTags (and the legacy repositories file) naming ``tags``."""
     raw = b"".join(engine.api.get_image(image_id))
-    src = tarfile.open(fileobj=io.BytesIO(raw))
-    with tarfile.open(out, "w") as dst:
+    with tarfile.open(fileobj=io.BytesIO(raw)) as src, tarfile.open(out, "w") as dst:
         for info in src.getmembers():
             data = src.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
             if info.name == "manifest.json" and data is not None:
