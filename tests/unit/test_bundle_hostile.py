@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,50 @@ def test_an_archive_with_another_image_is_refused(configs: list[str]) -> None:
 def test_an_archive_that_is_not_a_tar_is_refused() -> None:
     with pytest.raises(ArchiveRefused):
         b"".join(untagged([b"\x01" * 2048], IMAGE, "a.tar"))
+
+
+def test_files_that_together_exceed_the_free_space_are_refused_before_one_is_written(tmp_path: Path) -> None:
+    path, _ = make_bundle(tmp_path)
+    bundle = open_bundle(path)
+    entry = bundle.index.capsules[0]
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    for f in entry.files:  # each alone fits; all of them do not
+        bundle.index.by_blob[f.blob].raw_size = free // 2 + 1
+    with pytest.raises(BundleError, match="more than the free space"):
+        bundle_target.unpack_capsule(bundle, entry, tmp_path / "out")
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_the_id_mismatch_hint_never_advises_tagging_the_capsule_image() -> None:
+    from replay.core.ports import ImageRecord
+    from replay.core.verify.pipeline import check_image
+    from replay.errors import ImageProblem
+    from tests.unit.test_manifest import full_manifest
+
+    m = full_manifest()
+    m.image.tag = "replay-base/python:3.11-bookworm"  # a name the reviewer trusts
+
+    class Engine:
+        def image(self, ref: str) -> ImageRecord:
+            trusted = "sha256:" + "1" * 64
+            return ImageRecord(trusted if ref == m.image.tag else m.image.id, [], [], 0, {})
+
+    with pytest.raises(ImageProblem) as caught:
+        check_image(Engine(), m)  # type: ignore[arg-type]
+    assert "docker tag" not in caught.value.one_line() and "never tag an image" in caught.value.one_line()
+
+
+def test_an_image_with_volumes_is_refused_by_verify() -> None:
+    from replay.core.ports import ImageRecord
+    from replay.core.verify.pipeline import check_image
+    from replay.errors import BadInput
+    from tests.unit.test_manifest import full_manifest
+
+    m = full_manifest()
+
+    class Engine:
+        def image(self, ref: str) -> ImageRecord:
+            return ImageRecord(m.image.id, [], [], 0, {}, volumes=["/vol"])
+
+    with pytest.raises(BadInput, match="declares VOLUME /vol"):
+        check_image(Engine(), m)  # type: ignore[arg-type]

@@ -92,3 +92,27 @@ def test_a_task_timeout_no_timer_can_hold_is_a_per_task_error(tmp_path: Path) ->
     payload["options"]["timeout_s"] = 1e10
     result = run_node_task(payload, NoEngine())  # type: ignore[arg-type]
     assert "is longer than" in result["reports"][0]["error"]
+
+
+def test_a_pulled_image_that_is_not_the_recorded_one_is_not_kept() -> None:
+    from replay.core.batch.node import ImageSources, ensure_image
+    from replay.core.ports import ImageRecord
+    from replay.errors import ImageProblem
+
+    removed: list[str] = []
+    other = "sha256:" + "d" * 64
+
+    class Engine:
+        def image(self, ref: str) -> None:
+            return None
+
+        def pull(self, ref: str) -> ImageRecord:
+            return ImageRecord(other, [], [], 0, {})
+
+        def remove_image(self, ref: str) -> None:
+            removed.append(ref)
+
+    ref = "registry.example/x@sha256:" + "f" * 64
+    with pytest.raises(ImageProblem, match="not kept"):
+        ensure_image(Engine(), "sha256:" + "c" * 64, ImageSources(pull=ref))  # type: ignore[arg-type]
+    assert removed == [other]

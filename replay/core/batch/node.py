@@ -146,10 +146,13 @@ def ensure_image(engine: Engine, image_id: str, sources: ImageSources) -> str:
             return "archive"
         tried.append(f"loaded {sources.archive}, which does not hold it")
     if sources.pull:
+        had = engine.image(sources.pull) is not None
         record = engine.pull(sources.pull)
         if record.id == image_id or engine.image(image_id) is not None:
             return "pull"
-        tried.append(f"pulled {sources.pull}, which is another image ({record.id[:19]})")
+        if not had:  # never keep an image that is not the recorded one
+            engine.remove_image(record.id)
+        tried.append(f"pulled {sources.pull}, which is another image ({record.id[:19]}; not kept)")
     where = "; ".join(tried) or "the task names no bundle or registry to get it from"
     raise ImageProblem(f"image {image_id[:19]} is not in this node's engine ({socket.gethostname()}): {where}",
                        "load the capsule's bundle on the node, or verify a bundle or REF@sha256 target")
