@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_hostile_input import plain_manifest
-from tests.e2e.conftest import clean_env, track_image
+from tests.e2e.conftest import BASE, clean_env, track_image
 from tests.e2e.test_share import (
     loads_during,
     registry,  # noqa: F401 - the module's registry fixture
@@ -213,3 +213,30 @@ def test_with_allowed_signers_a_forged_bundle_is_refused_before_its_index_is_rea
     forged = raw_bundle(tmp_path / "forged.replay", [("index.json", bomb), ("index.sig", b"-----BEGIN SSH SIGNATURE-----")])
     proc = replay(tmp_path, "verify", str(forged), "--allowed-signers", str(allowed))
     assert proc.returncode == 2 and "index.sig" in one_error(proc)
+
+
+# --- the adapter: every container it creates goes with its anonymous volumes ------------------------------
+
+
+def test_every_container_the_engine_adapter_creates_leaves_no_volume(engine: Any) -> None:
+    """Verify and pull refuse a VOLUME image first; the adapter removes anonymous volumes anyway, on every
+    path that creates a container (read a file, probe, run), should anything reach it."""
+    from replay.core.ports import RunSpec
+
+    dockerfile = f"FROM {BASE}\nRUN mkdir -p /replay && echo '{{}}' > /replay/replay.json\nVOLUME /vol /scratch\n"
+    image_id = ""
+    for chunk in engine.api.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True, forcerm=True, decode=True,
+                                  network_mode="none", labels={"replay-test": "hostile-images"}):
+        assert "error" not in chunk, chunk
+        if isinstance(chunk.get("aux"), dict):
+            image_id = chunk["aux"]["ID"]
+    track_image(image_id)
+    before = volumes(engine)
+    try:
+        assert engine.read_file(image_id, "/replay/replay.json", 1024) == b"{}\n"
+        assert engine.probe(image_id, ["python3", "-c", "print(1)"]).strip() == "1"
+        spec = RunSpec(image=image_id, argv=["python3", "-c", "open('/vol/x', 'w').write('x')"], workdir="/")
+        assert engine.run(spec, lambda line: None).exit_code == 0
+        assert not volumes(engine) - before, "a container's anonymous volume was left"
+    finally:
+        remove(engine, image_id)
