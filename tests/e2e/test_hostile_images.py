@@ -223,7 +223,8 @@ def test_every_container_the_engine_adapter_creates_leaves_no_volume(engine: Any
     path that creates a container (read a file, probe, run), should anything reach it."""
     from replay.core.ports import RunSpec
 
-    dockerfile = f"FROM {BASE}\nRUN mkdir -p /replay && echo '{{}}' > /replay/replay.json\nVOLUME /vol /scratch\n"
+    dockerfile = (f"FROM {BASE}\nRUN mkdir -p /replay /vol && chmod 777 /vol && echo '{{}}' > /replay/replay.json\n"
+                  "VOLUME /vol /scratch\n")  # the volume starts as the image's /vol: writable by the replay's user
     image_id = ""
     for chunk in engine.api.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True, forcerm=True, decode=True,
                                   network_mode="none", labels={"replay-test": "hostile-images"}):
@@ -240,3 +241,6 @@ def test_every_container_the_engine_adapter_creates_leaves_no_volume(engine: Any
         assert not volumes(engine) - before, "a container's anonymous volume was left"
     finally:
         remove(engine, image_id)
+        for name in volumes(engine) - before:  # only on failure: what this test's containers left
+            with contextlib.suppress(Exception):  # in use by another's container: not ours
+                engine.api.remove_volume(name)
