@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -22,9 +22,26 @@ from rich.progress import (
 from rich.text import Text
 
 from replay import jsonio
+from replay.textsafe import neutral
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+
+def escape(text: str) -> str:
+    """Text from elsewhere for a markup string: neutralized (one line, every control character shown as an
+    escape: ``replay.textsafe``), then its rich markup escaped. Every capsule or replay string goes through it."""
+    return _markup_escape(neutral(text))
+
+
+class _SafeConsole(Console):
+    """A Console that neutralizes every string it renders (newlines kept): whatever a command prints, no
+    ESC, CR or backspace from a capsule or a replay's log reaches the terminal to move the cursor, clear the
+    screen or repaint the verdict. Rich's own styling is added after this, so colours still work."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        return super().render_str(neutral(text, keep_newlines=True), *args, **kwargs)
+
+
+out = _SafeConsole(highlight=False, soft_wrap=False)
+err = _SafeConsole(stderr=True, highlight=False)
 
 
 class QuietPipe:

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from replay.adapters.engine_kinds import EngineKind, adjust_host_config, engine_kind, is_link, loaded_ids
 from replay.core.ports import ImageRecord, RunResult, RunSpec, Tmpfs
-from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
+from replay.errors import BadInput, EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)")
 OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
@@ -118,12 +118,14 @@ class DockerEngine:
                 raw = self.api.inspect_image(ref)
             except (ImageNotFound, NotFound):
                 return None
+        config = raw.get("Config") or {}
         return ImageRecord(
             id=raw["Id"],
             tags=list(raw.get("RepoTags") or []),
             repo_digests=list(raw.get("RepoDigests") or []),
             size=int(raw.get("Size") or 0),
-            labels=dict((raw.get("Config") or {}).get("Labels") or {}),
+            labels=dict(config.get("Labels") or {}),
+            volumes=sorted(str(v) for v in (config.get("Volumes") or {})),
         )
 
     def pull(self, ref: str) -> ImageRecord:
@@ -195,26 +197,18 @@ class DockerEngine:
         import io
         import tarfile
 
-        from docker.errors import DockerException, NotFound
+        from docker.errors import DockerException
 
         with self._errors():
             container = self.api.create_container(image, command=["/nonexistent"], network_disabled=True,
                                                   labels={OWNER_LABEL: "read"}, use_config_proxy=False, entrypoint=[])
         try:
-            try:
-                stream, stat = self.api.get_archive(container, path)
-            except NotFound:
+            response = self._archive(container, path)
+            if response is None:
                 return None
-            odd = int(stat.get("mode", 0)) & _GO_MODE_TYPE or is_link(self.kind, stat, path)
-            if int(stat.get("size", 0)) > max_bytes or odd:
-                raise ImageProblem(f"{path} in image {image[:19]} is not a regular file of at most {max_bytes} bytes",
-                                   "the image was not made by `replay capture`")
-            raw = bytearray()
-            for chunk in stream:
-                raw += chunk
-                if len(raw) > max_bytes + 64 * 1024:
-                    raise ImageProblem(f"{path} in image {image[:19]} is larger than {max_bytes} bytes", "")
-            with tarfile.open(fileobj=io.BytesIO(bytes(raw)), mode="r:") as tar:
+            with contextlib.closing(response):  # closed even when refused unread: removal must not wait on it
+                raw = self._archive_file(response, image, path, max_bytes)
+            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
                 members = tar.getmembers()
                 if len(members) != 1 or not members[0].isreg() or members[0].size > max_bytes:
                     raise ImageProblem(f"{path} in image {image[:19]} is not one regular file", "")
@@ -225,7 +219,50 @@ class DockerEngine:
             raise ImageProblem(f"cannot read {path} from image {image[:19]} ({_short(exc)})", "") from None
         finally:
             with contextlib.suppress(DockerException):
-                self.api.remove_container(container, force=True)
+                self.api.remove_container(container, force=True, v=True)  # and its anonymous volumes
+
+    def _archive(self, container: Any, path: str) -> Any:
+        """The engine's streamed tar of ``path`` (an open response the caller closes), None when there is none."""
+        from docker.errors import NotFound
+
+        cid = container["Id"] if isinstance(container, dict) else str(container)
+        response = self.api._get(self.api._url("/containers/{0}/archive", cid), params={"path": path}, stream=True)
+        try:
+            self.api._raise_for_status(response)
+        except NotFound:
+            response.close()
+            return None
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    def _archive_file(self, response: Any, image: str, path: str, max_bytes: int) -> bytes:
+        """The tar of one file, read to at most ``max_bytes`` (plus its tar headers); refused past that."""
+        from docker.utils import decode_json_header
+
+        stat = decode_json_header(response.headers.get("x-docker-container-path-stat") or "e30=")
+        odd = int(stat.get("mode", 0)) & _GO_MODE_TYPE or is_link(self.kind, stat, path)
+        if int(stat.get("size", 0)) > max_bytes or odd:
+            raise BadInput(f"{path} in image {image[:19]} is not a regular file of at most {max_bytes} bytes",
+                           "do not trust this image: `replay capture` did not make it")
+        raw = bytearray()
+        for chunk in response.iter_content(1 << 20, False):
+            raw += chunk
+            if len(raw) > max_bytes + 64 * 1024:
+                raise BadInput(f"{path} in image {image[:19]} is larger than {max_bytes} bytes",
+                               "do not trust this image: `replay capture` did not make it")
+        return bytes(raw)
+
+    def free_bytes(self) -> int | None:
+        """Free space where the engine keeps its images, when this machine can see that folder; else None."""
+        with self._errors():
+            root = str(self.api.info().get("DockerRootDir") or "")
+        try:
+            st = os.statvfs(root) if root else None
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize if st else None
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         with self._errors():
@@ -345,7 +382,7 @@ class DockerEngine:
                 return self._probe_output(container, image, argv)
         finally:
             with contextlib.suppress(DockerException, OSError):
-                self.api.remove_container(container, force=True)
+                self.api.remove_container(container, force=True, v=True)  # and its anonymous volumes
 
     @contextlib.contextmanager
     def _errors_as_os(self) -> Iterator[None]:
@@ -412,7 +449,7 @@ class DockerEngine:
             # Runs on KeyboardInterrupt, cancel and errors.Stopped (SIGTERM/SIGHUP) too: nothing is left behind.
             finished.set()
             with contextlib.suppress(DockerException, OSError):
-                self.api.remove_container(container, force=True)
+                self.api.remove_container(container, force=True, v=True)  # and its anonymous volumes
 
     def _follow(self, container: Any, spec: RunSpec, on_line: Callable[[str], None], tail: deque[str],
                 t0: float, cancel: threading.Event | None) -> RunResult:

@@ -84,44 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI: every ReplayError becomes one line on stderr and its documented exit code."""
     from replay import ui
 
-    ex = _click_exceptions()
     args = _lift_verbose(list(sys.argv[1:] if argv is None else argv))
     State.argv = list(args)
     previous = _stop_on_signals()
     stdout, sys.stdout = sys.stdout, ui.QuietPipe(sys.stdout)
     try:
-        code = app(args=args, prog_name="replay", standalone_mode=False)
-    except Stopped as exc:  # SIGTERM or SIGHUP: every finally on the way has cleaned up
+        code = _run(args)
+    except Stopped as exc:  # SIGTERM or SIGHUP, also while an error was being shown: every finally has cleaned up
         stopped = Interrupted(exc.signum)
         ui.error(f"{stopped.message}: nothing was kept")
         sys.exit(stopped.exit_code)
-    except ReplayError as exc:
-        if State.verbose:
-            ui.err.print_exception()
-        ui.error(exc.one_line())
-        tail = getattr(exc, "log_tail", "")
-        if tail:
-            ui.err.print("[dim]--- last lines of the log ---[/]")
-            ui.err.print(tail, markup=False, highlight=False)
-        if isinstance(exc, LockMismatch):
-            ui.error_table(exc.columns, exc.rows)
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        ui.error("interrupted: nothing was kept")
-        sys.exit(EXIT_INTERRUPTED)
-    except ex.NoArgsIsHelpError as exc:  # bare `replay` or `replay base`: the help is the answer
-        print(exc.format_message())
-        sys.exit(0)
-    except ex.UsageError as exc:
-        dashes = " (the training command and its options go after --)" if _command(args) == "capture " \
-            and "--" not in args else ""
-        ui.error(f"{exc.format_message().rstrip('.')}{dashes}: see `replay {_command(args)}--help`")
-        sys.exit(EXIT_BAD_INPUT)
-    except ex.ClickException as exc:
-        ui.error(exc.format_message())
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     finally:
         _restore(previous)
         sys.stdout.flush()  # what is still buffered meets a closed pipe here, where it is silenced
@@ -129,6 +101,42 @@ def main(argv: list[str] | None = None) -> None:
     if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into a returned 130
         ui.error("interrupted: nothing was kept")
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run(args: list[str]) -> Any:
+    """The command's return code; each error shown as one line (``Stopped`` passes up to ``main``)."""
+    from replay import ui
+    from replay.textsafe import neutral
+
+    ex = _click_exceptions()
+    try:
+        return app(args=args, prog_name="replay", standalone_mode=False)
+    except ReplayError as exc:
+        if State.verbose:
+            ui.err.print_exception()
+        ui.error(exc.one_line())
+        tail = getattr(exc, "log_tail", "")
+        if tail:
+            ui.err.print("[dim]--- last lines of the log ---[/]")
+            ui.err.print(neutral(tail, keep_newlines=True), markup=False, highlight=False)
+        if isinstance(exc, LockMismatch):
+            ui.error_table(exc.columns, exc.rows)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):  # main says "interrupted"
+        return EXIT_INTERRUPTED
+    except ex.NoArgsIsHelpError as exc:  # bare `replay` or `replay base`: the help is the answer
+        print(exc.format_message())
+        return 0
+    except ex.UsageError as exc:
+        dashes = " (the training command and its options go after --)" if _command(args) == "capture " \
+            and "--" not in args else ""
+        ui.error(f"{exc.format_message().rstrip('.')}{dashes}: see `replay {_command(args)}--help`")
+        return EXIT_BAD_INPUT
+    except ex.ClickException as exc:
+        ui.error(exc.format_message())
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
 
 
 def _stop_on_signals() -> dict[int, Any]:

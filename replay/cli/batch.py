@@ -110,10 +110,10 @@ def _write(batch: BatchReport, as_json: bool, report: Path | None, junit: Path |
 
 
 def _render_plan(plan: Plan) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from replay import ui
+    from replay.ui import escape
 
     counts = plan.counts()
     table = Table(title="batch plan", title_justify="left")
@@ -121,7 +121,7 @@ def _render_plan(plan: Plan) -> None:
         table.add_column(col, overflow="fold")
     for e in plan.experiments:
         first = plan.capsules[e.members[0]]
-        table.add_row(e.id, escape("\n".join(plan.capsules[i].name for i in e.members)), first.image_group,
+        table.add_row(e.id, "\n".join(escape(plan.capsules[i].name) for i in e.members), first.image_group,
                       first.data_group, escape(e.label))
     ui.out.print(table)
     for c in plan.unreadable:
@@ -161,10 +161,10 @@ class _LiveTable:
         self._rows = list(rows)
 
     def _table(self) -> Any:
-        from rich.markup import escape
         from rich.table import Table
 
         from replay.core.batch.run import Phase
+        from replay.ui import escape
 
         table = Table(title="replay verify: batch", title_justify="left")
         for col in ("experiment", "capsules", "state", "time", "verdicts"):
@@ -189,12 +189,12 @@ class _LiveTable:
 
 def render(batch: BatchReport) -> None:
     """The human report on stdout: rate banner, counts, one line per capsule, explanations, work saved."""
-    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
     from replay import ui
     from replay.core.batch.render import view
+    from replay.ui import escape
 
     v = view(batch)
     out = ui.out

@@ -77,8 +77,8 @@ def render(result: CheckReport) -> None:
 
     out = ui.out
     word, style = ("STABLE", "green") if result.stable else ("UNSTABLE", "red")
-    out.print(Panel(f"[bold {style}]{word}[/]  {result.capsule}  ({len(result.compared)} runs compared: "
-                    f"{', '.join(result.compared)}; exit {result.exit_code})", expand=False))
+    out.print(Panel(f"[bold {style}]{word}[/]  {ui.escape(result.capsule)}  ({len(result.compared)} runs "
+                    f"compared: {ui.escape(', '.join(result.compared))}; exit {result.exit_code})", expand=False))
     colour = {"stable": "green", "unstable": "red", "differs_from_capture": "yellow"}
     table = Table(title="outputs", title_justify="left")
     for col in ("path", "status", "spread", "suggestion"):
@@ -90,9 +90,9 @@ def render(result: CheckReport) -> None:
         if o.max_rel is not None:
             spread.append(f"max rel {o.max_rel:.3g}")
         if o.classes:
-            spread.append(describe(o.classes))
-        hint = f"{o.suggestion.argument} (suggested)" if o.suggestion else ""
-        table.add_row(o.path, f"[{colour.get(o.status, 'white')}]{o.status}[/]", "; ".join(spread) or "-", hint)
+            spread.append(ui.escape(describe(o.classes)))
+        hint = f"{ui.escape(o.suggestion.argument)} (suggested)" if o.suggestion else ""
+        table.add_row(ui.escape(o.path), f"[{colour.get(o.status, 'white')}]{o.status}[/]", "; ".join(spread) or "-", hint)
     out.print(table)
     if result.metrics:
         mt = Table(title="metrics", title_justify="left")
@@ -100,22 +100,22 @@ def render(result: CheckReport) -> None:
             mt.add_column(col, overflow="fold", no_wrap=col in ("status", "min", "max", "largest diff"),
                           justify="right" if col in ("min", "max", "largest diff") else "left")
         for x in result.metrics:
-            hint = f"{x.suggestion.argument} (suggested)" if x.suggestion else ""
-            mt.add_row(x.name, f"[{colour.get(x.status, 'white')}]{x.status}[/]", _num(x.min), _num(x.max),
+            hint = f"{ui.escape(x.suggestion.argument)} (suggested)" if x.suggestion else ""
+            mt.add_row(ui.escape(x.name), f"[{colour.get(x.status, 'white')}]{x.status}[/]", _num(x.min), _num(x.max),
                        _num(x.largest_diff), hint)
         out.print(mt)
     for v in result.variations:
         if v.error:
-            line = f"[red]the command failed[/]: {v.error}"
+            line = f"[red]the command failed[/]: {ui.escape(v.error)}"
         elif v.caused:
-            line = f"[red]changed[/] {', '.join(v.caused)}"
+            line = f"[red]changed[/] {ui.escape(', '.join(v.caused))}"
         elif v.changed_outputs or v.changed_metrics:
-            line = f"[yellow]changed only what also differs between runs[/] ({', '.join(v.also_unstable)})"
+            line = f"[yellow]changed only what also differs between runs[/] ({ui.escape(', '.join(v.also_unstable))})"
         else:
             line = "[green]changed nothing[/]"
-        out.print(f"--vary {v.name} ({v.applied}): {line}", soft_wrap=True)
+        out.print(f"--vary {ui.escape(v.name)} ({ui.escape(str(v.applied))}): {line}", soft_wrap=True)
         if v.note:
-            out.print(f"  [dim]{v.note}[/]", soft_wrap=True)
+            out.print(f"  [dim]{ui.escape(v.note)}[/]", soft_wrap=True)
     if not result.stable:
         out.print("[dim]suggestions would make these runs verify; they are not a diagnosis[/]")
     out.print("[dim]" + "  ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()) + "[/]")

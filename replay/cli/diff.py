@@ -51,7 +51,8 @@ def render(result: object) -> None:
 
     assert isinstance(result, CapsuleDiff)
     if result.same:
-        ui.out.print(f"[green]same[/]: {result.a} and {result.b} agree in every section ({', '.join(SECTIONS)})")
+        ui.out.print(f"[green]same[/]: {ui.escape(result.a)} and {ui.escape(result.b)} agree in every section "
+                     f"({', '.join(SECTIONS)})")
         return
     colour = {"added": "green", "removed": "red", "changed": "yellow"}
     for name in SECTIONS:
@@ -59,10 +60,11 @@ def render(result: object) -> None:
         if not changes:
             continue
         table = Table(title=name.replace("_", " "), title_justify="left")
-        for col in ("", "change", result.a, result.b):
+        for col in ("", "change", ui.escape(result.a), ui.escape(result.b)):
             table.add_column(col, overflow="fold", no_wrap=col == "change")
         for c in changes:
-            table.add_row(c.item, f"[{colour[c.change]}]{c.change}[/]", _show(c.a), _show(c.b))
+            table.add_row(ui.escape(c.item), f"[{colour[c.change]}]{c.change}[/]", ui.escape(_show(c.a)),
+                          ui.escape(_show(c.b)))
         ui.out.print(table)
     same = [s.replace("_", " ") for s in SECTIONS if not result.sections.get(s)]
     if same:

@@ -23,7 +23,6 @@ def manifest_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Hash files and folders into a data manifest, or check them against a capsule."""
-    from rich.markup import escape
     from rich.table import Table
 
     from replay import factory, ui
@@ -35,6 +34,7 @@ def manifest_cmd(
     from replay.core.layout import project_root
     from replay.errors import DataMismatch
     from replay.manifest import load
+    from replay.ui import escape
 
     root = project_root(Path.cwd(), factory.source_control())
     expected = load(check).data if check is not None else None

@@ -43,11 +43,11 @@ def show_cmd(
 
 
 def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from replay import ui
     from replay.core.share.bundle import target as bundle_target
+    from replay.ui import escape
 
     bundle = bundle_target.checked(path, None)
     index = bundle.index
@@ -76,10 +76,10 @@ def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
 def _show_capsule(m: Manifest, as_json: bool) -> None:
     import shlex
 
-    from rich.markup import escape
     from rich.table import Table
 
     from replay import ui
+    from replay.ui import escape
 
     if as_json:
         ui.print_json(m.to_dict())
@@ -179,7 +179,9 @@ def _text(*cells: str) -> list[Text]:
     """Cells as plain text: a capsule's strings ("[/x]" in a path) are never read as markup."""
     from rich.text import Text
 
-    return [Text(cell) for cell in cells]
+    from replay.textsafe import neutral
+
+    return [Text(neutral(cell)) for cell in cells]
 
 
 def _engine_name(engine: str) -> str:

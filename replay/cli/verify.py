@@ -167,12 +167,12 @@ def _write_reports(result: VerifyReport, as_json: bool, report: Path | None, jun
 
 def render(result: VerifyReport) -> None:
     """The human report: banner, outputs, metrics, explanations, diagnosis and hosts."""
-    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
     from replay import ui
     from replay.core.verify.diagnose import host_table
+    from replay.ui import escape
 
     style = {"identical": "green", "equivalent": "cyan", "diverged": "red"}.get(result.verdict, "yellow")
     out = ui.out
@@ -235,10 +235,10 @@ def render(result: VerifyReport) -> None:
 
 
 def _render_data_problems(problems: list[dict[str, object]]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from replay import ui
+    from replay.ui import escape
 
     table = Table(title="data that differs from the capture", title_justify="left")
     for col in ("path", "problem", "expected", "found"):

@@ -77,6 +77,9 @@ class ImageRecord:
     size: int
     labels: dict[str, str]
     parent: str = ""  # the image it was built on, where the engine records one (the classic builder)
+    # Folders the image's config declares as VOLUMEs: each would get an anonymous volume, writable and on the
+    # host's disk whatever the read-only root, so verify refuses such an image.
+    volumes: list[str] = field(default_factory=list)
 
 
 class Engine(Protocol):
@@ -113,6 +116,9 @@ class Engine(Protocol):
 
     def load(self, archive: Iterable[bytes]) -> list[str]:
         """Load a docker-archive stream (streamed, never held whole); return the IDs of the images loaded."""
+
+    def free_bytes(self) -> int | None:
+        """Free space where the engine stores images, or None when it cannot be known from here."""
 
     def push(self, ref: str, on_bytes: Callable[[int, int], None] | None = None) -> str:
         """Push the image tagged ``ref`` to its registry (credentials from the Docker config); return its

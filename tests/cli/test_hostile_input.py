@@ -152,6 +152,7 @@ def _refuse(name: str) -> None:
         (["--cpus", "nan"], "--cpus nan"),
         (["--timeout", "0"], "--timeout 0"),
         (["--timeout", "inf"], "--timeout inf"),
+        (["--timeout", "1e10"], "--timeout 1e+10 is longer than"),  # threading.Timer overflowed, too late
         (["--report", "{dir}"], "is a folder"),
         (["--junit", "{dir}"], "is a folder"),
         (["--markdown", "{dir}"], "is a folder"),

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import stat
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
     if attack is not None:
         attack(capsule, project, sentinel)
     before = tree_checksum(sentinel)
+    volumes = _volumes(engine)
 
     reports = tmp_path / "reports"
 
@@ -110,7 +112,7 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
         assert result.code == spec["exit"], f"{spec['why']}\n{result.stderr}"
         assert "Traceback" not in result.stderr, result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        if spec["exit"] == 1:  # the replay ran and diverged: a verdict, not an error
+        if spec["exit"] == 1 or spec.get("batch"):  # a verdict (a batch's: per capsule), not an error
             assert not errors, result.stderr
             if "--json" not in args:
                 assert spec["stdout"] in result.stdout, result.stdout
@@ -121,15 +123,27 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
             report = json.loads(result.stdout, parse_constant=_refuse_constant)
             assert report["verdict"] == spec.get("verdict", "error") and report["exit_code"] == spec["exit"]
         written = [p.read_text(errors="replace") for p in sorted(reports.iterdir()) if p.is_file()]
+        for name in spec.get("reports", []):
+            assert (reports / name).is_file(), f"{name} was not written"
+        for xml in sorted(reports.glob("*.xml")):
+            ET.fromstring(xml.read_bytes())  # well-formed whatever the capsule and the replay's log held
         for text in spec.get("stdout_lacks", []):
             assert fill(text) not in result.stdout
             assert fill(text) not in result.stderr
             for content in written:
                 assert fill(text) not in content
+        for path in sorted(reports.iterdir()):  # reports a browser or a CI page renders: no raw markup
+            if path.suffix in (".md", ".xml", ".html"):
+                assert not [t for t in spec.get("markup_lacks", []) if t in path.read_text(errors="replace")], path
         assert tree_checksum(sentinel) == before, "the sentinel folder changed"
         for path in spec.get("must_not_exist", []):
             assert not os.path.lexists(fill(path)), f"{fill(path)} was created"
         assert not engine.api.containers(all=True, filters={"label": f"{CAPSULE_LABEL}={captured.name}"})
+        assert not _volumes(engine) - volumes, "a volume was left in the engine"
+
+
+def _volumes(engine: Any) -> set[str]:
+    return {v["Name"] for v in engine.api.volumes().get("Volumes") or []}
 
 
 def _refuse_constant(name: str) -> Any:

@@ -206,7 +206,7 @@ def test_fail_fast_on_this_machine_hands_over_no_task_before_the_previous_one_is
             return [Job(0, [done], TaskResult(t.id, "here", HostInfo(), 0.0, 0.0, [VerifyReport(
                 capsule=t.id, capsule_path=t.id, verdict=verdicts[t.id], exit_code=0)]).to_dict()) for t in tasks]
 
-    engine = SimpleNamespace(image=lambda ref: SimpleNamespace(id=caps[0].manifest.image.id))  # type: ignore[union-attr]
+    engine = SimpleNamespace(image=lambda ref: SimpleNamespace(id=caps[0].manifest.image.id, volumes=[]))  # type: ignore[union-attr]
     backend = Local()
     result = run_batch(plan, BatchOptions(ReplayOptions(tmp_path), fail_fast=True, poll_s=0), engine, backend)  # type: ignore[arg-type]
     assert backend.handed == [["E1"], ["E2"]]  # E3 was never started: E2's divergence was judged first

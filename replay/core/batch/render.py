@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from replay.core.batch.report import OUTCOMES, BatchReport, CapsuleLine, Outcome
-from replay.core.verify.report import to_junit as verify_junit
+from replay.core.verify.report import junit_suite
+from replay.textsafe import md_code, md_text, neutral, xml_text
 
 # Colours shared by the HTML page (and named after rich's, which the CLI uses).
 STYLE = {
@@ -73,10 +74,12 @@ class View:
 
 def view(report: BatchReport) -> View:
     counts = [CountView(o.value, o.label, report.counts[o], report.percent(o), STYLE[o]) for o in OUTCOMES]
-    rows = [RowView(_name(c), c.outcome.value, c.outcome.label, STYLE[c.outcome],
-                    "-" if c.exit_code is None else str(c.exit_code), c.experiment, c.image, c.data, c.commit,
-                    c.explanation, OUTCOMES.index(c.outcome), c.node) for c in report.capsules]
-    groups = [GroupView(kind, g.id, g.label, g.total, g.reproduced, f"{100 * g.rate:.0f}%",
+    # Capsule strings neutralized once here (control characters shown escaped), for the page and the Markdown.
+    rows = [RowView(neutral(_name(c)), c.outcome.value, c.outcome.label, STYLE[c.outcome],
+                    "-" if c.exit_code is None else str(c.exit_code), neutral(c.experiment), neutral(c.image),
+                    neutral(c.data), neutral(c.commit), neutral(c.explanation), OUTCOMES.index(c.outcome),
+                    neutral(c.node)) for c in report.capsules]
+    groups = [GroupView(kind, g.id, neutral(g.label), g.total, g.reproduced, f"{100 * g.rate:.0f}%",
                         [g.counts.get(o, 0) for o in OUTCOMES])
               for kind, lines in report.groups.items() for g in lines]
     p = report.plan
@@ -109,7 +112,8 @@ def to_markdown(report: BatchReport) -> str:
              "| outcome | capsules | % |", "|---|---:|---:|"]
     lines += [f"| {c.label} | {c.count} | {c.percent:.1f} |" for c in v.counts]
     lines += ["", "| capsule | verdict | experiment | image | data | commit |", "|---|---|---|---|---|---|"]
-    lines += [f"| {_cell(r.name)} | **{r.label}** | {r.experiment} | {r.image} | {r.data} | `{_cell(r.commit)}` |"
+    lines += [f"| {_cell(r.name)} | **{r.label}** | {_cell(r.experiment)} | {_cell(r.image)} | {_cell(r.data)} "
+              f"| {md_code(r.commit)} |"
               for r in v.rows]
     explained = [r for r in v.rows if r.explanation]
     if explained:
@@ -123,7 +127,7 @@ def to_markdown(report: BatchReport) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    return md_text(text)
 
 
 # --- JUnit ---------------------------------------------------------------------------------------------
@@ -133,16 +137,15 @@ def to_junit(report: BatchReport) -> str:
     """One testsuite per capsule (a case per output and metric, as a single verify writes), in one file."""
     root = ET.Element("testsuites", name="replay verify batch")
     for line in report.capsules:
-        if line.report is not None:
-            single = ET.fromstring(verify_junit(line.report).split("\n", 1)[1])
-            for suite in single:
-                suite.set("name", f"replay verify {line.name}")
-                root.append(suite)
+        if line.report is not None:  # the element itself: never a string parsed back
+            suite = junit_suite(line.report)
+            suite.set("name", xml_text(f"replay verify {line.name}", False))
+            root.append(suite)
             continue
-        suite = ET.SubElement(root, "testsuite", name=f"replay verify {line.name}", tests="1", failures="0",
-                              errors="0", skipped="1", time="0")
+        suite = ET.SubElement(root, "testsuite", name=xml_text(f"replay verify {line.name}", False), tests="1",
+                              failures="0", errors="0", skipped="1", time="0")
         case = ET.SubElement(suite, "testcase", classname="replay", name="run")
-        ET.SubElement(case, "skipped", message=line.explanation)
+        ET.SubElement(case, "skipped", message=xml_text(line.explanation, False))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

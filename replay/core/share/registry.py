@@ -9,11 +9,11 @@ that is taken from the pulled image) and the lock; both are validated like any h
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from replay import jsonio
 from replay.core.events import NullReporter, Reporter
 from replay.core.ports import Engine
 from replay.errors import BadInput, ImageProblem, ManifestError
@@ -72,13 +72,17 @@ def pull(ref: str, engine: Engine, reporter: Reporter | None = None) -> tuple[Ma
     record = engine.pull(ref)
     if not any(d.endswith("@" + digest) for d in record.repo_digests):
         raise ImageProblem(f"the engine pulled {record.id[:19]} for {ref} but does not list that digest for it", "")
+    if record.volumes:
+        raise BadInput(f"{ref} declares VOLUME {', '.join(record.volumes)[:200]}: a replay could write outside its "
+                       "output folder there", "do not trust this image; `replay capture` never declares volumes")
     raw = engine.read_file(record.id, IMAGE_MANIFEST_PATH, MAX_MANIFEST)
     if raw is None:
         raise ManifestError(f"{ref} holds no {IMAGE_MANIFEST_PATH}", "it is not an image made by `replay capture`")
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{IMAGE_MANIFEST_PATH} in {ref} is not valid JSON ({exc})", "") from None
+        doc = jsonio.loads(raw)
+    except jsonio.JSONInputError as exc:  # invalid, not UTF-8, nested too deeply, a 5,000-digit number
+        raise ManifestError(f"{IMAGE_MANIFEST_PATH} in {ref} is not a JSON document replay reads ({exc})",
+                            "do not trust this image") from None
     m = from_dict(doc, f"{ref}:{IMAGE_MANIFEST_PATH}")
     if m.image.id not in ("", record.id):  # written before the image existed, it can only be empty
         raise ManifestError(f"{IMAGE_MANIFEST_PATH} in {ref} names image {m.image.id[:19]}, not {record.id[:19]}",

@@ -214,10 +214,16 @@ def check_image(engine: Engine, m: Manifest) -> None:
     image = engine.image(m.image.id)
     if image is None:
         raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this Docker engine", _image_way_out(m))
+    if image.volumes:  # an anonymous volume is writable host disk beside the read-only root, kept after the run
+        raise BadInput(f"image {m.image.id[:19]} declares VOLUME {', '.join(image.volumes)[:200]}: a replay could "
+                       "write outside its output folder there", "do not trust this capsule's image; `replay "
+                       "capture` never declares volumes")
     tagged = engine.image(m.image.tag) if m.image.tag else None
     if tagged is not None and tagged.id != m.image.id:
+        # Never advise naming the capsule's image after the tag: the tag may be a trusted base image's.
         raise ImageProblem(f"tag {m.image.tag} names image {tagged.id[:19]}, not the recorded {m.image.id[:19]}",
-                           f"remove or re-tag it (docker tag {m.image.id} {m.image.tag})")
+                           "verify uses the image by its ID, but the two disagree: check which is right (docker "
+                           "image inspect); never tag an image you have not verified after a name you trust")
 
 
 def _image_way_out(m: Manifest) -> str:

@@ -49,6 +49,7 @@ from replay.core.verify.diagnose import Finding
 from replay.core.verify.explanation import from_dict as explanation_from_dict
 from replay.errors import ManifestError
 from replay.manifest import HostInfo
+from replay.textsafe import md_code, md_text, xml_text
 from replay.typedjson import build
 
 SCHEMA = "replay.verify-report"
@@ -237,7 +238,17 @@ def _float(value: Any) -> Any:
 
 def to_junit(report: VerifyReport) -> str:
     """One testsuite; a testcase per output, per metric, and one for the run itself."""
-    suite = ET.Element("testsuite", name=f"replay verify {report.capsule}")
+    root = ET.Element("testsuites")
+    root.append(junit_suite(report))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def junit_suite(report: VerifyReport) -> ET.Element:
+    """The report's testsuite element. Every string goes through ``xml_text``: a replay's log holds ANSI
+    colours and other characters XML cannot carry, and the file must stay well-formed whatever it held."""
+    x = xml_text
+    suite = ET.Element("testsuite", name=x(f"replay verify {report.capsule}", False))
     props = ET.SubElement(suite, "properties")
     for name, value in (
         ("verdict", report.verdict),
@@ -245,7 +256,7 @@ def to_junit(report: VerifyReport) -> str:
         ("capsule_path", report.capsule_path),
         ("replay_version", report.replay_version),
     ):
-        ET.SubElement(props, "property", name=name, value=str(value))
+        ET.SubElement(props, "property", name=name, value=x(str(value), False))
     failures = errors = 0
 
     run = ET.SubElement(suite, "testcase", classname="replay", name="run")
@@ -253,41 +264,38 @@ def to_junit(report: VerifyReport) -> str:
     run.set("time", _seconds(outcome.duration_s))
     if report.error:
         errors += 1
-        ET.SubElement(run, "error", message=report.error, type=report.verdict).text = outcome.log_tail
+        ET.SubElement(run, "error", message=x(report.error, False), type=x(report.verdict)).text = x(outcome.log_tail or "")
     elif outcome.log_tail:
-        ET.SubElement(run, "system-out").text = outcome.log_tail
+        ET.SubElement(run, "system-out").text = x(outcome.log_tail)
 
     for out in report.outputs:
-        case = ET.SubElement(suite, "testcase", classname="outputs", name=out.path)
+        case = ET.SubElement(suite, "testcase", classname="outputs", name=x(out.path, False))
         detail = out.explanation.summary() if out.explanation else ""
         if out.settled:
             note = _output_note(out, detail)
             if note:
-                ET.SubElement(case, "system-out").text = note
+                ET.SubElement(case, "system-out").text = x(note)
         else:
             failures += 1
             message = f"{out.status}: {detail}" if detail else out.status
-            ET.SubElement(case, "failure", message=message, type=out.status).text = _hashes(out)
+            ET.SubElement(case, "failure", message=x(message, False), type=x(out.status)).text = x(_hashes(out))
 
     for met in report.metrics:
-        case = ET.SubElement(suite, "testcase", classname="metrics", name=met.name)
+        case = ET.SubElement(suite, "testcase", classname="metrics", name=x(met.name, False))
         text = f"reference {met.reference}, replayed {met.replayed}, tolerance {met.tolerance}"
         if met.status.settled:
             if met.status == "within_tolerance":
-                ET.SubElement(case, "system-out").text = f"within tolerance: {text}"
+                ET.SubElement(case, "system-out").text = x(f"within tolerance: {text}")
         else:
             failures += 1
-            ET.SubElement(case, "failure", message=f"{met.status}: {text}", type=met.status)
+            ET.SubElement(case, "failure", message=x(f"{met.status}: {text}", False), type=x(met.status))
 
     suite.set("tests", str(1 + len(report.outputs) + len(report.metrics)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     suite.set("skipped", "0")
     suite.set("time", _seconds(_total(report.timings)))
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return suite
 
 
 def _total(timings: dict[str, float]) -> float:
@@ -326,11 +334,14 @@ def _hashes(out: OutputResult) -> str:
 
 def to_markdown(report: VerifyReport) -> str:
     """A summary for a pull-request comment or a CI job page."""
-    lines = [f"### replay verify `{report.capsule}`", "", f"**Verdict: {report.verdict}** (exit {report.exit_code})"]
+    # Every string a capsule or a replay controls goes through md_text or md_code (replay.textsafe): the
+    # report is rendered as HTML by whoever reads it (a pull request, a CI page).
+    lines = [f"### replay verify {md_code(report.capsule, in_table=False)}", "",
+             f"**Verdict: {md_text(report.verdict)}** (exit {report.exit_code})"]
     if report.image_id:
-        lines.append(f"\nImage `{report.image_id}`, replay {report.replay_version}")
+        lines.append(f"\nImage {md_code(report.image_id, in_table=False)}, replay {md_text(report.replay_version)}")
     if report.error:
-        lines += ["", f"Error: {_cell(report.error)}"]
+        lines += ["", f"Error: {md_text(report.error)}"]
 
     if report.outputs:
         shown = report.outputs
@@ -339,8 +350,8 @@ def to_markdown(report: VerifyReport) -> str:
         lines += ["", "#### Outputs", "", "| Path | Reference | Replayed | Status |", "|---|---|---|---|"]
         for out in shown:
             status = out.status + (" (ignored)" if out.ignored and out.status != "ignored" else "")
-            lines.append(f"| `{_cell(out.path)}` | {_hash(out.reference_sha256)} | {_hash(out.replayed_sha256)} "
-                         f"| {status} |")
+            lines.append(f"| {md_code(out.path)} | {_hash(out.reference_sha256)} | {_hash(out.replayed_sha256)} "
+                         f"| {md_text(status)} |")
         if len(shown) < len(report.outputs):
             lines.append(f"\n{len(report.outputs) - len(shown)} identical outputs not listed.")
 
@@ -348,19 +359,20 @@ def to_markdown(report: VerifyReport) -> str:
         lines += ["", "#### Metrics", "", "| Name | Reference | Replayed | Abs diff | Tolerance | Status |",
                   "|---|---|---|---|---|---|"]
         for met in report.metrics:
-            lines.append(f"| `{_cell(met.name)}` | {_num(met.reference)} | {_num(met.replayed)} | "
-                         f"{_num(met.abs_diff)} | {met.tolerance} | {met.status} |")
+            lines.append(f"| {md_code(met.name)} | {_num(met.reference)} | {_num(met.replayed)} | "
+                         f"{_num(met.abs_diff)} | {md_text(str(met.tolerance))} | {md_text(met.status)} |")
 
     explained = [o for o in report.outputs if o.explanation and o.status != "identical"]
     if explained:
         lines += ["", "#### Differences", ""]
-        lines += [f"- `{_cell(o.path)}`: {_cell(o.explanation.summary() if o.explanation else '')}" for o in explained]
+        lines += [f"- {md_code(o.path, in_table=False)}: {md_text(o.explanation.summary() if o.explanation else '')}"
+                  for o in explained]
 
     if report.diagnosis:
         lines += ["", "#### Diagnosis", ""]
         for item in report.diagnosis:
             mark = "**likely** " if item.likely else ""
-            lines.append(f"- {mark}{item.kind}: {_cell(item.message)}")
+            lines.append(f"- {mark}{md_text(item.kind)}: {md_text(item.message)}")
         lines += _hosts_table(report.hosts)
     return "\n".join(lines) + "\n"
 
@@ -393,7 +405,7 @@ def _hosts_table(hosts: Hosts) -> list[str]:
             b += "".join(f"; {word} {_few(names)}" for word, names in (("lacks", lacks), ("adds", adds)) if names)
         # Bold marks the rows that differ, the ones a reader should look at.
         fmt = "**{}**" if a != b else "{}"
-        lines.append(f"| {label} | {fmt.format(_cell(a))} | {fmt.format(_cell(b))} |")
+        lines.append(f"| {label} | {fmt.format(md_text(a))} | {fmt.format(md_text(b))} |")
     return lines
 
 
@@ -413,13 +425,9 @@ def _few(names: list[str], limit: int = 10) -> str:
     return " ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _hash(sha: str | None) -> str:
     return f"`{sha.removeprefix('sha256:')[:12]}`" if sha else "-"
 
 
 def _num(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, (int, float)) else "-" if value is None else str(value)
+    return f"{value:.6g}" if isinstance(value, (int, float)) else "-" if value is None else md_text(str(value))

@@ -26,6 +26,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from replay import jsonio
 from replay.errors import BadInput
 
 FORMAT = "replay-bundle"
@@ -152,9 +153,9 @@ def check_capsule_name(name: Any) -> str:
 def parse_index(raw: bytes) -> Index:
     """The index of a bundle, every field checked; BundleError names the first bad one."""
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{INDEX_NAME} is not valid JSON ({exc})") from None
+        doc = jsonio.loads(raw)
+    except jsonio.JSONInputError as exc:  # invalid, not UTF-8, nested too deeply, a 5,000-digit number
+        raise BundleError(f"{INDEX_NAME} is not a JSON document replay reads ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BundleError("not a replay bundle (its index names no replay-bundle format)",
                           "pass a file made by `replay pack`")
@@ -241,23 +242,35 @@ def _capsule(raw: Any, n: int, blobs: set[str], image_ids: set[str]) -> CapsuleE
     if image not in image_ids:
         raise BundleError(f"index: capsule {name} names image {image[:19]}, which the bundle does not hold")
     files: list[CapsuleFile] = []
-    paths: set[str] = set()
     for f in raw["files"]:
         if not isinstance(f, dict):
             raise BundleError(f"index: a file of capsule {name} is not an object")
         path = safe_relpath(f.get("path"), f"capsule {name}")
-        # Folders are made from file paths: a path that is also a folder of another would clash.
-        if path in paths or any(p.startswith(path + "/") or path.startswith(p + "/") for p in paths):
-            raise BundleError(f"index: capsule {name} lists {path} twice (or as a file and a folder)")
-        paths.add(path)
         blob = _hex(f.get("blob"), f"capsule {name} {path}")
         if blob not in blobs:
             raise BundleError(f"index: capsule {name} file {path} needs a blob no member holds")
         files.append(CapsuleFile(path, blob))
-    if "replay.json" not in paths:
+    clash = first_clash([f.path for f in files])
+    if clash is not None:
+        raise BundleError(f"index: capsule {name} lists {clash} twice (or as a file and a folder)")
+    if not any(f.path == "replay.json" for f in files):
         raise BundleError(f"index: capsule {name} has no replay.json")
     with_data = raw.get("with_data", False)
     return CapsuleEntry(name, image, files, with_data is True)
+
+
+def first_clash(paths: list[str]) -> str | None:
+    """A path listed twice, or listed as a file and also as a folder of another path; None if none is.
+
+    Folders are made from file paths, so either would clash on unpacking. Sorted by their parts, a path that
+    is a folder of others is directly followed by one of them: one sort and one pass (n log n), where
+    comparing every pair took 310 s for 40,000 paths.
+    """
+    ordered = sorted(tuple(p.split("/")) for p in paths)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b[:len(a)] == a:
+            return "/".join(a)
+    return None
 
 
 # --- the tar layer: only the headers this format writes ---------------------------------------------

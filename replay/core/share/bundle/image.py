@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from replay.core.ports import Engine
-from replay.core.share.bundle.format import ImageEntry, tar_header, tar_padding
+from replay.core.share.bundle.format import BundleError, ImageEntry, tar_header, tar_padding
 from replay.core.share.bundle.read import Bundle, iter_blob, read_blob
 from replay.errors import EnvironmentProblem, ImageProblem
 
 SMALL = 1 << 20  # save-stream members up to this size are kept in memory (json, VERSION); layers are spooled
 MAX_CONFIG = 16 << 20
+MAX_IMAGE_BYTES = 256 << 30  # the layers of one image, uncompressed: past this a bundle's image is refused
 
 # Stores one blob given its content as a readable stream and its size; returns its sha256 (hex).
 BlobSink = Callable[[IO[bytes], int], str]
@@ -169,8 +170,30 @@ def load_image(bundle: Bundle, image_id: str, engine: Engine, on_bytes: Callable
     entry = bundle.index.image(image_id)
     if entry is None:
         raise ImageProblem(f"the bundle holds no image {image_id[:19]}", "")
+    check_room(bundle, entry, engine)
     loaded = engine.load(archive_stream(bundle, entry, on_bytes or (lambda n: None)))
+    drop_unexpected(engine, loaded, image_id)
     if image_id not in loaded or engine.image(image_id) is None:
         got = ", ".join(i[:19] for i in loaded) or "nothing"
         raise ImageProblem(f"loading the bundle's image gave {got}, not the recorded {image_id[:19]}",
                            "the bundle's image is not the captured one: do not trust it")
+
+
+def check_room(bundle: Bundle, entry: ImageEntry, engine: Engine) -> None:
+    """The image's declared size against MAX_IMAGE_BYTES and the engine's free space, before a byte is sent:
+    a 51 KB bundle may declare (and decompress to) a 1 GiB layer."""
+    need = sum(bundle.index.by_blob[d[7:]].raw_size for d in set(entry.layers))
+    if need > MAX_IMAGE_BYTES:
+        raise BundleError(f"the bundle's image {entry.id[:19]} declares {need} bytes of layers, over the "
+                          f"{MAX_IMAGE_BYTES >> 30} GiB an image may have", "do not trust this bundle")
+    free = engine.free_bytes()
+    if free is not None and need > free:
+        raise EnvironmentProblem(f"the bundle's image needs {need >> 20} MiB; the engine has {free >> 20} MiB free",
+                                 "free space in the engine's storage (docker system df), then verify again")
+
+
+def drop_unexpected(engine: Engine, loaded: list[str], image_id: str) -> None:
+    """Remove every image a load reported that is not ``image_id``: an archive may hold others (never kept)."""
+    for other in loaded:
+        if other != image_id:
+            engine.remove_image(other)

@@ -15,7 +15,7 @@ import hashlib
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -69,30 +69,28 @@ def is_bundle(path: Path) -> bool:
     return len(head) == BLOCK and head[:len(INDEX_NAME) + 1] == INDEX_NAME.encode() + b"\0"
 
 
-def open_bundle(path: Path, reporter: Reporter | None = None) -> Bundle:
-    """The bundle at ``path`` with every member checked; BundleError names the first that is not right."""
+# Checks index.json's raw bytes and index.sig (None when the bundle has none) before either is parsed;
+# returns the signer's principal. ``target.checked`` passes one when --allowed-signers asks for a signature.
+SignatureCheck = Callable[[bytes, "bytes | None"], str]
+
+
+def open_bundle(path: Path, reporter: Reporter | None = None, signature_check: SignatureCheck | None = None) -> Bundle:
+    """The bundle at ``path`` with every member checked; BundleError names the first that is not right.
+
+    With ``signature_check`` the signature over the index's raw bytes is checked first, before the index is
+    parsed or any member read: an unsigned or forged bundle costs nothing but reading its first two members.
+    """
     rep = reporter or NullReporter()
     total = os.path.getsize(path)
     with open(path, "rb") as fh:
-        first = _next_header(fh, "the start")
-        if first is None:
-            raise BundleError("the file is an empty tar, not a bundle", "pass a file made by `replay pack`")
-        name, size = first
-        if name != INDEX_NAME:
-            raise BundleError(f"the first member is {name!r}, not {INDEX_NAME}", "pass a file made by `replay pack`")
-        if size > MAX_INDEX_BYTES:
-            raise BundleError(f"{INDEX_NAME} declares {size} bytes, over the {MAX_INDEX_BYTES} cap")
-        index_bytes = _read_data(fh, size, INDEX_NAME)
+        index_bytes, signature, header = _head(fh)
+        signer = signature_check(index_bytes, signature) if signature_check is not None else None
         index = parse_index(index_bytes)
-        signature = None
-        header = _next_header(fh, f"after {INDEX_NAME}")
-        if header is not None and header[0] == SIG_NAME:
-            if header[1] > MAX_SIG_BYTES:
-                raise BundleError(f"{SIG_NAME} declares {header[1]} bytes, over the {MAX_SIG_BYTES} cap")
-            signature = _read_data(fh, header[1], SIG_NAME)
-            header = _next_header(fh, f"after {SIG_NAME}")
-        bundle = Bundle(path, index, index_bytes, signature)
-        done = fh.tell()
+        declared = sum(m.size for m in index.members)
+        if declared > total:
+            raise BundleError(f"the index declares {declared} bytes of members, more than the file's {total} "
+                              "(truncated, or not the index packed with it)")
+        bundle = Bundle(path, index, index_bytes, signature, signer=signer)
         for member in index.members:
             if header is None:
                 raise BundleError(f"the bundle ends before member {member.name} (truncated)")
@@ -103,8 +101,7 @@ def open_bundle(path: Path, reporter: Reporter | None = None) -> Bundle:
                 raise BundleError(f"member {member.name} is {header[1]} bytes; the index says {member.size}")
             bundle.offsets[member.name] = fh.tell()
             _check_data(fh, member)
-            done = fh.tell()
-            rep.progress("checking the bundle", done, total)
+            rep.progress("checking the bundle", fh.tell(), total)
             header = _next_header(fh, f"after {member.name}")
         if header is not None:
             raise BundleError(f"member {header[0]!r} is not listed in the index (added after packing)")
@@ -112,6 +109,27 @@ def open_bundle(path: Path, reporter: Reporter | None = None) -> Bundle:
     if total % RECORD:
         raise BundleError("the bundle's size is not a whole number of tar records (truncated or padded)")
     return bundle
+
+
+def _head(fh: IO[bytes]) -> tuple[bytes, bytes | None, tuple[str, int] | None]:
+    """index.json's bytes, index.sig's (or None), and the header of the member after them."""
+    first = _next_header(fh, "the start")
+    if first is None:
+        raise BundleError("the file is an empty tar, not a bundle", "pass a file made by `replay pack`")
+    name, size = first
+    if name != INDEX_NAME:
+        raise BundleError(f"the first member is {name!r}, not {INDEX_NAME}", "pass a file made by `replay pack`")
+    if size > MAX_INDEX_BYTES:
+        raise BundleError(f"{INDEX_NAME} declares {size} bytes, over the {MAX_INDEX_BYTES} cap")
+    index_bytes = _read_data(fh, size, INDEX_NAME)
+    signature = None
+    header = _next_header(fh, f"after {INDEX_NAME}")
+    if header is not None and header[0] == SIG_NAME:
+        if header[1] > MAX_SIG_BYTES:
+            raise BundleError(f"{SIG_NAME} declares {header[1]} bytes, over the {MAX_SIG_BYTES} cap")
+        signature = _read_data(fh, header[1], SIG_NAME)
+        header = _next_header(fh, f"after {SIG_NAME}")
+    return index_bytes, signature, header
 
 
 def _next_header(fh: IO[bytes], where: str) -> tuple[str, int] | None:

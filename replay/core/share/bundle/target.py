@@ -9,6 +9,7 @@ engine lacks it (``ensure_image``).
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,18 +42,23 @@ def checked(path: Path, allowed_signers: Path | None, reporter: Reporter | None 
     if not is_bundle(path):
         raise BundleError(f"{path} is not a replay bundle (it does not start with index.json)",
                           "pass a file made by `replay pack`")
-    bundle = open_bundle(path, reporter)
-    if allowed_signers is not None:
-        if bundle.signature is None:
+    if allowed_signers is None:
+        return open_bundle(path, reporter)
+
+    def check_signature(index_bytes: bytes, signature: bytes | None) -> str:
+        if signature is None:
             raise BundleError(f"{path.name} is not signed, and --allowed-signers asks for a signature",
                               "ask its author for a signed bundle (replay pack --sign KEY)")
-        bundle.signer = signing.check(bundle.index_bytes, bundle.signature, allowed_signers)
-    return bundle
+        return signing.check(index_bytes, signature, allowed_signers)
+
+    # The signature before anything else: an index from a stranger is not even parsed.
+    return open_bundle(path, reporter, check_signature)
 
 
 def unpack_capsule(bundle: Bundle, entry: CapsuleEntry, dest: Path) -> Manifest:
     """The capsule's files into ``dest`` (a new folder), its manifest loaded and matched with the index."""
     dest.mkdir(parents=True)
+    check_room(bundle, [f.blob for f in entry.files], dest)
     for f in entry.files:
         extract(bundle, f.blob, dest, f.path)
     manifest = load(dest)
@@ -70,10 +76,22 @@ def unpack_data(bundle: Bundle, entry: CapsuleEntry, manifest: Manifest, dest: P
     for f in manifest.data.files:
         if f.sha256 not in bundle.index.by_blob:
             raise BundleError(f"capsule {entry.name}: data file {f.path} is not in the bundle")
+    check_room(bundle, [f.sha256 for f in manifest.data.files], dest)
+    for f in manifest.data.files:
         rel = data_relpath(f.path)
         if not (dest / rel).is_file():
             extract(bundle, f.sha256, dest, rel)
     return {root: dest / data_relpath(root) for root in manifest.data.roots}
+
+
+def check_room(bundle: Bundle, blobs: list[str], dest: Path) -> None:
+    """All the files about to be unpacked, by their declared sizes, against the free space under ``dest``:
+    a few KB of zstd may declare gigabytes each, and each file alone may fit where all of them do not."""
+    need = sum(bundle.index.by_blob[b].raw_size for b in set(blobs) if b in bundle.index.by_blob)
+    st = os.statvfs(dest)
+    if need > st.f_bavail * st.f_frsize:
+        raise BundleError(f"the bundle's files declare {need} bytes, more than the free space under {dest}",
+                          "free some space, or do not trust this bundle")
 
 
 def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCapsule] | None:
