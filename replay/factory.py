@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from replay.core.batch.settings import BACKENDS
-from replay.core.ports import Backend, Engine, RootfsBuilder, SourceControl, Toolchain
+from replay.core.ports import Backend, Engine, GpuProbe, RootfsBuilder, SignatureTool, SourceControl, Toolchain
 from replay.errors import BadInput
 
 
@@ -17,7 +17,21 @@ def engine() -> Engine:
     """The container engine on this machine: the Docker engine DOCKER_HOST (or the default socket) names."""
     from replay.adapters.docker_engine import DockerEngine
 
-    return DockerEngine()
+    return DockerEngine(gpus=gpu_probe())
+
+
+def gpu_probe() -> GpuProbe:
+    """The host's GPUs for the host facts: nvidia-smi (none when it is not installed)."""
+    from replay.adapters.nvidia_smi import NvidiaSmi
+
+    return NvidiaSmi()
+
+
+def signature_tool() -> SignatureTool:
+    """SSH signatures for bundles: ssh-keygen -Y (looked up when first used)."""
+    from replay.adapters.ssh_keygen import SshKeygen
+
+    return SshKeygen()
 
 
 def source_control() -> SourceControl:
@@ -28,14 +42,16 @@ def source_control() -> SourceControl:
 
 
 def toolchain() -> Toolchain:
-    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip, uv, dpkg."""
+    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip, the
+    training command's runner (--run), uv, dpkg."""
     from replay.adapters.dpkg import HostDpkg
+    from replay.adapters.host_command import HostCommand
     from replay.adapters.interpreter import InterpreterProbe
     from replay.adapters.piptools import PipTools
     from replay.adapters.uv import UvExporter
 
-    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools(), exporter=UvExporter(),
-                     system=HostDpkg())
+    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools(), runner=HostCommand(),
+                     exporter=UvExporter(), system=HostDpkg())
 
 
 def rootfs_builder() -> RootfsBuilder:

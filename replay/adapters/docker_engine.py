@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from replay.core.ports import ImageRecord, RunResult, RunSpec, Tmpfs
+from replay.core.ports import GpuProbe, ImageRecord, RunResult, RunSpec, Tmpfs
 from replay.errors import EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
+from replay.manifest import GpuInfo
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)")
 OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
@@ -45,9 +46,10 @@ class BuildFailed(EnvironmentProblem):
 class DockerEngine:
     """The ``Engine`` port backed by the Docker engine that DOCKER_HOST (or the default socket) names."""
 
-    def __init__(self, timeout: float | None = None) -> None:
+    def __init__(self, timeout: float | None = None, gpus: GpuProbe | None = None) -> None:
         self._timeout = timeout if timeout is not None else _api_timeout()
         self._client: Any = None
+        self._gpus = gpus  # None: this engine reports no GPUs in the host facts
 
     # --- connection --------------------------------------------------------------------------------
 
@@ -70,6 +72,9 @@ class DockerEngine:
     def version(self) -> str:
         with self._errors():
             return str(self.api.version().get("Version", ""))
+
+    def host_gpus(self) -> list[GpuInfo]:
+        return self._gpus.gpus() if self._gpus is not None else []
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

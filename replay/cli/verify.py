@@ -69,6 +69,7 @@ def verify_cmd(
     from replay.cli.state import State
     from replay.core.batch.mode import choose_mode
     from replay.core.share import targets
+    from replay.core.share.signing import Trust
     from replay.core.verify.compare import parse_assignment
     from replay.core.verify.options import ReplayOptions
     from replay.core.verify.pipeline import VerifyRequest, error_report, verify
@@ -91,7 +92,8 @@ def verify_cmd(
     options = ReplayOptions(cwd=cwd, data_map=data_map, tolerances=tolerances, ignore=list(ignore or []),
                             limits=replace(limits, gpus=chosen.gpus))
     with backend_options.scratch(chosen, list(target), cwd) as scratch:
-        ctx = targets.ResolveContext(cwd, Path(scratch), allowed_signers=allowed_signers, engine=engine)
+        trust = Trust(allowed_signers, factory.signature_tool()) if allowed_signers is not None else None
+        ctx = targets.ResolveContext(cwd, Path(scratch), trust=trust, engine=engine)
         found = targets.resolve(list(target), ctx)
         mode = choose_mode(found, backend=chosen.name, remote=chosen.remote, plan=plan, html=html is not None,
                            jobs=jobs, fail_fast=fail_fast, keep=keep is not None)

@@ -91,9 +91,9 @@ class GroupTask:
 def task_result(task_id: str, engine: Engine, reports: list[VerifyReport], started: float) -> dict[str, Any]:
     """A ``replay.task-result`` document: the reports in the task's capsule order, and where they were made."""
     try:
-        host = asdict(collect_host(engine.version()))
+        host = asdict(collect_host(engine.version(), engine.host_gpus()))
     except ReplayError:
-        host = asdict(collect_host(""))
+        host = asdict(collect_host("", engine.host_gpus()))
     return {
         "schema": RESULT_SCHEMA,
         "schema_version": SCHEMA_VERSION,
