@@ -1,14 +1,22 @@
-"""Team defaults from the project's pyproject.toml, ``[tool.replay]``; command-line options win."""
+"""Team defaults from the project's pyproject.toml, ``[tool.replay]``; command-line options win.
+
+Every command reads them the same way, from wherever in the project it runs: ``project_defaults`` finds the
+project root (``find_project_root``) and loads and checks its table once.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from replay.core.batch.settings import BACKENDS
 from replay.core.layout import check_seed
 from replay.errors import BadInput
+
+if TYPE_CHECKING:
+    from replay.core.ports import SourceControl
 
 _TOML_HINT = "fix the file or remove its [tool.replay] table"
 _LISTS = ("data", "outputs", "metrics", "env", "ignore", "apt")
@@ -39,6 +47,41 @@ class ProjectDefaults:
     # The container engine (``engine = "podman"``); --engine wins; None: the one that answers.
     engine: str | None = None
     source: Path | None = None
+
+
+def find_project_root(cwd: Path, vcs: SourceControl) -> Path:
+    """The git work tree's top level; outside one, the nearest folder at or above ``cwd`` whose pyproject.toml
+    has a ``[tool.replay]`` table; else ``cwd`` itself."""
+    top = vcs.toplevel(cwd)
+    if top is not None:
+        return top
+    here = cwd.resolve()
+    for folder in (here, *here.parents):
+        if _has_replay_table(folder / "pyproject.toml"):
+            return folder
+    return here
+
+
+def project_defaults(cwd: Path, vcs: SourceControl) -> ProjectDefaults:
+    """``[tool.replay]`` of the project ``cwd`` is in (see ``find_project_root``), checked: ``BadInput`` naming
+    the file and the key when a value is wrong, from any folder of the project."""
+    return load_defaults(find_project_root(cwd, vcs))
+
+
+def _has_replay_table(path: Path) -> bool:
+    """Whether ``path`` is a pyproject.toml with [tool.replay]; one that cannot be parsed but mentions it counts,
+    so that ``load_defaults`` says what is wrong with it instead of the search passing it by."""
+    try:
+        if not path.is_file():
+            return False
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    try:
+        tool = tomllib.loads(text).get("tool", {})
+    except (RecursionError, ValueError):
+        return "tool.replay" in text
+    return isinstance(tool, dict) and "replay" in tool
 
 
 def load_defaults(root: Path) -> ProjectDefaults:
@@ -78,6 +121,11 @@ def load_defaults(root: Path) -> ProjectDefaults:
             if not isinstance(table[key], str):
                 raise BadInput(f"{path}: [tool.replay] {key} must be a string", f'e.g. {key} = "..."')
             setattr(out, key, table[key])
+    if out.backend is not None and out.backend not in BACKENDS:
+        raise BadInput(f"{path}: [tool.replay] backend {out.backend!r} is not a backend replay knows",
+                       f"use one of: {', '.join(BACKENDS)}")
+    if out.workdir is not None:
+        out.workdir = str(root / out.workdir)  # relative to the project, wherever the command runs
     for key in _BACKEND_INTS:
         if key in table:
             value = table[key]

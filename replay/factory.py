@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.core.batch.settings import BACKENDS
-from replay.core.ports import Backend, Engine, RootfsBuilder, SourceControl, Toolchain
+from replay.core.ports import Backend, Engine, GpuProbe, RootfsBuilder, SignatureTool, SourceControl, Toolchain
 from replay.errors import BadInput
 
 # The engine the command line chose (``--engine``, or REPLAY_ENGINE); None: ``engine`` in the project's
@@ -26,16 +26,30 @@ def engine(kind: str | None = None) -> Engine:
     """
     from replay.adapters import podman_service
     from replay.adapters.docker_engine import DockerEngine
-    from replay.config import ENGINES, load_defaults
+    from replay.config import ENGINES, project_defaults
 
     kind = kind or chosen_engine
     if kind is not None and kind not in ENGINES:
         raise BadInput(f"--engine {kind} is not an engine replay knows", f"use one of: {', '.join(ENGINES)}")
     if kind is None:
-        kind = load_defaults(Path.cwd()).engine
+        kind = project_defaults(Path.cwd(), source_control()).engine
     if kind is None and os.environ.get("DOCKER_HOST"):
-        return DockerEngine()  # DOCKER_HOST is the user's word, whatever engine serves it
-    return DockerEngine(base_url=lambda: podman_service.choose(kind))
+        return DockerEngine(gpus=gpu_probe())  # DOCKER_HOST is the user's word, whatever engine serves it
+    return DockerEngine(base_url=lambda: podman_service.choose(kind), gpus=gpu_probe())
+
+
+def gpu_probe() -> GpuProbe:
+    """The host's GPUs for the host facts: nvidia-smi (none when it is not installed)."""
+    from replay.adapters.nvidia_smi import NvidiaSmi
+
+    return NvidiaSmi()
+
+
+def signature_tool() -> SignatureTool:
+    """SSH signatures for bundles: ssh-keygen -Y (looked up when first used)."""
+    from replay.adapters.ssh_keygen import SshKeygen
+
+    return SshKeygen()
 
 
 def source_control() -> SourceControl:
@@ -46,14 +60,16 @@ def source_control() -> SourceControl:
 
 
 def toolchain() -> Toolchain:
-    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip, uv, dpkg."""
+    """What a capture uses on this machine: git, the training interpreter's probe, pip-tools and pip, the
+    training command's runner (--run), uv, dpkg."""
     from replay.adapters.dpkg import HostDpkg
+    from replay.adapters.host_command import HostCommand
     from replay.adapters.interpreter import InterpreterProbe
     from replay.adapters.piptools import PipTools
     from replay.adapters.uv import UvExporter
 
-    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools(), exporter=UvExporter(),
-                     system=HostDpkg())
+    return Toolchain(vcs=source_control(), python=InterpreterProbe(), locker=PipTools(), runner=HostCommand(),
+                     exporter=UvExporter(), system=HostDpkg())
 
 
 def rootfs_builder() -> RootfsBuilder:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from replay.adapters.engine_kinds import EngineKind, adjust_host_config, engine_kind, is_link, loaded_ids
-from replay.core.ports import ImageRecord, RunResult, RunSpec, Tmpfs
+from replay.core.ports import GpuProbe, ImageRecord, RunResult, RunSpec, Tmpfs
 from replay.errors import BadInput, EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
+from replay.manifest import GpuInfo
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)")
 OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
@@ -47,13 +48,15 @@ class BuildFailed(EnvironmentProblem):
 class DockerEngine:
     """The ``Engine`` port backed by the Docker engine that DOCKER_HOST (or the default socket) names."""
 
-    def __init__(self, timeout: float | None = None, base_url: Callable[[], str] | None = None) -> None:
+    def __init__(self, timeout: float | None = None, base_url: Callable[[], str] | None = None,
+                 gpus: GpuProbe | None = None) -> None:
         """``base_url`` says, when first asked, where the engine's API is (a Podman socket); None: DOCKER_HOST
-        or Docker's default socket."""
+        or Docker's default socket. ``gpus`` lists the host's GPUs for the host facts (None: none)."""
         self._timeout = timeout if timeout is not None else _api_timeout()
         self._client: Any = None
         self._base_url = base_url
         self._kind: EngineKind | None = None
+        self._gpus = gpus
 
     # --- connection --------------------------------------------------------------------------------
 
@@ -90,6 +93,9 @@ class DockerEngine:
             with self._errors():
                 self._kind = engine_kind(self.api)
         return self._kind
+
+    def host_gpus(self) -> list[GpuInfo]:
+        return self._gpus.gpus() if self._gpus is not None else []
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

@@ -28,10 +28,12 @@ WorkdirOpt = Annotated[Path | None, typer.Option(
 
 def settings(cwd: Path, backend: str | None, jobs: int | None, partition: str | None, time_limit: str | None,
              gpus: int | None, workdir: Path | None) -> BackendSettings:
-    from replay.config import load_defaults
+    from replay import factory
+    from replay.config import project_defaults
     from replay.core.batch.settings import BackendSettings
 
-    return BackendSettings.merge(load_defaults(cwd), cwd, backend, jobs, partition, time_limit, gpus, workdir)
+    defaults = project_defaults(cwd, factory.source_control())
+    return BackendSettings.merge(defaults, cwd, backend, jobs, partition, time_limit, gpus, workdir)
 
 
 def scratch(chosen: BackendSettings, targets: list[str], cwd: Path) -> tempfile.TemporaryDirectory[str]:

@@ -22,7 +22,7 @@ def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int
               fail_fast: bool, chosen: BackendSettings, targets: list[str], as_json: bool, report: Path | None,
               junit: Path | None, markdown: Path | None, html: Path | None) -> None:
     from replay import factory, ui
-    from replay.core.batch.plan import make_plan
+    from replay.core.batch.plan import load_capsules, make_plan
     from replay.core.batch.report import build_batch_report
     from replay.core.batch.run import BatchOptions, run_batch
     from replay.core.verify.tolerance import parse_tolerance
@@ -33,7 +33,7 @@ def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int
         if destination is not None:
             _check_destination(destination, flag)
     cwd = options.cwd
-    plan = make_plan(_load(found, cwd), cwd, options.data_map, chosen.jobs if chosen.remote else jobs)
+    plan = make_plan(load_capsules(found, cwd), cwd, options.data_map, chosen.jobs if chosen.remote else jobs)
     if plan_only:
         if as_json:
             ui.print_json({"schema": PLAN_SCHEMA, "schema_version": 1, **plan.to_dict()})
@@ -60,23 +60,6 @@ def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int
     if not as_json:
         render(batch)
     raise typer.Exit(batch.exit_code)
-
-
-def _load(found: list[ResolvedCapsule], cwd: Path) -> list[Any]:
-    from replay.core.batch.plan import PlannedCapsule
-    from replay.core.verify.pipeline import open_capsule
-    from replay.errors import ReplayError
-
-    out = []
-    for index, item in enumerate(found):
-        path = (item.path if item.path.is_absolute() else cwd / item.path).resolve()
-        try:
-            manifest, error = open_capsule(path).manifest, None
-        except ReplayError as exc:
-            manifest, error = None, exc
-        out.append(PlannedCapsule(index, item.name, path, item.source, manifest, error, dict(item.data_map),
-                                  item.ensure_image, bundle=item.bundle, pull=item.pull))
-    return out
 
 
 def _check_destination(path: Path, flag: str) -> None:

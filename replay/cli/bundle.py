@@ -37,7 +37,7 @@ def pack_cmd(
 
     if out.exists() and out.is_dir():
         raise BadInput(f"-o {out} is a folder", "pass the bundle's file name, e.g. -o digits.replay")
-    signer = signing.signer(sign) if sign else None
+    signer = signing.signer(sign, factory.signature_tool()) if sign else None
     with ui.RichReporter(verbose=State.verbose) as reporter:
         result = pack(PackRequest(capsules, out, Path.cwd(), with_data, signer), factory.engine(), reporter)
     if as_json:
@@ -63,9 +63,11 @@ def unpack_cmd(
     """Check a bundle, then write its capsule folders (and data) into a new folder."""
     from replay import factory, ui
     from replay.core.share.bundle.target import unpack_all
+    from replay.core.share.signing import Trust
 
     engine = factory.engine() if load else None
-    result = unpack_all(bundle, out, allowed_signers, engine)
+    trust = Trust(allowed_signers, factory.signature_tool()) if allowed_signers is not None else None
+    result = unpack_all(bundle, out, trust, engine)
     if as_json:
         ui.print_json({"schema": "replay.unpack-result", "schema_version": 1, "folder": str(out),
                        "capsules": result.capsules, "data": result.data, "loaded": result.loaded,

@@ -62,14 +62,13 @@ def capture_cmd(
     _require_dashes(ctx, list(command or []))
     from replay import factory, ui
     from replay.cli.state import State
-    from replay.config import load_defaults, merge_capture_options
+    from replay.config import merge_capture_options, project_defaults
     from replay.core.capture.pipeline import CaptureRequest, capture
-    from replay.core.layout import project_root
     from replay.core.verify.compare import parse_assignment
 
     cwd = Path.cwd()
     merged = merge_capture_options(
-        load_defaults(project_root(cwd, factory.source_control())), data=data, outputs=output, metrics=metrics,
+        project_defaults(cwd, factory.source_control()), data=data, outputs=output, metrics=metrics,
         seed=seed, python=python, base=base, env=env, ignore=ignore,
         tolerances=[parse_assignment(t, "--tolerance") for t in tolerance or []], apt=apt)
     req = CaptureRequest(

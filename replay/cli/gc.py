@@ -33,11 +33,10 @@ def gc_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print what was (or would be) removed as JSON.")] = False,
 ) -> None:
     """Remove images, build stages and cache entries replay made that no capsule under FOLDERS needs."""
-    from rich.markup import escape
-
     from replay import factory, ui
     from replay.core.capsules.gc import plan_gc, run_gc
     from replay.errors import BadInput
+    from replay.ui import escape
 
     chosen = list(folders or [Path(".")])
     for folder in chosen:

@@ -29,12 +29,12 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON on stdout.")] = False,
 ) -> None:
     """List capsules: name, last verify, image, and sizes (image, data, capsule folder)."""
-    from rich.markup import escape
     from rich.table import Table
 
     from replay import factory, ui
     from replay.core.capsules.list import list_capsules
     from replay.errors import BadInput, EnvironmentProblem
+    from replay.ui import escape
 
     chosen = list(folders or [Path(".")])
     for folder in chosen:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from replay.core.data.check import DataCheckResult
     from replay.manifest import DataManifest
 
 EPILOG = """Examples:
@@ -27,60 +28,64 @@ def manifest_cmd(
 
     from replay import factory, ui
     from replay.cli.state import State
-    from replay.core.data import check as datacheck
-    from replay.core.data.diff import diff_manifests
+    from replay.core.data.check import DataCheck
     from replay.core.data.hashing import hash_paths
     from replay.core.data.statcache import StatCache
     from replay.core.layout import project_root
-    from replay.errors import DataMismatch
-    from replay.manifest import load
     from replay.ui import escape
 
     root = project_root(Path.cwd(), factory.source_control())
-    expected = load(check).data if check is not None else None
-    with ui.RichReporter(verbose=State.verbose, quiet=as_json) as reporter, StatCache() as cache:
-        actual = hash_paths(paths, root, cache=cache, reporter=reporter, record_links=expected is None)
-    if expected is None:
-        if as_json:
-            ui.print_json({"schema": "replay.data-manifest", "schema_version": 1, **_manifest_dict(actual)})
-            return
-        table = Table()
-        table.add_column("path")
-        table.add_column("size", justify="right")
-        table.add_column("sha256")
-        for f in actual.files:
-            table.add_row(escape(f.path), str(f.size), f.sha256)
-        ui.out.print(table)
-        ui.out.print(f"{len(actual.files)} files, {ui.human_bytes(actual.total_bytes)}, digest {actual.digest}")
+    if check is not None:
+        data_check = DataCheck.load(check)  # a bad capsule is refused before any progress is drawn
+        with ui.RichReporter(verbose=State.verbose, quiet=as_json) as reporter, StatCache() as cache:
+            result = data_check.run(paths, root, cache=cache, reporter=reporter)
+        _render_check(result, as_json)
+        if not result.ok:
+            raise result.mismatch()
         return
-    diff = diff_manifests(datacheck.scoped(expected, actual.roots), actual)
-    covered = datacheck.coverage(expected, actual.roots)
+    with ui.RichReporter(verbose=State.verbose, quiet=as_json) as reporter, StatCache() as cache:
+        actual = hash_paths(paths, root, cache=cache, reporter=reporter, record_links=True)
     if as_json:
-        ui.print_json({"schema": "replay.data-check", "schema_version": 1, "ok": diff.ok, **diff.to_dict(),
-                       "coverage": covered.to_dict()})
-    else:
-        table = Table(title=f"data against {escape(str(check))}", title_justify="left")
-        table.add_column("status")
-        table.add_column("path")
-        table.add_column("detail")
-        for f in diff.missing:
-            table.add_row("[red]missing[/]", escape(f.path), f"{f.size} bytes expected")
-        for want, got in diff.changed:
-            table.add_row("[red]changed[/]", escape(want.path), f"size {want.size} -> {got.size}, sha256 "
-                          f"{ui.short(want.sha256)} -> {ui.short(got.sha256)}")
-        for f in diff.extra:
-            table.add_row("[yellow]extra[/]", escape(f.path), f"{f.size} bytes")
-        if not diff.ok:
-            ui.out.print(table)
-            if not covered.complete:
-                ui.out.print(f"not checked: {escape(', '.join(covered.not_checked))}", soft_wrap=True)
-        else:
-            color = "green" if covered.complete else "yellow"
-            ui.out.print(f"[{color}]{escape(covered.line(actual.digest))}[/]", soft_wrap=True)
-    if not diff.ok:
-        raise DataMismatch(
-            f"data differs from the capsule: {len(diff.missing)} missing, {len(diff.changed)} changed, "
-            f"{len(diff.extra)} extra", "restore the captured data (see the table above)", [])
+        ui.print_json({"schema": "replay.data-manifest", "schema_version": 1, **_manifest_dict(actual)})
+        return
+    table = Table()
+    table.add_column("path")
+    table.add_column("size", justify="right")
+    table.add_column("sha256")
+    for f in actual.files:
+        table.add_row(escape(f.path), str(f.size), f.sha256)
+    ui.out.print(table)
+    ui.out.print(f"{len(actual.files)} files, {ui.human_bytes(actual.total_bytes)}, digest {actual.digest}")
+
+
+def _render_check(result: DataCheckResult, as_json: bool) -> None:
+    from rich.table import Table
+
+    from replay import ui
+    from replay.ui import escape
+
+    if as_json:
+        ui.print_json(result.to_dict())
+        return
+    diff, covered = result.diff, result.coverage
+    if result.ok:
+        color = "green" if covered.complete else "yellow"
+        ui.out.print(f"[{color}]{escape(covered.line(result.actual.digest))}[/]", soft_wrap=True)
+        return
+    table = Table(title=f"data against {escape(str(result.capsule))}", title_justify="left")
+    table.add_column("status")
+    table.add_column("path")
+    table.add_column("detail")
+    for f in diff.missing:
+        table.add_row("[red]missing[/]", escape(f.path), f"{f.size} bytes expected")
+    for want, got in diff.changed:
+        table.add_row("[red]changed[/]", escape(want.path), f"size {want.size} -> {got.size}, sha256 "
+                      f"{ui.short(want.sha256)} -> {ui.short(got.sha256)}")
+    for f in diff.extra:
+        table.add_row("[yellow]extra[/]", escape(f.path), f"{f.size} bytes")
+    ui.out.print(table)
+    if not covered.complete:
+        ui.out.print(f"not checked: {escape(', '.join(covered.not_checked))}", soft_wrap=True)
 
 
 def _manifest_dict(m: DataManifest) -> dict[str, object]:

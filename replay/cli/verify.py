@@ -67,7 +67,9 @@ def verify_cmd(
     """Replay capsules in fresh, isolated containers and diff their outputs byte for byte and metric-wise."""
     from replay import factory, ui
     from replay.cli.state import State
+    from replay.core.batch.mode import choose_mode
     from replay.core.share import targets
+    from replay.core.share.signing import Trust
     from replay.core.verify.compare import parse_assignment
     from replay.core.verify.options import ReplayOptions
     from replay.core.verify.pipeline import VerifyRequest, error_report, verify
@@ -90,13 +92,14 @@ def verify_cmd(
     options = ReplayOptions(cwd=cwd, data_map=data_map, tolerances=tolerances, ignore=list(ignore or []),
                             limits=replace(limits, gpus=chosen.gpus))
     with backend_options.scratch(chosen, list(target), cwd) as scratch:
-        ctx = targets.ResolveContext(cwd, Path(scratch), allowed_signers=allowed_signers, engine=engine)
+        trust = Trust(allowed_signers, factory.signature_tool()) if allowed_signers is not None else None
+        ctx = targets.ResolveContext(cwd, Path(scratch), trust=trust, engine=engine)
         found = targets.resolve(list(target), ctx)
-        if chosen.remote or len(found) != 1 or plan or html or jobs is not None or fail_fast:
+        mode = choose_mode(found, backend=chosen.name, remote=chosen.remote, plan=plan, html=html is not None,
+                           jobs=jobs, fail_fast=fail_fast, keep=keep is not None)
+        if mode.batch:
             from replay.cli.batch import batch_cmd
 
-            if keep is not None:
-                raise BadInput("--keep takes one capsule, not a batch", "verify that capsule on its own with --keep")
             batch_cmd(found, options, jobs=jobs, plan_only=plan, fail_fast=fail_fast, chosen=chosen, targets=list(target),
                       as_json=as_json, report=report, junit=junit, markdown=markdown, html=html)
             return

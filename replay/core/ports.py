@@ -20,6 +20,7 @@ from replay.core.limits import RunLimits
 
 if TYPE_CHECKING:
     from replay.core.pyenv import Interpreter, LockedRequirement, Target
+    from replay.manifest import GpuInfo
 
 # --- containers ----------------------------------------------------------------------------------------
 
@@ -90,6 +91,9 @@ class Engine(Protocol):
 
     def name(self) -> str:
         """Which engine this is ("docker", "podman", "podman (rootless)"), recorded with the host facts."""
+    def host_gpus(self) -> list[GpuInfo]:
+        """The GPUs of the machine this engine runs containers on, recorded with the host facts (a ``GpuProbe``
+        answers); none when they cannot be listed. Never raises, needs no running engine."""
 
     def image(self, ref: str) -> ImageRecord | None:
         """The image under ``ref`` (tag or ID), or None when the engine does not have it."""
@@ -256,6 +260,39 @@ class LockExporter(Protocol):
         """Whether uv can be run here (on PATH, or beside replay's own interpreter)."""
 
 
+class CommandRunner(Protocol):
+    """Runs the training command on the capturing machine (``replay capture --run``)."""
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], on_line: Callable[[str], None]) -> int:
+        """Run ``argv`` in ``cwd`` with exactly ``env``, stdout and stderr merged line by line into ``on_line``;
+        return its exit status. ``CommandFailed`` when it cannot start. Interrupted by anything (Ctrl-C,
+        ``errors.Stopped``, an error in ``on_line``), the command is stopped first: it never outlives us."""
+
+
+class GpuProbe(Protocol):
+    """The machine's GPUs, for the host facts recorded at capture and at verify (through ``Engine.host_gpus``)."""
+
+    def gpus(self) -> list[GpuInfo]:
+        """The GPUs seen here; none when the tool that lists them is missing, fails or hangs (never raises)."""
+
+
+class SignatureTool(Protocol):
+    """SSH signatures over bytes in a namespace (``ssh-keygen -Y``, the scheme git uses)."""
+
+    def check_installed(self) -> None:
+        """``EnvironmentProblem`` when the tool cannot be run here."""
+
+    def sign(self, key: Path, data: bytes, namespace: str) -> bytes:
+        """The armoured signature of ``data`` by the private ``key``; ``BadInput`` when the key cannot sign."""
+
+    def principals(self, signature: bytes, allowed_signers: Path) -> list[str]:
+        """The principals of ``allowed_signers`` whose key made ``signature`` (not yet checked against any data);
+        none when it is by no key listed there."""
+
+    def verifies(self, data: bytes, signature: bytes, allowed_signers: Path, principal: str, namespace: str) -> bool:
+        """Whether ``signature`` is ``principal``'s valid signature of ``data`` in ``namespace``."""
+
+
 class RootfsBuilder(Protocol):
     def check_tools(self) -> None: ...
 
@@ -281,5 +318,6 @@ class Toolchain:
     vcs: SourceControl
     python: PythonProbe
     locker: Locker
+    runner: CommandRunner  # the training command, for --run
     exporter: LockExporter | None = None  # None: no tool for other locks (a uv.lock is then not taken)
     system: SystemLibraries | None = None  # None: missing system libraries are refused, never looked up

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from replay import factory
 from replay.core.share import signing
 from tests.cli.test_bad_input import one_error_line, replay
 from tests.tools import need
@@ -31,7 +32,7 @@ def test_a_tolerance_without_equals_still_shows_a_tolerance_example(tmp_path: Pa
 def test_a_pub_file_as_allowed_signers_says_the_format_and_how_to_make_it(tmp_path: Path) -> None:
     need("ssh-keygen", "openssh-client")
     key, _ = _key(tmp_path, "alice")
-    make_bundle(tmp_path, sign=signing.signer(key))
+    make_bundle(tmp_path, sign=signing.signer(key, factory.signature_tool()))
 
     result = replay(tmp_path, "verify", "demo.replay", "--allowed-signers", "alice.pub")
 

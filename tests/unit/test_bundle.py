@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from replay.adapters.ssh_keygen import SshKeygen
 from replay.core.share import signing
 from replay.core.share.bundle import pack as bundle_pack
 from replay.core.share.bundle import target as bundle_target
@@ -344,13 +345,17 @@ def _key(tmp: Path, name: str) -> tuple[Path, str]:
     return key, (tmp / f"{name}.pub").read_text().strip()
 
 
+def _trust(allowed: Path) -> signing.Trust:
+    return signing.Trust(allowed, SshKeygen())
+
+
 def test_a_signed_bundle_verifies_for_a_listed_principal(tmp_path: Path) -> None:
     key, pub = _key(tmp_path, "alice")
     allowed = tmp_path / "allowed_signers"
     allowed.write_text(f'alice@example.org namespaces="replay-bundle" {pub}\n')
-    path, _ = make_bundle(tmp_path, sign=signing.signer(key))
+    path, _ = make_bundle(tmp_path, sign=signing.signer(key, SshKeygen()))
 
-    bundle = bundle_target.checked(path, allowed)
+    bundle = bundle_target.checked(path, _trust(allowed))
 
     assert bundle.signer == "alice@example.org"
     assert "signed by alice@example.org" in bundle.provenance(allowed)
@@ -362,17 +367,17 @@ def test_a_signature_by_a_key_not_in_the_allowed_signers_is_refused(tmp_path: Pa
     _, alice = _key(tmp_path, "alice")
     allowed = tmp_path / "allowed_signers"
     allowed.write_text(f"alice@example.org {alice}\n")
-    path, _ = make_bundle(tmp_path, sign=signing.signer(key))
+    path, _ = make_bundle(tmp_path, sign=signing.signer(key, SshKeygen()))
 
     with pytest.raises(BundleError, match="not by a key listed"):
-        bundle_target.checked(path, allowed)
+        bundle_target.checked(path, _trust(allowed))
 
 
 def test_a_bad_signature_is_refused(tmp_path: Path) -> None:
     key, pub = _key(tmp_path, "alice")
     allowed = tmp_path / "allowed_signers"
     allowed.write_text(f"alice@example.org {pub}\n")
-    path, _ = make_bundle(tmp_path, sign=signing.signer(key))
+    path, _ = make_bundle(tmp_path, sign=signing.signer(key, SshKeygen()))
     members = members_of(path)
     assert members[1][0] == SIG_NAME
     doc = json.loads(members[0][1])
@@ -380,7 +385,7 @@ def test_a_bad_signature_is_refused(tmp_path: Path) -> None:
     members[0] = (INDEX_NAME, json.dumps(doc).encode())
 
     with pytest.raises(BundleError, match="does not verify|not by a key"):
-        bundle_target.checked(raw_bundle(tmp_path / "x.replay", members), allowed)
+        bundle_target.checked(raw_bundle(tmp_path / "x.replay", members), _trust(allowed))
 
 
 def test_an_unsigned_bundle_is_refused_when_a_signature_is_required(tmp_path: Path) -> None:
@@ -390,7 +395,7 @@ def test_an_unsigned_bundle_is_refused_when_a_signature_is_required(tmp_path: Pa
     path, _ = make_bundle(tmp_path)
 
     with pytest.raises(BundleError, match="not signed"):
-        bundle_target.checked(path, allowed)
+        bundle_target.checked(path, _trust(allowed))
 
 
 def test_safe_relpath_accepts_plain_paths() -> None:

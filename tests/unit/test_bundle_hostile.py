@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from replay.adapters.ssh_keygen import SshKeygen
 from replay.core.share import signing
 from replay.core.share.archive import ArchiveRefused, untagged
 from replay.core.share.bundle import target as bundle_target
@@ -62,12 +63,13 @@ def test_the_signature_is_checked_before_the_index_is_parsed(tmp_path: Path) -> 
     allowed.write_text(f"alice@example.org {pub}\n")
     key, _ = _key(tmp_path, "mallory")
     bomb = b"[" * 100_000 + b"]" * 100_000  # would be refused as JSON, if it were ever parsed
-    path = raw_bundle(tmp_path / "bomb.replay", [(INDEX_NAME, bomb), ("index.sig", signing.signer(key)(bomb))])
+    path = raw_bundle(tmp_path / "bomb.replay", [(INDEX_NAME, bomb), ("index.sig", signing.signer(key, SshKeygen())(bomb))])
 
     with pytest.raises(BundleError, match="not by a key listed"):
-        bundle_target.checked(path, allowed)
+        bundle_target.checked(path, signing.Trust(allowed, SshKeygen()))
     with pytest.raises(BundleError, match="not signed"):
-        bundle_target.checked(raw_bundle(tmp_path / "unsigned.replay", [(INDEX_NAME, bomb)]), allowed)
+        bundle_target.checked(raw_bundle(tmp_path / "unsigned.replay", [(INDEX_NAME, bomb)]),
+                              signing.Trust(allowed, SshKeygen()))
     with pytest.raises(BundleError, match="not a JSON document"):
         open_bundle(path)  # without signers the index is parsed, and refused
 

@@ -216,3 +216,71 @@ def test_engine_must_be_one_replay_knows(tmp_path: Path, line: str) -> None:
     write(tmp_path, f"[tool.replay]\n{line}\n")
     exc = error_of(tmp_path)
     assert "engine must be one of docker, podman" in exc.message
+
+
+# --- one ProjectDefaults, found from the project root ----------------------------------------------------
+
+
+class NoGit:
+    def toplevel(self, path: Path) -> Path | None:
+        return None
+
+    def inspect(self, path: Path) -> None:
+        return None
+
+
+class Git(NoGit):
+    def __init__(self, top: Path) -> None:
+        self.top = top
+
+    def toplevel(self, path: Path) -> Path | None:
+        return self.top
+
+
+def test_the_root_is_the_git_top_level(tmp_path: Path) -> None:
+    from replay.config import find_project_root
+
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    write(tmp_path / "a", '[tool.replay]\nseed = 1\n')  # a table below the top level does not make a root
+    assert find_project_root(sub, Git(tmp_path)) == tmp_path
+
+
+def test_outside_git_the_root_is_the_nearest_folder_with_a_replay_table(tmp_path: Path) -> None:
+    from replay.config import find_project_root, project_defaults
+
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    path = write(tmp_path, '[tool.replay]\nseed = 3\nworkdir = "work"\n')
+    write(tmp_path / "a", '[project]\nname = "inner"\n')  # a pyproject without the table is passed by
+    assert find_project_root(sub, NoGit()) == tmp_path.resolve()
+    defaults = project_defaults(sub, NoGit())
+    assert (defaults.seed, defaults.source) == (3, path.resolve())
+    assert defaults.workdir == str(tmp_path.resolve() / "work")  # relative to the project, not the subfolder
+
+
+def test_without_git_or_a_table_the_root_is_the_current_folder(tmp_path: Path) -> None:
+    from replay.config import find_project_root
+
+    sub = tmp_path / "a"
+    sub.mkdir()
+    assert find_project_root(sub, NoGit()) == sub.resolve()
+
+
+@pytest.mark.parametrize("text", ['[tool.replay]\nbackend = "nonsense"\n', "[tool.replay\nseed = 1\n"])
+def test_a_bad_table_above_a_subfolder_is_refused_naming_file_and_key(tmp_path: Path, text: str) -> None:
+    from replay.config import project_defaults
+
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    path = write(tmp_path, text)
+    with pytest.raises(BadInput) as info:
+        project_defaults(sub, NoGit())
+    assert info.value.exit_code == 2 and str(path.resolve()) in info.value.message
+    assert "backend" in info.value.message or "not valid TOML" in info.value.message
+
+
+def test_an_unknown_backend_is_refused_where_it_is_read(tmp_path: Path) -> None:
+    write(tmp_path, '[tool.replay]\nbackend = "nonsense"\n')
+    message = error_of(tmp_path).message
+    assert "pyproject.toml" in message and "backend" in message and "nonsense" in message

@@ -8,18 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from replay.adapters import nvidia_smi
+from replay.adapters.nvidia_smi import NvidiaSmi, parse_nvidia_smi
 from replay.core.verify import hostinfo
 from replay.core.verify.hostinfo import (
     NUMERIC_CPU_FLAGS,
     cgroup_memory_limit,
-    collect_gpus,
     collect_host,
     parse_cgroup_limit,
     parse_cpuinfo,
     parse_meminfo,
-    parse_nvidia_smi,
 )
 from replay.manifest import GpuInfo
+
+
+def collect_gpus() -> list[GpuInfo]:
+    """The GPU probe the factory gives the engine (nvidia-smi)."""
+    return NvidiaSmi().gpus()
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -45,13 +50,13 @@ CPU implementer\t: 0x41
 
 @pytest.fixture
 def no_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hostinfo.shutil, "which", lambda name: None)
+    monkeypatch.setattr(nvidia_smi.shutil, "which", lambda name: None)
 
 
 @pytest.fixture
 def fake_smi(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """nvidia-smi 'found' on PATH; each test sets what subprocess.run does. Returns the argv of every call."""
-    monkeypatch.setattr(hostinfo.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(nvidia_smi.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
     return []
 
 
@@ -72,6 +77,26 @@ def test_collect_host_on_this_machine(no_nvidia_smi: None) -> None:
     assert host.cpu_flags == [f for f in NUMERIC_CPU_FLAGS if f in host.cpu_flags]
     assert host.gpus == []
     assert host.docker_version == "27.1.1"
+
+
+def test_collect_host_records_the_gpus_the_engine_lists() -> None:
+    t4 = GpuInfo(name="Tesla T4", driver="470.82.01", memory_mb=15360)
+    assert collect_host("27.1.1", "docker", [t4]).gpus == [t4]
+
+
+def test_the_docker_engine_lists_the_gpus_of_its_probe() -> None:
+    from replay import factory
+    from replay.adapters.docker_engine import DockerEngine
+
+    t4 = GpuInfo(name="Tesla T4", driver="470.82.01", memory_mb=15360)
+
+    class Probe:
+        def gpus(self) -> list[GpuInfo]:
+            return [t4]
+
+    assert DockerEngine(gpus=Probe()).host_gpus() == [t4]  # no engine needed to list them
+    assert DockerEngine().host_gpus() == []
+    assert isinstance(factory.gpu_probe(), NvidiaSmi)
 
 
 @linux_only
@@ -182,7 +207,7 @@ def test_no_nvidia_smi_means_no_gpus(monkeypatch: pytest.MonkeyPatch, no_nvidia_
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("nvidia-smi must not be run when it is not installed")
 
-    monkeypatch.setattr(hostinfo.subprocess, "run", never)
+    monkeypatch.setattr(nvidia_smi.subprocess, "run", never)
     assert collect_gpus() == []
 
 
@@ -197,9 +222,9 @@ def test_fake_nvidia_smi_output(monkeypatch: pytest.MonkeyPatch, fake_smi: list[
         assert kwargs.get("timeout")
         return subprocess.CompletedProcess(argv, 0, stdout="NVIDIA A100-SXM4-80GB, 535.104.05, 81920\n")
 
-    monkeypatch.setattr(hostinfo.subprocess, "run", run)
+    monkeypatch.setattr(nvidia_smi.subprocess, "run", run)
     assert collect_gpus() == [GpuInfo(name="NVIDIA A100-SXM4-80GB", driver="535.104.05", memory_mb=81920)]
-    assert fake_smi == [["/usr/bin/nvidia-smi", *hostinfo.NVIDIA_SMI_QUERY]]
+    assert fake_smi == [["/usr/bin/nvidia-smi", *nvidia_smi.NVIDIA_SMI_QUERY]]
 
 
 @pytest.mark.parametrize(
@@ -216,7 +241,7 @@ def test_nvidia_smi_failures_mean_no_gpus(
     def run(argv: list[str], **kwargs: object) -> None:
         raise failure
 
-    monkeypatch.setattr(hostinfo.subprocess, "run", run)
+    monkeypatch.setattr(nvidia_smi.subprocess, "run", run)
     assert collect_gpus() == []
 
 
@@ -227,7 +252,7 @@ def test_nvidia_smi_error_exit_means_no_gpus(
     def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(argv, 9, stdout="Failed, to, initialize\n")
 
-    monkeypatch.setattr(hostinfo.subprocess, "run", run)
+    monkeypatch.setattr(nvidia_smi.subprocess, "run", run)
     assert collect_gpus() == []
 
 

@@ -91,6 +91,9 @@ def test_a_task_timeout_no_timer_can_hold_is_a_per_task_error(tmp_path: Path) ->
         def name(self) -> str:
             return "docker"
 
+        def host_gpus(self) -> list:
+            return []
+
     payload = _task(tmp_path).to_payload()
     payload["options"]["timeout_s"] = 1e10
     result = run_node_task(payload, NoEngine())  # type: ignore[arg-type]

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay.core import layout
 from replay.core.batch.task import experiment_key
@@ -29,6 +29,9 @@ from replay.core.ports import Engine
 from replay.errors import BadInput, ReplayError
 from replay.manifest import Manifest
 from replay.manifest_rules import THREAD_VARS
+
+if TYPE_CHECKING:
+    from replay.core.share.targets import ResolvedCapsule
 
 
 @dataclass
@@ -127,6 +130,23 @@ def default_jobs(manifests: list[Manifest], cores: int | None = None) -> int:
     cores = usable_cores() if cores is None else cores
     pin = max((thread_pin(m) for m in manifests), default=1)
     return max(1, cores // pin)
+
+
+def load_capsules(found: Sequence[ResolvedCapsule], cwd: Path) -> list[PlannedCapsule]:
+    """The resolved TARGETs' capsules, each opened (a capsule that cannot be read keeps its error, for its report)
+    and numbered in order: what ``make_plan`` groups."""
+    from replay.core.verify.pipeline import open_capsule
+
+    out = []
+    for index, item in enumerate(found):
+        path = (item.path if item.path.is_absolute() else cwd / item.path).resolve()
+        try:
+            manifest, error = open_capsule(path).manifest, None
+        except ReplayError as exc:
+            manifest, error = None, exc
+        out.append(PlannedCapsule(index, item.name, path, item.source, manifest, error, dict(item.data_map),
+                                  item.ensure_image, bundle=item.bundle, pull=item.pull))
+    return out
 
 
 def make_plan(capsules: list[PlannedCapsule], cwd: Path, cli_data_map: dict[str, Path] | None = None,

@@ -50,7 +50,8 @@ class BackendSettings:
     def merge(cls, defaults: Any, cwd: Path, backend: str | None = None, jobs: int | None = None,
               partition: str | None = None, time_limit: str | None = None, gpus: int | None = None,
               workdir: Path | None = None) -> BackendSettings:
-        """``defaults`` is a ``replay.config.ProjectDefaults``; a relative workdir is under ``cwd``."""
+        """``defaults`` is a ``replay.config.ProjectDefaults`` (its workdir already absolute); a relative --workdir
+        is under ``cwd``."""
         from replay.errors import BadInput
 
         name = backend or getattr(defaults, "backend", None) or "local"

@@ -91,9 +91,9 @@ class GroupTask:
 def task_result(task_id: str, engine: Engine, reports: list[VerifyReport], started: float) -> dict[str, Any]:
     """A ``replay.task-result`` document: the reports in the task's capsule order, and where they were made."""
     try:
-        host = collect_host(engine.version(), engine.name())
+        host = collect_host(engine.version(), engine.name(), engine.host_gpus())
     except ReplayError:
-        host = collect_host("")
+        host = collect_host("", gpus=engine.host_gpus())
     duration_s = round(time.time() - started, 3)
     return TaskResult(task_id, socket.gethostname(), host, started, duration_s, reports).to_dict()
 

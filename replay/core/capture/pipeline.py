@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from replay.core.data.hashing import hash_file, hash_paths
 from replay.core.data.statcache import StatCache
 from replay.core.data.walk import locate
 from replay.core.events import NullReporter, Reporter, Stopwatch
-from replay.core.ports import Engine, Toolchain
+from replay.core.ports import CommandRunner, Engine, Toolchain
 from replay.core.verify.compare import load_metrics
 from replay.core.verify.hostinfo import collect_host
 from replay.core.verify.tolerance import parse_tolerance
@@ -63,7 +62,6 @@ from replay.manifest import (
     check as manifest_check,
 )
 from replay.manifest_rules import NUMERICS_VARS, THREAD_VARS, numerics_value_problem, refused_env_name
-from replay.procs import follow
 from replay.seeding import DEFAULT_SEED
 
 
@@ -144,7 +142,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
     # --- 2. optionally run the training here, as it will be replayed --------------------------------
     if req.run:
         reporter.stage("running the command on this host")
-        _run_on_host(req, seed, numerics, carried, reporter)
+        _run_on_host(req, seed, numerics, carried, tools.runner, reporter)
         output_paths, metrics = _outputs_and_metrics(req)
         lap("run")
 
@@ -203,7 +201,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
                 data=data,
                 outputs=outputs,
                 policy=Policy(tolerances=dict(req.tolerances), ignore=list(req.ignore)),
-                host=collect_host(engine_version, engine.name()),
+                host=collect_host(engine_version, engine.name(), engine.host_gpus()),
                 system=SystemEnv(system.packages) if system.packages else None,
             )
             manifest_check(manifest, "the new capsule")  # never write what verify would refuse to load
@@ -454,21 +452,16 @@ def _effective_seed(req: CaptureRequest, reporter: Reporter) -> int | None:
 
 
 def _run_on_host(req: CaptureRequest, seed: int | None, numerics: dict[str, str], carried: dict[str, str | None],
-                 reporter: Reporter) -> None:
+                 runner: CommandRunner, reporter: Reporter) -> None:
     env = {**os.environ, **numerics, **layout.seed_environment(seed, req.auto_seed)}
     if req.auto_seed:
         with autoseed.host_hook(env) as hooked:
-            _run_command(req, hooked, reporter)
+            _run_command(req, hooked, runner, reporter)
     else:
-        _run_command(req, env, reporter)
+        _run_command(req, env, runner, reporter)
 
 
-def _run_command(req: CaptureRequest, env: dict[str, str], reporter: Reporter) -> None:
-    try:
-        proc = subprocess.Popen(req.command, cwd=req.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace")
-    except OSError as exc:
-        raise CommandFailed(f"cannot start {req.command[0]} ({exc.strerror})", "check the command after --") from None
+def _run_command(req: CaptureRequest, env: dict[str, str], runner: CommandRunner, reporter: Reporter) -> None:
     tail: list[str] = []
 
     def take(line: str) -> None:
@@ -476,7 +469,7 @@ def _run_command(req: CaptureRequest, env: dict[str, str], reporter: Reporter) -
         del tail[:-40]
         reporter.log(line.rstrip(), "command")
 
-    code = follow(proc, take)  # Ctrl-C, SIGTERM/SIGHUP (errors.Stopped): the command is stopped with us
+    code = runner.run(list(req.command), req.cwd, env, take)  # never outlives us, even when interrupted
     if code != 0:
         raise CommandFailed(f"the command exited with status {code}", "fix the training run, then capture again",
                             log_tail="\n".join(tail), status=code)

@@ -1,10 +1,22 @@
-"""`replay manifest PATH... --check CAPSULE`: which part of a capsule's data manifest the asked paths answer for."""
+"""`replay manifest PATH... --check CAPSULE`: hash the asked paths and compare them with the part of the
+capsule's data manifest they answer for (``check_against``, or ``DataCheck.load`` then ``run``), and say what
+of it they covered."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from replay.manifest import DataManifest
+from replay.core.data.diff import ManifestDiff, diff_manifests
+from replay.core.data.hashing import hash_paths
+from replay.core.data.statcache import StatCache
+from replay.core.events import Reporter
+from replay.errors import DataMismatch
+from replay.manifest import DataManifest, load
+
+CHECK_SCHEMA = "replay.data-check"
 
 SHOWN = 3  # recorded paths named in the line before "and N more"
 
@@ -38,6 +50,54 @@ class Coverage:
         return (f"{self.checked_files} of {self.recorded_files} recorded files checked, and they match; not checked: "
                 f"{names} (the capsule's data digest {digest} covers all {self.recorded_files}, so it was not "
                 "compared: pass every recorded path for a full check)")
+
+
+@dataclass(frozen=True)
+class DataCheckResult:
+    capsule: Path  # as the caller named it
+    actual: DataManifest  # what the asked paths hold now
+    diff: ManifestDiff  # against the capsule's manifest, scoped to the asked roots
+    coverage: Coverage  # what of the capsule's data the asked paths covered
+
+    @property
+    def ok(self) -> bool:
+        return self.diff.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``replay.data-check`` document (``--json``)."""
+        return {"schema": CHECK_SCHEMA, "schema_version": 1, "ok": self.diff.ok, **self.diff.to_dict(),
+                "coverage": self.coverage.to_dict()}
+
+    def mismatch(self) -> DataMismatch:
+        """The error a failed check exits with (after the caller has shown the differences)."""
+        d = self.diff
+        return DataMismatch(f"data differs from the capsule: {len(d.missing)} missing, {len(d.changed)} changed, "
+                            f"{len(d.extra)} extra", "restore the captured data (see the table above)", [])
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """A capsule's recorded data, loaded (and so checked) before anything is hashed."""
+
+    capsule: Path
+    expected: DataManifest
+
+    @classmethod
+    def load(cls, capsule: Path) -> DataCheck:
+        return cls(capsule, load(capsule).data)
+
+    def run(self, paths: Sequence[Path], root: Path, cache: StatCache | None = None,
+            reporter: Reporter | None = None) -> DataCheckResult:
+        """Hash ``paths`` (recorded relative to ``root``) and compare them with the recorded roots they name."""
+        actual = hash_paths(paths, root, cache=cache, reporter=reporter)
+        diff = diff_manifests(scoped(self.expected, actual.roots), actual)
+        return DataCheckResult(self.capsule, actual, diff, coverage(self.expected, actual.roots))
+
+
+def check_against(capsule: Path, paths: Sequence[Path], root: Path, cache: StatCache | None = None,
+                  reporter: Reporter | None = None) -> DataCheckResult:
+    """Load ``capsule``'s data manifest, hash ``paths`` (recorded relative to ``root``) and compare."""
+    return DataCheck.load(capsule).run(paths, root, cache, reporter)
 
 
 def scoped(expected: DataManifest, asked_roots: list[str]) -> DataManifest:

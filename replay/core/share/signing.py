@@ -1,46 +1,19 @@
 """SSH signatures over a bundle's index, the scheme git uses (``ssh-keygen -Y``, namespace replay-bundle).
 
-Signing: ``ssh-keygen -Y sign -f KEY -n replay-bundle`` over the index bytes. Checking: the principal is found
-with ``ssh-keygen -Y find-principals`` in an ``allowed_signers`` file (the format of git's
-``gpg.ssh.allowedSignersFile``), then ``ssh-keygen -Y verify`` must accept the signature for it.
+Signing: the index bytes are signed with a private key in the namespace replay-bundle. Checking: the
+principal is found in an ``allowed_signers`` file (the format of git's ``gpg.ssh.allowedSignersFile``), then
+the signature must verify for it. The tool that does both is a ``SignatureTool`` port (``replay.factory``).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from replay.core.ports import SignatureTool
 from replay.core.share.bundle.format import SIG_NAMESPACE, BundleError
-from replay.errors import BadInput, EnvironmentProblem
-
-
-def _ssh_keygen() -> str:
-    found = shutil.which("ssh-keygen")
-    if not found:
-        raise EnvironmentProblem("ssh-keygen is not installed", "install openssh-client (apt-get install openssh-client)")
-    return found
-
-
-def signer(key: Path) -> Callable[[bytes], bytes]:
-    """A function that signs bytes with the SSH private key ``key``; the key is checked at once."""
-    if not key.is_file():
-        raise BadInput(f"--sign {key}: no such key file", "pass an SSH private key, e.g. ~/.ssh/id_ed25519")
-    tool = _ssh_keygen()
-
-    def sign(data: bytes) -> bytes:
-        proc = subprocess.run([tool, "-Y", "sign", "-q", "-f", str(key), "-n", SIG_NAMESPACE], input=data,
-                              capture_output=True, timeout=120)
-        if proc.returncode != 0 or b"BEGIN SSH SIGNATURE" not in proc.stdout:
-            detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise BadInput(f"ssh-keygen could not sign with {key} ({detail[-1] if detail else 'no output'})",
-                           "pass an unencrypted SSH private key, or one ssh-agent holds")
-        return proc.stdout
-
-    return sign
-
+from replay.errors import BadInput
 
 ALLOWED_SIGNERS_FORMAT = ("pass an allowed_signers file, as `ssh-keygen -Y verify` takes: one line per signer, "
                           "`PRINCIPAL ssh-ed25519 AAAA...`; make one from a .pub with "
@@ -69,28 +42,44 @@ def format_problem(text: str) -> str | None:
     return None
 
 
-def check(data: bytes, signature: bytes, allowed_signers: Path) -> str:
+@dataclass(frozen=True)
+class Trust:
+    """Whom a bundle must be signed by (``--allowed-signers``), and the tool that checks its signature."""
+
+    allowed_signers: Path
+    tool: SignatureTool
+
+    def check(self, data: bytes, signature: bytes) -> str:
+        """The principal whose valid signature ``signature`` is; BundleError otherwise."""
+        return check(data, signature, self.allowed_signers, self.tool)
+
+
+def signer(key: Path, tool: SignatureTool) -> Callable[[bytes], bytes]:
+    """A function that signs bytes with the SSH private key ``key``; the key and the tool are checked at once."""
+    if not key.is_file():
+        raise BadInput(f"--sign {key}: no such key file", "pass an SSH private key, e.g. ~/.ssh/id_ed25519")
+    tool.check_installed()
+
+    def sign(data: bytes) -> bytes:
+        return tool.sign(key, data, SIG_NAMESPACE)
+
+    return sign
+
+
+def check(data: bytes, signature: bytes, allowed_signers: Path, tool: SignatureTool) -> str:
     """The principal of ``allowed_signers`` whose valid signature ``signature`` is; BundleError otherwise."""
     if not allowed_signers.is_file():
         raise BadInput(f"--allowed-signers {allowed_signers}: no such file", ALLOWED_SIGNERS_FORMAT)
     problem = format_problem(_head(allowed_signers))
     if problem:
         raise BadInput(f"--allowed-signers {allowed_signers} {problem}", ALLOWED_SIGNERS_FORMAT)
-    tool = _ssh_keygen()
-    with tempfile.TemporaryDirectory(prefix="replay-sig-") as tmp:
-        sig = Path(tmp) / "index.sig"
-        sig.write_bytes(signature)
-        found = subprocess.run([tool, "-Y", "find-principals", "-s", str(sig), "-f", str(allowed_signers)],
-                               capture_output=True, text=True, timeout=60)
-        principals = [p.strip() for p in found.stdout.splitlines() if p.strip()]
-        if found.returncode != 0 or not principals:
-            raise BundleError(f"index.sig is not by a key listed in {allowed_signers}",
-                              "do not trust this bundle: ask its author for a signed one, or add their key")
-        for principal in principals:
-            proc = subprocess.run([tool, "-Y", "verify", "-f", str(allowed_signers), "-I", principal,
-                                   "-n", SIG_NAMESPACE, "-s", str(sig)], input=data,
-                                  capture_output=True, timeout=60)
-            if proc.returncode == 0:
-                return principal
+    tool.check_installed()
+    principals = tool.principals(signature, allowed_signers)
+    if not principals:
+        raise BundleError(f"index.sig is not by a key listed in {allowed_signers}",
+                          "do not trust this bundle: ask its author for a signed one, or add their key")
+    for principal in principals:
+        if tool.verifies(data, signature, allowed_signers, principal, SIG_NAMESPACE):
+            return principal
     raise BundleError("index.sig does not verify: the index was changed after signing, or the signature is bad",
                       "do not trust this bundle: ask its author for it again")

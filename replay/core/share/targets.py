@@ -15,10 +15,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from replay.core.ports import Engine
 from replay.errors import BadInput
 from replay.manifest import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    from replay.core.share.signing import Trust
 
 
 @dataclass
@@ -46,7 +50,7 @@ class ResolvedCapsule:
 class ResolveContext:
     cwd: Path
     scratch: Path  # a fresh folder the caller owns and removes: unpacked bundles go here
-    allowed_signers: Path | None = None  # a bundle must then carry a valid signature by a principal listed there
+    trust: Trust | None = None  # a bundle must then carry a valid signature by a principal it allows
     engine: Engine | None = None  # for targets that need one to resolve (a registry reference is pulled)
 
 

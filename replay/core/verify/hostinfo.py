@@ -1,16 +1,16 @@
 """The facts about a machine that can change a run's numbers, recorded at capture and again at verify.
 
-Every probe is a few small file reads (plus ``nvidia-smi`` when it is installed) and degrades to an empty
-value instead of raising, so that collecting host facts can never fail a capture or a verify. Off Linux
-most fields stay empty: there is no /proc to read.
+Every probe is a few small file reads and degrades to an empty value instead of raising, so that collecting
+host facts can never fail a capture or a verify. The GPUs come from the engine's ``GpuProbe`` (nvidia-smi,
+through ``Engine.host_gpus``), which never raises either. Off Linux most fields stay empty: there is no /proc
+to read.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import shutil
-import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from replay.manifest import GpuInfo, HostInfo
@@ -50,16 +50,12 @@ NUMERIC_CPU_FLAGS: tuple[str, ...] = (
     "i8mm",
 )
 
-# nvidia-smi can take seconds to answer when the driver is not kept loaded (no persistence mode); a
-# GPU missed because of a timeout would later read as "GPU present on one side only".
-NVIDIA_SMI_TIMEOUT_S = 10.0
-NVIDIA_SMI_QUERY = ("--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits")
-
 # cgroup v1 writes "no limit" as a huge page-rounded number instead of v2's "max".
 _NO_LIMIT = 1 << 60
 
 
-def collect_host(docker_version: str = "", engine: str = "") -> HostInfo:
+def collect_host(docker_version: str = "", engine: str = "", gpus: Sequence[GpuInfo] = ()) -> HostInfo:
+    """This machine's facts; ``engine`` names the engine, ``gpus`` as the engine's ``host_gpus()`` lists them."""
     cpu_model, cpu_flags = parse_cpuinfo(_read_first_cpu_block())
     return HostInfo(
         os=_os_name(),
@@ -69,7 +65,7 @@ def collect_host(docker_version: str = "", engine: str = "") -> HostInfo:
         cpu_flags=cpu_flags,
         cores=_usable_cores(),
         memory_bytes=_memory_bytes(),
-        gpus=collect_gpus(),
+        gpus=list(gpus),
         docker_version=docker_version,
         engine=engine,
     )
@@ -113,37 +109,6 @@ def parse_cgroup_limit(text: str) -> int | None:
         return None
     value = int(text)
     return value if value < _NO_LIMIT else None
-
-
-def parse_nvidia_smi(text: str) -> list[GpuInfo]:
-    """Lines of ``name, driver, memory MiB`` as written by NVIDIA_SMI_QUERY."""
-    gpus = []
-    for line in text.splitlines():
-        # Split from the right: the last two fields are numbers, a name could in principle hold a comma.
-        parts = [p.strip() for p in line.rsplit(",", 2)]
-        if len(parts) != 3 or not parts[0]:
-            continue
-        name, driver, memory = parts
-        gpus.append(GpuInfo(name=name, driver=driver, memory_mb=int(memory) if memory.isdigit() else 0))
-    return gpus
-
-
-def collect_gpus() -> list[GpuInfo]:
-    """NVIDIA GPUs seen by nvidia-smi; none when it is missing, fails or hangs."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return []
-    try:
-        result = subprocess.run(
-            [exe, *NVIDIA_SMI_QUERY],
-            capture_output=True,
-            text=True,
-            timeout=NVIDIA_SMI_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return []
-    return parse_nvidia_smi(result.stdout) if result.returncode == 0 else []
 
 
 def cgroup_memory_limit(

@@ -146,7 +146,7 @@ class Replayer:
 
     def host(self) -> HostInfo:
         """This machine's facts, with the engine's version: the verify side of the host comparison."""
-        return collect_host(self.engine.version(), self.engine.name())
+        return collect_host(self.engine.version(), self.engine.name(), self.engine.host_gpus())
 
     def replay_once(self, prepared: Prepared, out_root: Path, adjust: Callable[[RunSpec], RunSpec] | None = None,
                     cancel: threading.Event | None = None) -> RunResult:
@@ -175,7 +175,8 @@ def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None)
     with output_folder(req.keep) as out_root:
         result = replayer.replay_once(prepared, out_root)
         comparison = replayer.compare(prepared, out_root)
-    return build_report(prepared, result, comparison, collect_host(engine_version, engine.name()), replayer.watch.timings)
+    host = collect_host(engine_version, engine.name(), engine.host_gpus())
+    return build_report(prepared, result, comparison, host, replayer.watch.timings)
 
 
 def error_report(target: Path, exc: ReplayError) -> VerifyReport:

@@ -19,6 +19,7 @@ from replay.core.share import targets
 from replay.core.share.bundle.format import BundleError, CapsuleEntry, data_relpath
 from replay.core.share.bundle.image import load_image
 from replay.core.share.bundle.read import Bundle, extract, is_bundle, open_bundle
+from replay.core.share.signing import Trust
 from replay.manifest import Manifest, load
 
 
@@ -33,23 +34,21 @@ def split_target(target: str, cwd: Path) -> tuple[Path, str | None] | None:
     return None
 
 
-def checked(path: Path, allowed_signers: Path | None, reporter: Reporter | None = None) -> Bundle:
-    """The bundle with every member checked, and its signature when ``allowed_signers`` asks for one."""
-    from replay.core.share import signing
-
+def checked(path: Path, trust: Trust | None, reporter: Reporter | None = None) -> Bundle:
+    """The bundle with every member checked, and its signature when ``trust`` asks for one."""
     if not path.is_file():
         raise BundleError(f"{path}: no such bundle file", "pass a file made by `replay pack`")
     if not is_bundle(path):
         raise BundleError(f"{path} is not a replay bundle (it does not start with index.json)",
                           "pass a file made by `replay pack`")
-    if allowed_signers is None:
+    if trust is None:
         return open_bundle(path, reporter)
 
     def check_signature(index_bytes: bytes, signature: bytes | None) -> str:
         if signature is None:
             raise BundleError(f"{path.name} is not signed, and --allowed-signers asks for a signature",
                               "ask its author for a signed bundle (replay pack --sign KEY)")
-        return signing.check(index_bytes, signature, allowed_signers)
+        return trust.check(index_bytes, signature)
 
     # The signature before anything else: an index from a stranger is not even parsed.
     return open_bundle(path, reporter, check_signature)
@@ -99,7 +98,7 @@ def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCa
     if found is None:
         return None
     path, name = found
-    bundle = checked(path, ctx.allowed_signers)
+    bundle = checked(path, ctx.trust)
     entries = [bundle.index.capsule(name)] if name else bundle.index.capsules
     shown = target.rpartition("#")[0] if name else target
     folder = ctx.scratch / f"bundle-{len(list(ctx.scratch.glob('bundle-*')))}"
@@ -109,7 +108,7 @@ def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCa
         data_map = unpack_data(bundle, entry, manifest, folder / "data")
         out.append(targets.ResolvedCapsule(
             name=f"{shown}#{entry.name}", path=folder / "capsules" / entry.name, source=target, data_map=data_map,
-            ensure_image=functools.partial(_load, bundle, entry.image), provenance=bundle.provenance(ctx.allowed_signers),
+            ensure_image=functools.partial(_load, bundle, entry.image), provenance=bundle.provenance(_signers(ctx.trust)),
             bundle=path.resolve(),
         ))
     return out
@@ -141,7 +140,7 @@ class Unpacked:
     provenance: str
 
 
-def unpack_all(path: Path, out: Path, allowed_signers: Path | None, engine: Engine | None) -> Unpacked:
+def unpack_all(path: Path, out: Path, trust: Trust | None, engine: Engine | None) -> Unpacked:
     """Every capsule of a checked bundle into ``out/NAME`` and its data into ``out/_data``, in one rename;
     with an engine, the images it lacks are loaded too."""
     from replay.errors import BadInput
@@ -149,7 +148,7 @@ def unpack_all(path: Path, out: Path, allowed_signers: Path | None, engine: Engi
 
     if out.exists() or out.is_symlink():
         raise BadInput(f"-o {out} already exists", "pass a new folder: unpack never writes into an existing one")
-    bundle = checked(path, allowed_signers)
+    bundle = checked(path, trust)
     loaded = []
     with staged_dir(out) as stage:
         data = False
@@ -160,4 +159,8 @@ def unpack_all(path: Path, out: Path, allowed_signers: Path | None, engine: Engi
             if engine is not None and engine.image(image.id) is None:
                 _load(bundle, image.id, engine)
                 loaded.append(image.id)
-    return Unpacked([c.name for c in bundle.index.capsules], data, loaded, bundle.provenance(allowed_signers))
+    return Unpacked([c.name for c in bundle.index.capsules], data, loaded, bundle.provenance(_signers(trust)))
+
+
+def _signers(trust: Trust | None) -> Path | None:
+    return trust.allowed_signers if trust is not None else None
