@@ -14,12 +14,13 @@ the same (nothing is asked of the image beyond its folder).
 from __future__ import annotations
 
 import contextlib
+import io
 import posixpath
 import secrets
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -117,29 +118,48 @@ def _wrap(argv: list[str], root: str, workdir: str, marker: str, beneath: list[s
 
 
 def _copy_tree(api: Any, image: str, root: str, beneath: list[str], limit: int, dest: Path) -> bool:
-    """The image's ``root`` folder, filtered, as a tar at ``dest``; False when it is larger than ``limit``."""
+    """The image's ``root`` folder, filtered, as a tar at ``dest``; False when it is larger than ``limit``.
+    Streamed: the engine's archive is never held whole, in memory or on disk."""
     from docker.errors import DockerException, NotFound
 
     container = api.create_container(image, command=["/nonexistent"], network_disabled=True,
                                      labels={_OWNER_LABEL: "read"}, use_config_proxy=False, entrypoint=[])
     try:
-        with tempfile.TemporaryFile(prefix="replay-tree-raw-") as raw:
-            try:
-                stream, _ = api.get_archive(container, root)
-            except NotFound:  # no such folder in the image: the tree starts empty
-                stream = iter(())
-            size = 0
-            for chunk in stream:
-                size += len(chunk)
-                if size > limit + (1 << 20):
-                    return False
-                raw.write(chunk)
-            raw.seek(0)
-            return _filter(raw, posixpath.basename(root), [posixpath.relpath(b, root) for b in beneath],
-                           limit, dest) if size else _empty(dest)
+        try:
+            stream, _ = api.get_archive(container, root)
+        except NotFound:  # no such folder in the image: the tree starts empty
+            return _empty(dest)
+        source = _Capped(stream, limit + (1 << 20))
+        return _filter(source, posixpath.basename(root), [posixpath.relpath(b, root) for b in beneath], limit, dest)
     finally:
         with contextlib.suppress(DockerException, OSError):
             api.remove_container(container, force=True)
+
+
+class _Capped(io.RawIOBase):
+    """A readable file over a stream of byte chunks that refuses (OSError) to give more than ``limit`` bytes."""
+
+    def __init__(self, chunks: Iterable[bytes], limit: int) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        self._left -= size
+        if self._left < 0:
+            raise OSError("the image's tree is larger than the scratch tree may hold")
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _filter(raw: Any, top: str, skip: list[str], limit: int, dest: Path) -> bool:
@@ -160,7 +180,7 @@ def _filter(raw: Any, top: str, skip: list[str], limit: int, dest: Path) -> bool
                 clean = tarfile.TarInfo(rel)
                 clean.type, clean.mode, clean.size, clean.mtime = member.type, member.mode & 0o755, member.size, member.mtime
                 out.addfile(clean, src.extractfile(member) if member.isreg() else None)
-    except tarfile.TarError:
+    except (tarfile.TarError, OSError):
         return False
     return True
 

@@ -259,7 +259,7 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
             lap("runs")
         save(manifest, stage)
         if req.verify:
-            manifest.outputs.self_check = selfcheck.self_check(engine, stage, req.cwd, reporter)
+            manifest.outputs.self_check = selfcheck.self_check(engine, stage, root, reporter)
             _warn(reporter, selfcheck.warning(manifest.outputs.self_check))
             save(manifest, stage)
             lap("verify")

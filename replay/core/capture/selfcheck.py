@@ -16,15 +16,15 @@ from replay.manifest import SelfCheck
 REPRODUCED = ("identical", "equivalent")
 
 
-def self_check(engine: Engine, capsule: Path, cwd: Path, reporter: Reporter) -> SelfCheck:
-    """Verify ``capsule`` (its replay.json written) from ``cwd``; never raises for a capsule that fails to
-    reproduce or to run, only for an interruption."""
+def self_check(engine: Engine, capsule: Path, root: Path, reporter: Reporter) -> SelfCheck:
+    """Verify ``capsule`` (its replay.json written) from the project ``root``; never raises for a capsule
+    that fails to reproduce or to run, only for an interruption."""
     from replay.core.verify.explain import summary
     from replay.core.verify.pipeline import VerifyRequest, verify
 
     reporter.stage("replaying the capsule once to check that it reproduces its capture (--verify)")
     try:
-        report = verify(VerifyRequest(target=capsule, cwd=cwd), engine, reporter)
+        report = verify(VerifyRequest(target=capsule, cwd=root), engine, reporter)
     except Interrupted:
         raise
     except ReplayError as exc:
