@@ -20,11 +20,12 @@ def self_check(engine: Engine, capsule: Path, root: Path, reporter: Reporter) ->
     """Verify ``capsule`` (its replay.json written) from the project ``root``; never raises for a capsule
     that fails to reproduce or to run, only for an interruption."""
     from replay.core.verify.explain import summary
+    from replay.core.verify.options import ReplayOptions
     from replay.core.verify.pipeline import VerifyRequest, verify
 
     reporter.stage("replaying the capsule once to check that it reproduces its capture (--verify)")
     try:
-        report = verify(VerifyRequest(target=capsule, cwd=root), engine, reporter)
+        report = verify(VerifyRequest(target=capsule, options=ReplayOptions(cwd=root)), engine, reporter)
     except Interrupted:
         raise
     except ReplayError as exc:
