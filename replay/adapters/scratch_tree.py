@@ -96,7 +96,10 @@ def prepare(api: Any, spec: RunSpec) -> ScratchRun | None:
 def _wrap(argv: list[str], root: str, workdir: str, marker: str, beneath: list[str]) -> list[str]:
     prune = " -o ".join("-path " + _sh_quote(_glob_escape(p)) for p in beneath)
     prune_expr = f"\\( {prune} \\) -prune -o " if prune else ""
+    # The exit status is always the command's: the EXIT trap gives it back even when the listing after it
+    # cannot fork (a command that used up the process limit) and sh would otherwise end with its own 2.
     script = (
+        'rc=126; trap \'exit "$rc"\' EXIT\n'
         'tar -x -f ' + TREE_TAR + ' -C "$1" --no-same-owner 2>/dev/null\n'
         'start=$(date +%s.%N 2>/dev/null)\n'
         'mkdir -p "$2" 2>/dev/null; cd "$2" || exit 126\n'
