@@ -19,7 +19,6 @@ REPRODUCED = ("identical", "equivalent")
 def self_check(engine: Engine, capsule: Path, root: Path, reporter: Reporter) -> SelfCheck:
     """Verify ``capsule`` (its replay.json written) from the project ``root``; never raises for a capsule
     that fails to reproduce or to run, only for an interruption."""
-    from replay.core.verify.explain import summary
     from replay.core.verify.options import ReplayOptions
     from replay.core.verify.pipeline import VerifyRequest, verify
 
@@ -32,7 +31,7 @@ def self_check(engine: Engine, capsule: Path, root: Path, reporter: Reporter) ->
         return SelfCheck(verdict="error", exit_code=exc.exit_code, message=exc.one_line())
     differed = [o.path for o in report.outputs if o.status not in ("identical", "within_tolerance") and not o.ignored]
     differed += [m.name for m in report.metrics if m.status not in ("identical", "within_tolerance")]
-    why = [f"{o.path}: {summary(o.explanation)}" for o in report.outputs
+    why = [f"{o.path}: {o.explanation.summary()}" for o in report.outputs
            if o.path in differed and o.explanation][:3]
     likely = [f.message for f in report.diagnosis if f.likely][:1]
     return SelfCheck(verdict=str(report.verdict), exit_code=report.exit_code, differed=differed,
