@@ -28,9 +28,9 @@ git -c user.name=demo -c user.email=demo@example.invalid add -A
 git -c user.name=demo -c user.email=demo@example.invalid commit -q -m "digits demo"
 "$venv/bin/python" make_data.py
 
-step "2. replay capture --run: train here with the seed, then snapshot the run into a capsule"
+step "2. replay capture --run --verify: train here with the seed, snapshot the run into a capsule, replay it once"
 export PATH="$venv/bin:$PATH"   # the active virtualenv is the one captured
-"$replay" capture --run --name digits -- python train.py
+"$replay" capture --run --verify --name digits -- python train.py
 
 step "3. replay show"
 "$replay" show .replay/digits

@@ -110,6 +110,9 @@ class CodeVersion:
     # Build leftovers found in the tree and left out of the snapshot (replay.core.capture.leftovers): how many files
     # each pattern matched, e.g. {"*.egg-info/": 6, "__pycache__/": 3}. Empty when there were none.
     left_out: dict[str, int] = field(default_factory=dict)
+    # The snapshot's files (relative to the project root, sorted): what the image's code/ holds. Empty in
+    # capsules made before it was recorded.
+    snapshot_files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -193,6 +196,27 @@ class Stability:
 
 
 @dataclass
+class StaleOutput:
+    """A declared output older than a file it could come from (capture without --run): the reference may not
+    be what the captured code and data make."""
+
+    path: str
+    newer: str  # the newest code or data file, recorded as the paths are
+    kind: str  # "code" or "data"
+
+
+@dataclass
+class SelfCheck:
+    """What `capture --verify` saw when it replayed the capsule once, just built: whether the capsule
+    reproduces its own capture."""
+
+    verdict: str  # identical | equivalent | diverged | error
+    exit_code: int
+    differed: list[str] = field(default_factory=list)  # outputs and metrics that did not match
+    message: str = ""  # one line: why (the diagnosis's likely cause, or the error)
+
+
+@dataclass
 class Outputs:
     roots: list[str] = field(default_factory=list)
     files: list[FileEntry] = field(default_factory=list)
@@ -202,6 +226,10 @@ class Outputs:
     reference_dir: str | None = REFERENCE_DIR
     # Absent unless captured with --runs N (older readers ignore it; schema_version stays 1).
     stability: Stability | None = None
+    # Absent unless capture without --run found outputs older than their code or data.
+    stale: list[StaleOutput] | None = None
+    # Absent unless captured with --verify.
+    self_check: SelfCheck | None = None
 
 
 @dataclass
@@ -275,8 +303,9 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["outputs"].get("stability") is None:
-            del out["outputs"]["stability"]  # written only when recorded: other manifests stay as they were
+        for optional in ("stability", "stale", "self_check"):
+            if out["outputs"].get(optional) is None:
+                del out["outputs"][optional]  # written only when recorded: other manifests stay as they were
         if out.get("system") is None:
             out.pop("system", None)  # likewise the system packages: none, no section
         # schema_version first: the one field every reader looks at before anything else.

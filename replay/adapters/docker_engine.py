@@ -413,6 +413,16 @@ class DockerEngine:
         In a batch the run is in a worker thread, where no KeyboardInterrupt arrives: the batch sets ``cancel``
         and a watcher thread kills the container, whose log stream then ends, and ``Interrupted`` is raised.
         """
+        from replay.adapters import scratch_tree
+
+        with self._errors(), scratch_tree.prepared(self.api, spec) as scratch:
+            result = self._run(scratch.spec if scratch else spec, on_line, cancel, scratch)
+        if scratch is not None:
+            result.written, result.written_count = scratch.written, scratch.count
+        return result
+
+    def _run(self, spec: RunSpec, on_line: Callable[[str], None], cancel: threading.Event | None,
+             scratch: Any) -> RunResult:
         from docker.errors import DockerException
         from docker.types import LogConfig, Mount
 
@@ -450,7 +460,8 @@ class DockerEngine:
                 threading.Thread(target=self._kill_on_cancel, args=(container, cancel, finished), daemon=True,
                                  name="replay-cancel-watch").start()
             with self._errors():
-                return replace(self._follow(container, spec, on_line, tail, t0, cancel), unenforced=unenforced)
+                return replace(self._follow(container, spec, on_line, tail, t0, cancel, scratch.take if scratch else None),
+                               unenforced=unenforced)
         finally:
             # Runs on KeyboardInterrupt, cancel and errors.Stopped (SIGTERM/SIGHUP) too: nothing is left behind.
             finished.set()
@@ -458,7 +469,8 @@ class DockerEngine:
                 self.api.remove_container(container, force=True, v=True)  # and its anonymous volumes
 
     def _follow(self, container: Any, spec: RunSpec, on_line: Callable[[str], None], tail: deque[str],
-                t0: float, cancel: threading.Event | None) -> RunResult:
+                t0: float, cancel: threading.Event | None,
+                keep: Callable[[str], str | None] | None = None) -> RunResult:
         """Start the container, stream its log to its end, and read how it ended."""
         self.api.start(container)
         started = time.monotonic()
@@ -471,12 +483,13 @@ class DockerEngine:
         try:
             # The log stream has no read timeout (a run may print nothing for hours); the wait that
             # follows gets the run's own timeout plus a grace, or none.
-            whole = self._drain(self.api.logs(container, stream=True, follow=True), tail, on_line)
+            whole = self._drain(self.api.logs(container, stream=True, follow=True), tail, on_line, keep)
             timeout = spec.limits.timeout_s
             status = self.api.wait(container, timeout=timeout + WAIT_GRACE_S if timeout else None)
             if not whole:  # more than LOG_READ_BYTES: the tail comes from the engine's capped log
                 tail.clear()
-                tail.extend(_lines([self.api.logs(container, stdout=True, stderr=True, tail=tail.maxlen or 60)]))
+                ended = _lines([self.api.logs(container, stdout=True, stderr=True, tail=tail.maxlen or 60)])
+                tail.extend(line for raw in ended if (line := keep(raw) if keep else raw) is not None)
         finally:
             if timer:
                 timer.cancel()
@@ -493,8 +506,10 @@ class DockerEngine:
         )
 
     @staticmethod
-    def _drain(stream: Any, tail: deque[str], on_line: Callable[[str], None]) -> bool:
-        """Read the log to its end, at most LOG_READ_BYTES of it; False when it had more (then it is closed)."""
+    def _drain(stream: Any, tail: deque[str], on_line: Callable[[str], None],
+               keep: Callable[[str], str | None] | None = None) -> bool:
+        """Read the log to its end, at most LOG_READ_BYTES of it; False when it had more (then it is closed).
+        ``keep`` takes lines (or parts of them) out first: the scratch tree's listing is not the command's."""
         seen = 0
 
         def counted() -> Iterator[bytes]:
@@ -505,7 +520,10 @@ class DockerEngine:
                 if seen > LOG_READ_BYTES:
                     return
 
-        for line in _lines(counted()):
+        for raw in _lines(counted()):
+            line = keep(raw) if keep else raw
+            if line is None:
+                continue
             tail.append(line)
             on_line(line)
         if seen > LOG_READ_BYTES:
@@ -562,7 +580,8 @@ def device_requests(spec: RunSpec) -> list[Any] | None:
 
 
 def _tmpfs_options(t: Tmpfs) -> str:
-    return f"rw,{'exec' if t.exec else 'noexec'},nosuid,nodev,size={t.size_bytes}"
+    owner = f",uid={t.owner[0]},gid={t.owner[1]},mode=0755" if t.owner else ""
+    return f"rw,{'exec' if t.exec else 'noexec'},nosuid,nodev,size={t.size_bytes}{owner}"
 
 
 def _lines(chunks: Iterable[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str]:

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from replay.core.capture import leftovers
-from replay.core.ports import GitInfo
+from replay.core.ports import GitInfo, LeaveOut
 
 # A patch `git apply` takes back whatever the user's diff settings (noprefix, external diff tools, textconv).
 _PATCH_FLAGS = ("--binary", "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -30,8 +30,9 @@ def toplevel(path: Path) -> Path | None:
     return Path(out.decode().strip()) if out else None
 
 
-def inspect(path: Path) -> GitInfo | None:
-    """Everything capture records about the code, or None when ``path`` is not in a git work tree."""
+def inspect(path: Path, leave_out: LeaveOut | None = None) -> GitInfo | None:
+    """Everything capture records about the code, or None when ``path`` is not in a git work tree; what
+    ``leave_out`` names is in neither the files nor the patch."""
     top = toplevel(path)
     if top is None:
         return None
@@ -46,12 +47,15 @@ def inspect(path: Path) -> GitInfo | None:
     files = sorted({f for f in listed if (top / f).is_file()})
 
     # Build leftovers are not code (replay.core.capture.leftovers): the snapshot leaves them out, so the patch of
-    # what differs from the commit does too, tracked or not.
+    # what differs from the commit does too, tracked or not; so are the paths ``leave_out`` names.
     has_build_files = leftovers.on_disk(top)
-    untracked = _git(top, "ls-files", "-z", "--others", "--exclude-standard") or b""
-    new_files = [f for f in untracked.decode().split("\0")
+    untracked = [f for f in (_git(top, "ls-files", "-z", "--others", "--exclude-standard") or b"").decode().split("\0")
                  if f and leftovers.leftover_folder(f, has_build_files) is None]
-    skipped = leftovers.folders(listed, top)
+    left = sorted(set(leave_out(files, [f for f in untracked if (top / f).is_file()]))) if leave_out else []
+    if left:
+        files = [f for f in files if not _beneath(f, left)]
+    new_files = [f for f in untracked if not _beneath(f, left)]
+    skipped = [*leftovers.folders(listed, top), *left]
     pathspec = ["--", ".", *(f":(exclude,literal){f}" for f in skipped)] if skipped else []
     patch = _git(top, "diff", *_PATCH_FLAGS, commit or EMPTY_TREE, *pathspec) or b""
     for name in new_files:
@@ -68,6 +72,10 @@ def inspect(path: Path) -> GitInfo | None:
     )
 
 
+def _beneath(rel: str, paths: list[str]) -> bool:
+    return any(rel == p or rel.startswith(p + "/") for p in paths)
+
+
 def _scrub(url: str) -> str:
     """Drop credentials from a remote URL (https://user:token@host/...) before recording it."""
     if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
@@ -82,5 +90,5 @@ class GitCli:
     def toplevel(self, path: Path) -> Path | None:
         return toplevel(path)
 
-    def inspect(self, path: Path) -> GitInfo | None:
-        return inspect(path)
+    def inspect(self, path: Path, leave_out: LeaveOut | None = None) -> GitInfo | None:
+        return inspect(path, leave_out)

@@ -48,6 +48,9 @@ def capture_cmd(
     allow_secret_files: Annotated[
         bool, typer.Option(help="Ship code files that look like secrets (.env, *.pem, keys); listed in the manifest.")
     ] = False,
+    include_untracked: Annotated[list[str] | None, typer.Option(
+        "--include-untracked", help="Untracked file or folder over 1 MiB or binary to ship in the code (repeatable).",
+    )] = None,
     tolerance: Annotated[list[str] | None, typer.Option("--tolerance", help="NAME=SPEC: 1e-3 or rel:1e-6.")] = None,
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Glob of outputs not byte-compared.")] = None,
     name: Annotated[str | None, typer.Option(help="Capsule name [default: the project folder's].")] = None,
@@ -56,6 +59,9 @@ def capture_cmd(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing capsule folder.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Relock and rebuild every image layer.")] = False,
     runs: Annotated[int, typer.Option("--runs", help="Replay N times once built; record what varied.")] = 0,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Replay once in the built image and record whether the capsule reproduces its capture.",
+    )] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Snapshot a finished training run into a capsule and a pinned image."""
@@ -78,12 +84,14 @@ def capture_cmd(
         relock=relock,
         allow_secret_env=allow_secret_env,
         allow_secret_files=allow_secret_files,
+        include_untracked=list(include_untracked or []),
         name=name,
         into=into,
         force=force,
         run=run,
         no_cache=no_cache,
         runs=runs,
+        verify=verify,
         **merged,
         auto_seed=auto_seed,
     )
@@ -110,6 +118,7 @@ def capture_cmd(
             "counts": counts,
             "timings": result.timings,
             "stability": _stability(m),
+            "self_check": _self_check(m),
             "warnings": reporter.warnings,
         })
         return
@@ -135,6 +144,10 @@ def capture_cmd(
         varied = [*st.unstable_outputs, *st.unstable_metrics]
         table.add_row("stability", f"{st.runs} runs compared; " + (f"varied: {', '.join(varied)}" if varied
                                                                      else "every output and metric the same"))
+    check = m.outputs.self_check
+    if check is not None:
+        table.add_row("self-check", f"{check.verdict} (exit {check.exit_code})"
+                      + (f"; differed: {', '.join(check.differed)}" if check.differed else ""))
     ui.out.print("[green]captured[/] " + m.name)
     ui.out.print(table)
     ui.out.print(f"verify with: replay verify {_shown(result.capsule, cwd)}")
@@ -147,6 +160,15 @@ def _stability(m: object) -> dict[str, object] | None:
 
     assert isinstance(m, Manifest)
     return asdict(m.outputs.stability) if m.outputs.stability is not None else None
+
+
+def _self_check(m: object) -> dict[str, object] | None:
+    from dataclasses import asdict
+
+    from replay.manifest import Manifest
+
+    assert isinstance(m, Manifest)
+    return asdict(m.outputs.self_check) if m.outputs.self_check is not None else None
 
 
 def _shown(path: Path, cwd: Path) -> str:

@@ -108,9 +108,15 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
             facts.add_row(*_text("remote", code.remote))
     else:
         facts.add_row(*_text("code", f"not a git repository; tree digest {code.snapshot_digest}"))
-    if code.left_out:
-        counts = ", ".join(f"{pattern} {n}" for pattern, n in code.left_out.items())
-        facts.add_row(*_text("left out", f"{sum(code.left_out.values())} build-leftover files, never code ({counts})"))
+    from replay.core.capture.leftovers import PATTERNS
+
+    built = {k: n for k, n in code.left_out.items() if k in PATTERNS}
+    if built:
+        counts = ", ".join(f"{pattern} {n}" for pattern, n in built.items())
+        facts.add_row(*_text("left out", f"{sum(built.values())} build-leftover files, never code ({counts})"))
+    others = {k: n for k, n in code.left_out.items() if k not in PATTERNS}
+    if others:
+        facts.add_row(*_text("left out", "; ".join(f"{n} files: {why}" for why, n in others.items())))
     facts.add_row(*_text("python", f"{m.python.implementation} {m.python.version} ({len(m.python.packages)} packages)"))
     facts.add_row(*_text("image", f"{m.image.tag}  {m.image.id}  {ui.human_bytes(m.image.size)}"))
     base = m.image.base
@@ -147,6 +153,7 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
             system.add_row(*_text(sp.name, sp.version, needs or "a dependency of the above"))
         out.print(system)
 
+    _show_snapshot(m)
     shown = 20  # a dataset can hold millions of files: the first few say enough, `--json` has them all
     data = Table(title=f"data ({len(m.data.files)} files)", title_justify="left")
     data.add_column("path")
@@ -166,6 +173,7 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
     for f in m.outputs.files:
         outputs.add_row(*_text(f.path, ui.human_bytes(f.size), ui.short(f.sha256, 16)))
     out.print(outputs)
+    _show_output_notes(m)
     if m.outputs.metrics:
         metrics = Table(title="reference metrics", title_justify="left")
         metrics.add_column("metric")
@@ -173,6 +181,41 @@ def _show_capsule(m: Manifest, as_json: bool) -> None:
         for key, value in sorted(m.outputs.metrics.items()):
             metrics.add_row(*_text(key, repr(value)))
         out.print(metrics)
+
+
+def _show_snapshot(m: Manifest, shown: int = 40) -> None:
+    """What the code snapshot holds (the image's code/, and code.patch's files): every file up to ``shown``."""
+    from rich.table import Table
+
+    from replay import ui
+
+    files = m.code.snapshot_files
+    if not files:
+        return
+    table = Table(title=f"code snapshot ({len(files)} files; data, outputs, capsules and reports never in it)",
+                  title_justify="left")
+    table.add_column("path")
+    for rel in files[:shown]:
+        table.add_row(*_text(rel))
+    if len(files) > shown:
+        table.add_row(*_text(f"... and {len(files) - shown} more (replay show --json lists them all)"))
+    ui.out.print(table)
+
+
+def _show_output_notes(m: Manifest) -> None:
+    from rich.markup import escape
+
+    from replay import ui
+
+    for stale in m.outputs.stale or []:
+        ui.out.print(f"[yellow]stale[/] {escape(stale.path)} was older than the {escape(stale.kind)} it could come "
+                     f"from ({escape(stale.newer)}) at capture", soft_wrap=True)
+    check = m.outputs.self_check
+    if check is not None:
+        style = "green" if check.verdict in ("identical", "equivalent") else "red"
+        differed = f"; differed: {', '.join(check.differed)}" if check.differed else ""
+        ui.out.print(f"[bold]self-check[/] (capture --verify): [{style}]{escape(check.verdict)}[/]"
+                     f"{escape(differed)}{escape('; ' + check.message if check.message else '')}", soft_wrap=True)
 
 
 def _text(*cells: str) -> list[Text]:

@@ -218,6 +218,9 @@ def render(result: VerifyReport) -> None:
     explained = [o for o in result.outputs if o.explanation]
     for o in explained:
         out.print(f"[bold]{escape(o.path)}[/]: {escape(o.explanation.summary() if o.explanation else '')}", soft_wrap=True)
+    written = result.run.undeclared_line() if result.run else None
+    if written:
+        out.print(f"[yellow]note[/] {escape(written)}", soft_wrap=True)
     if result.diagnosis:
         out.print("[bold]what changed underneath[/]")
         for f in result.diagnosis:

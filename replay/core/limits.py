@@ -22,6 +22,9 @@ from replay.errors import BadInput
 MIN_MEMORY_BYTES = 6 << 20
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+# The replay's working tree is a throw-away copy of the image's code with room for what the command writes
+# outside its declared outputs (logs, caches): at most this many bytes, in memory, gone with the container.
+SCRATCH_TREE_BYTES = 2 << 30
 MEMORY_HINT = "pass a size such as 512m or 2g (k, m, g, t: powers of 1024)"
 
 

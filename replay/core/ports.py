@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -37,6 +37,18 @@ class Tmpfs:
     target: str
     size_bytes: int = 1 << 30
     exec: bool = True  # training code may run from /tmp (e.g. a compiled extension); never setuid
+    owner: tuple[int, int] | None = None  # uid, gid of its top folder; None: the engine's default (root, 1777)
+
+
+@dataclass(frozen=True)
+class ScratchTree:
+    """The image's folder ``path`` (the working tree) replayed as a throw-away, size-limited copy: the command
+    may write anywhere under it, as it did on the host; what is mounted under it (data, declared outputs)
+    stays what it is. Nothing written there reaches the host or outlives the container; the files written
+    outside those mounts are named in ``RunResult.written``."""
+
+    path: str
+    size_bytes: int = 1 << 30
 
 
 @dataclass
@@ -56,6 +68,7 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None  # None: the engine's default (Docker: the container's short ID)
     cpuset: str | None = None  # CPUs the command may run on, e.g. "0" or "0-3" (what sched_getaffinity sees)
+    scratch_tree: ScratchTree | None = None  # None: the image's tree stays on the read-only root
 
 
 @dataclass
@@ -68,6 +81,10 @@ class RunResult:
     log_tail: str = ""
     # Limits the engine could not enforce on this run (rootless Podman on cgroup v1): said, never hidden.
     unenforced: list[str] = field(default_factory=list)
+    # Files the command created or changed under the scratch tree outside its mounts (relative paths, the
+    # first 1000 of them) and how many there were; None when no scratch tree was watched.
+    written: list[str] = field(default_factory=list)
+    written_count: int | None = None
 
 
 @dataclass
@@ -220,12 +237,17 @@ class GitInfo:
     files: list[str] = field(default_factory=list)  # what the snapshot holds, relative to toplevel
 
 
+LeaveOut = Callable[[list[str], list[str]], Collection[str]]
+
+
 class SourceControl(Protocol):
     def toplevel(self, path: Path) -> Path | None:
         """The work tree's top folder when ``path`` is in one, else None."""
 
-    def inspect(self, path: Path) -> GitInfo | None:
-        """Commit, branch, remote, uncommitted patch and the files a snapshot holds; None outside a work tree."""
+    def inspect(self, path: Path, leave_out: LeaveOut | None = None) -> GitInfo | None:
+        """Commit, branch, remote, uncommitted patch and the files a snapshot holds; None outside a work tree.
+        ``leave_out(files, untracked)`` names paths (relative files or folders) that neither the files nor the
+        patch hold; it may raise to refuse the tree."""
 
 
 class PythonProbe(Protocol):

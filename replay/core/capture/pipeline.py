@@ -15,7 +15,16 @@ from pathlib import Path
 
 from replay import __version__, jsonio
 from replay.core import layout
-from replay.core.capture import autoseed, base_images, cmdcheck, projectcode, syslibs, which_python
+from replay.core.capture import (
+    autoseed,
+    base_images,
+    cmdcheck,
+    hygiene,
+    projectcode,
+    selfcheck,
+    syslibs,
+    which_python,
+)
 from replay.core.capture.dockerfile import (
     CapsuleLayerContext,
     DockerfileContext,
@@ -81,6 +90,7 @@ class CaptureRequest:
     env: list[str] = field(default_factory=list)
     allow_secret_env: bool = False
     allow_secret_files: bool = False  # ship snapshot files that look like secrets (listed in the manifest)
+    include_untracked: list[str] = field(default_factory=list)  # untracked large/binary files to ship anyway
     tolerances: dict[str, str] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
     name: str | None = None
@@ -94,6 +104,7 @@ class CaptureRequest:
     # The system-library scan and the command check in the image; off only to measure what they cost
     # (benchmarks/bench_capture_resolves.py), never from the command line.
     resolve_checks: bool = True
+    verify: bool = False  # replay once in the built image and record whether the capsule reproduces itself
 
 
 @dataclass
@@ -140,9 +151,15 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
     lap("checks")
 
     # --- 2. optionally run the training here, as it will be replayed --------------------------------
+    written = hygiene.Written([], [])
     if req.run:
         reporter.stage("running the command on this host")
+        watched = [layout.record_path(req.cwd / p, root) for p in [*req.data, *req.outputs, *req.metrics]]
+        watched.append(layout.record_path(capsule, root))
+        before = hygiene.tree_state(root, watched)
         _run_on_host(req, seed, numerics, carried, tools.runner, reporter)
+        written = hygiene.written_between(before, hygiene.tree_state(root, watched))
+        _warn(reporter, written.warning())
         output_paths, metrics = _outputs_and_metrics(req)
         lap("run")
 
@@ -158,8 +175,11 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
         outputs = Outputs(roots=outs.roots, files=outs.files, metrics_files=metrics_files, metrics=metrics)
         layout.output_mount_dirs(outputs)  # refuse unreplayable output places before the slow part
         reporter.stage("snapshotting code")
-        excluded = [*data.roots, *outputs.roots, layout.record_path(capsule, root), ".replay"]
-        snap = take_snapshot(root, excluded, cache, reporter, tools.vcs)
+        excluded = [*data.roots, *outputs.roots, layout.record_path(capsule, root), ".replay", *written.created]
+        snap = take_snapshot(root, excluded, cache, reporter, tools.vcs, _untracked(req, root))
+    if not req.run:
+        outputs.stale = hygiene.stale_outputs(root, outputs.roots, snap.files, [f.path for f in data.files]) or None
+        _warn(reporter, hygiene.stale_warning(outputs.stale or []))
     lap("hashing")
     if snap.git is None:
         reporter.warn(f"{root} is not a git repository: the code version is a digest of its files only")
@@ -236,7 +256,17 @@ def capture(req: CaptureRequest, engine: Engine, tools: Toolchain, reporter: Rep
             manifest.outputs.stability = _stability(engine, stage, manifest, root, req.runs, reporter)
             lap("runs")
         save(manifest, stage)
+        if req.verify:
+            manifest.outputs.self_check = selfcheck.self_check(engine, stage, root, reporter)
+            _warn(reporter, selfcheck.warning(manifest.outputs.self_check))
+            save(manifest, stage)
+            lap("verify")
     return CaptureResult(capsule, manifest, watch.timings)
+
+
+def _warn(reporter: Reporter, message: str | None) -> None:
+    if message:
+        reporter.warn(message)
 
 
 def _given(path: Path | None, cwd: Path) -> Path | None:
@@ -254,7 +284,12 @@ def _check_code_for_secrets(req: CaptureRequest, root: Path, capsule: Path, tool
     """
     named = [*req.data, *req.outputs, *req.metrics]
     exclude = [layout.record_path(req.cwd / p, root) for p in named] + [layout.record_path(capsule, root), ".replay"]
-    return refuse_secrets(root, code_files(root, exclude, tools.vcs).files, req.allow_secret_files)
+    return refuse_secrets(root, code_files(root, exclude, tools.vcs, _untracked(req, root)).files,
+                          req.allow_secret_files)
+
+
+def _untracked(req: CaptureRequest, root: Path) -> list[str]:
+    return [layout.record_path(req.cwd / p, root) for p in req.include_untracked]
 
 
 def _refuse_leaving_links(data: DataManifest) -> None:
@@ -368,8 +403,10 @@ def _build_capsule(engine: Engine, dockerfile: str, manifest: Manifest, reporter
 def _code_version(snap: Snapshot, stage: Path) -> CodeVersion:
     info = snap.git
     left_out = {pattern: len(files) for pattern, files in sorted(snap.left_out.items())}
+    left_out.update(snap.filtered)
     if info is None:
-        return CodeVersion(kind="tree", snapshot_digest=snap.digest, files=len(snap.files), left_out=left_out)
+        return CodeVersion(kind="tree", snapshot_digest=snap.digest, files=len(snap.files), left_out=left_out,
+                           snapshot_files=list(snap.files))
     patch_name = patch_sha = None
     if info.patch:
         (stage / PATCH_NAME).write_bytes(info.patch)
@@ -377,6 +414,7 @@ def _code_version(snap: Snapshot, stage: Path) -> CodeVersion:
     return CodeVersion(
         kind="git", snapshot_digest=snap.digest, files=len(snap.files), commit=info.commit, branch=info.branch,
         remote=info.remote, dirty=info.dirty, patch=patch_name, patch_sha256=patch_sha, left_out=left_out,
+        snapshot_files=list(snap.files),
     )
 
 

@@ -3,8 +3,9 @@ files of the code snapshot that look like keys, tokens or credentials by their n
 
 The snapshot goes into the image, and the image goes to every reviewer, so capture refuses such a file
 (naming it) unless ``--allow-secret-files`` is given; the files let through are listed in the manifest.
-The scan runs on every capture, before anything slow: it reads at most the first MiB of each file and
-skips binaries (a NUL byte in the first 8 KiB).
+The scan runs on every capture, before anything slow, over every file that enters the snapshot: tokens
+and keys in the first MiB of each text file, and a private key's header (OpenSSH, PEM) anywhere in any
+file, binaries included (a key pasted into a notebook's output or packed into a pickle is still a key).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _CONTENT_WHAT = {
 }
 SCAN_BYTES = 1 << 20
 SNIFF_BYTES = 8192
+PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_OVERLAP = 64  # longer than any private key header, so a header across two chunks is still seen
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,24 @@ def _scan_file(path: Path) -> str | None:
         return None  # unreadable here: hashing the snapshot reports it
     try:
         head = os.read(fd, SNIFF_BYTES)
-        if b"\0" in head:
-            return None  # a binary: keys and tokens are text
         data = head + (os.read(fd, SCAN_BYTES - len(head)) if len(head) == SNIFF_BYTES else b"")
+        found = None if b"\0" in head else secret_content(data)  # tokens only in text: binaries hold noise
+        return found or _private_key_anywhere(fd, data)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return secret_content(data)
+
+
+def _private_key_anywhere(fd: int, start: bytes) -> str | None:
+    """A private key's header anywhere in the rest of the file, read in chunks (bounded memory)."""
+    chunk = start
+    while chunk:
+        if PRIVATE_KEY.search(chunk):
+            return _CONTENT_WHAT["private_key"]
+        more = os.read(fd, SCAN_BYTES)
+        chunk = chunk[-_OVERLAP:] + more if more else b""
+    return None
 
 
 def refuse_secrets(root: Path, files: list[str], allow: bool) -> list[str]:

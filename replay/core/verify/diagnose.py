@@ -54,6 +54,7 @@ def diagnose(
     image_verified: bool = True,
     numerics_env: dict[str, str] | None = None,
     evidence: NoiseEvidence | None = None,
+    log_tail: str = "",
 ) -> list[Finding]:
     """Findings about a diverged replay, likely causes first (stable within each group).
 
@@ -63,9 +64,14 @@ def diagnose(
     if not diverged:
         return []
     findings = [*_inputs(data_verified, image_verified)]
+    refused = write_refused(log_tail)
+    if refused:
+        findings.append(refused)
     findings += _noise(evidence)
     if seed is None:
-        findings.append(_seed(evidence))
+        blamed = _seed(evidence)
+        # A write the replay was refused explains missing outputs better than a seed does.
+        findings.append(Finding(blamed.kind, blamed.message, False) if refused else blamed)
     findings += _hardware(capture, verify, numerics_env or {})
     findings += _software(capture, verify)
     if evidence is not None and evidence.all_noise:
@@ -90,6 +96,23 @@ def diagnose(
             )
         )
     return sorted(findings, key=lambda f: not f.likely)
+
+
+_WRITE_ERRORS = (("Read-only file system", "EROFS"), ("Permission denied", "EACCES"))
+
+
+def write_refused(log_tail: str) -> Finding | None:
+    """A finding when the replay's log shows a write it was refused (the command may have caught the
+    error and gone on, leaving outputs missing or different), naming the first such line."""
+    for line in log_tail.splitlines():
+        for text, code in _WRITE_ERRORS:
+            if text in line:
+                shown = line.strip()[:200]
+                return Finding("command", f"the replay was refused a write ({code}: \"{shown}\"): the command "
+                               "wrote somewhere the replay does not let it (outside the project folder and /tmp, or "
+                               "into the read-only data); outputs that depend on that write are missing or differ. "
+                               "Write under the project folder or /tmp, or declare the place with --output", True)
+    return None
 
 
 def host_table(capture: HostInfo, verify: HostInfo) -> list[tuple[str, str, str, bool]]:

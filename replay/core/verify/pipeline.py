@@ -25,8 +25,8 @@ from replay.core.data.access import check_data_access
 from replay.core.data.hashing import check_data, hash_nofollow, lstat_beneath
 from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter, Reporter, Stopwatch
-from replay.core.limits import RunLimits
-from replay.core.ports import Engine, Mount, RunResult, RunSpec
+from replay.core.limits import SCRATCH_TREE_BYTES, RunLimits
+from replay.core.ports import Engine, Mount, RunResult, RunSpec, ScratchTree
 from replay.core.verify.compare import (
     MetricResult,
     OutputResult,
@@ -55,7 +55,7 @@ from replay.errors import (
     UnsafeCapsule,
 )
 from replay.fsutil import chown_tree, mkdirs_beneath
-from replay.manifest import REFERENCE_DIR, FileEntry, HostInfo, Manifest, load
+from replay.manifest import IMAGE_WORKSPACE, REFERENCE_DIR, FileEntry, HostInfo, Manifest, load
 from replay.safefs import read_bytes
 
 # The image's own user (templates/Dockerfile.j2): a root verifier runs the replay as this user.
@@ -291,6 +291,7 @@ def run_replay(engine: Engine, prepared: Prepared, options: ReplayOptions, out_r
         image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
         mounts=[Mount(str(_data_source(root, options)), layout.container_path(root)) for root in m.data.roots],
         user=_container_user(), limits=options.limits.effective(), labels={"io.replay.capsule": m.name},
+        scratch_tree=ScratchTree(IMAGE_WORKSPACE, SCRATCH_TREE_BYTES),  # writes outside the outputs: thrown away
     )
     if adjust is not None:
         spec = adjust(spec)
@@ -344,7 +345,7 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
                                 stability.unstable_outputs if stability else (),
                                 stability.unstable_metrics if stability else (), stability.runs if stability else 0)
     findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=comparison.verdict != "identical",
-                        numerics_env=m.command.numerics_env, evidence=evidence)
+                        numerics_env=m.command.numerics_env, evidence=evidence, log_tail=result.log_tail)
     return VerifyReport(
         capsule=m.name,
         capsule_path=str(prepared.capsule.path),
@@ -355,7 +356,9 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
         metrics=comparison.metrics,
         data=DataCheck(DataStatus.VERIFIED, files=len(m.data.files), bytes=m.data.total_bytes, digest=m.data.digest),
         run=RunOutcome(exit_code=result.exit_code, duration_s=round(result.duration_s, 3), timed_out=result.timed_out,
-                       oom_killed=result.oom_killed, log_tail=result.log_tail, unenforced=result.unenforced or None),
+                       oom_killed=result.oom_killed, log_tail=result.log_tail, unenforced=result.unenforced or None,
+                       undeclared_writes=result.written if result.written_count is not None else None,
+                       undeclared_count=result.written_count),
         diagnosis=findings,
         hosts=Hosts(capture=m.host, verify=verify_host),
         timings=dict(timings),

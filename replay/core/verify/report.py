@@ -19,7 +19,11 @@ Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
                     tolerance ("exact" or e.g. "abs 0.001"), status (identical | within_tolerance |
                     diverged | missing | unexpected).
 ``data``            the input data check: files, bytes, status.
-``run``             the replayed command: exit_code, duration_s, timed_out, oom_killed, log_tail.
+``run``             the replayed command: exit_code, duration_s, timed_out, oom_killed, log_tail; and, where the
+                    working tree was watched, ``undeclared_writes`` (the files it created or changed outside
+                    the declared outputs, relative to the project, the first 1000) and ``undeclared_count``
+                    (how many in all); both absent where the tree was not watched (new optional keys:
+                    schema_version unchanged).
 ``diagnosis``       likely causes of a divergence, each {"kind": data | image | environment | hardware |
                     seed | command | noise, "message", "likely"}; empty unless diverged. ``noise``: an output
                     or metric whose differences are all timings, timestamps, addresses, temp paths or float
@@ -97,6 +101,19 @@ class RunOutcome:
     backend_state: str | None = None
     detail: str | None = None
     unenforced: list[str] | None = None  # limits the engine could not enforce (rootless Podman on cgroup v1)
+    undeclared_writes: list[str] | None = None  # files written outside the declared outputs (the first 1000)
+    undeclared_count: int | None = None  # how many there were in all
+
+    def undeclared_line(self, shown: int = 5) -> str | None:
+        """ "wrote 12 files outside the declared outputs: runs/logs/a, ... (and 7 more)", or None."""
+        count = self.undeclared_count or 0
+        if not count:
+            return None
+        names = (self.undeclared_writes or [])[:shown]
+        more = f" (and {count - len(names)} more)" if count > len(names) else ""
+        files = "file" if count == 1 else "files"
+        return (f"wrote {count} {files} outside the declared outputs: {', '.join(names)}{more}; they were thrown "
+                "away with the container (declare one with --output, or leave it out with --ignore at capture)")
 
     def to_dict(self) -> dict[str, Any]:
         # exit_code and log_tail always (null when unknown); the rest when they apply.
@@ -112,6 +129,9 @@ class RunOutcome:
             log_tail=_str(raw.get("log_tail")), node=_str(raw.get("node")),
             backend_state=_str(raw.get("backend_state")), detail=_str(raw.get("detail")),
             unenforced=[str(v)[:40] for v in raw["unenforced"][:8]] if isinstance(raw.get("unenforced"), list) else None,
+            undeclared_writes=[w for w in raw["undeclared_writes"] if isinstance(w, str)]
+            if isinstance(raw.get("undeclared_writes"), list) else None,
+            undeclared_count=_int(raw.get("undeclared_count")),
         )
 
 
@@ -265,8 +285,10 @@ def junit_suite(report: VerifyReport) -> ET.Element:
     if report.error:
         errors += 1
         ET.SubElement(run, "error", message=x(report.error, False), type=x(report.verdict)).text = x(outcome.log_tail or "")
-    elif outcome.log_tail:
-        ET.SubElement(run, "system-out").text = x(outcome.log_tail)
+    else:
+        note = "\n".join(t for t in (outcome.undeclared_line(shown=50), outcome.log_tail) if t)
+        if note:
+            ET.SubElement(run, "system-out").text = x(note)
 
     for out in report.outputs:
         case = ET.SubElement(suite, "testcase", classname="outputs", name=x(out.path, False))
@@ -367,6 +389,10 @@ def to_markdown(report: VerifyReport) -> str:
         lines += ["", "#### Differences", ""]
         lines += [f"- {md_code(o.path, in_table=False)}: {md_text(o.explanation.summary() if o.explanation else '')}"
                   for o in explained]
+
+    written = report.run.undeclared_line(shown=20) if report.run else None
+    if written:
+        lines += ["", "#### Undeclared writes", "", md_text(written)]
 
     if report.diagnosis:
         lines += ["", "#### Diagnosis", ""]
