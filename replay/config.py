@@ -46,6 +46,7 @@ class ProjectDefaults:
     jobs: int | None = None
     # The container engine (``engine = "podman"``); --engine wins; None: the one that answers.
     engine: str | None = None
+    investigate: bool | int = False  # `replay verify --investigate` on every divergence (true: 4 extra replays)
     source: Path | None = None
 
 
@@ -96,7 +97,8 @@ def load_defaults(root: Path) -> ProjectDefaults:
         raise BadInput(f"{path} is not valid TOML ({exc})", _TOML_HINT) from None
     if not isinstance(table, dict):
         raise BadInput(f"{path}: [tool.replay] is not a table", "see the README's 'Team defaults'")
-    known = {"base", "python", "seed", "tolerances", "engine", *_LISTS, *_BACKEND_STRINGS, *_BACKEND_INTS}
+    known = {"base", "python", "seed", "tolerances", "engine", "investigate", *_LISTS, *_BACKEND_STRINGS,
+             *_BACKEND_INTS}
     unknown = sorted(set(table) - known)
     if unknown:
         raise BadInput(f"{path}: unknown [tool.replay] key {unknown[0]!r}", f"use one of {', '.join(sorted(known))}")
@@ -137,6 +139,12 @@ def load_defaults(root: Path) -> ProjectDefaults:
         if table["engine"] not in ENGINES:
             raise BadInput(f"{path}: [tool.replay] engine must be one of {', '.join(ENGINES)}", 'e.g. engine = "podman"')
         out.engine = table["engine"]
+    if "investigate" in table:
+        value = table["investigate"]
+        if not isinstance(value, (bool, int)) or (not isinstance(value, bool) and not 0 <= value <= 20):
+            raise BadInput(f"{path}: [tool.replay] investigate must be true, false or 0 to 20 extra replays",
+                           "e.g. investigate = true")
+        out.investigate = value
     if "seed" in table:
         seed = table["seed"]
         if not isinstance(seed, int) or isinstance(seed, bool):  # TOML true is a Python int too

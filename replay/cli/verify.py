@@ -61,6 +61,13 @@ def verify_cmd(
     plan: Annotated[bool, typer.Option("--plan", help="Batch: print the plan (groups, counts) and run nothing.")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Batch: stop at the first divergence.")] = False,
     html: Annotated[Path | None, typer.Option(help="Batch: write one self-contained HTML report page.")] = None,
+    investigate: Annotated[bool, typer.Option(
+        "--investigate", help="On a divergence, replay again in fresh containers, each time changing one thing "
+                              "(nothing, the seed, the hash seed, one CPU and thread), and name the cause with its "
+                              "evidence.")] = False,
+    investigate_runs: Annotated[int | None, typer.Option(
+        "--investigate-runs", metavar="N", help="At most N extra replays for --investigate (default 4); implies it.")
+    ] = None,
     *,
     limits: RunLimits,
 ) -> None:
@@ -71,6 +78,7 @@ def verify_cmd(
     from replay.core.share import targets
     from replay.core.share.signing import Trust
     from replay.core.verify.compare import parse_assignment
+    from replay.core.verify.investigate import check_budget, verify_investigated
     from replay.core.verify.options import ReplayOptions
     from replay.core.verify.pipeline import VerifyRequest, error_report, verify
     from replay.errors import BadInput, DataMismatch, ReplayError
@@ -85,6 +93,8 @@ def verify_cmd(
             check_destination(dest, option)
     if keep is not None and keep.exists() and not keep.is_dir():
         raise BadInput(f"--keep {keep} is a file", "pass a new or empty folder to keep the replayed outputs in")
+    if investigate_runs is not None:
+        check_budget(investigate_runs)
     engine = factory.engine()  # the client is made on first use: a Slurm batch never asks it for images
     from replay.cli import backend_options
 
@@ -106,9 +116,10 @@ def verify_cmd(
         resolved = found[0]
         req = VerifyRequest(target=resolved.path, options=options.with_data({**resolved.data_map, **data_map}),
                             keep=keep, ensure_image=resolved.ensure_image)
+        budget = _budget(investigate, investigate_runs, cwd)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             try:
-                result = verify(req, engine, reporter)
+                result = verify_investigated(req, engine, budget, reporter) if budget else verify(req, engine, reporter)
             except ReplayError as exc:
                 if as_json or report or junit or markdown:
                     failed = error_report(req.target, exc)
@@ -126,6 +137,18 @@ def verify_cmd(
     if not as_json:
         render(result)
     raise typer.Exit(result.exit_code)
+
+
+def _budget(flag: bool, runs: int | None, cwd: Path) -> int:
+    """Extra replays for an investigation: --investigate-runs, --investigate (4), or under [tool.replay]
+    ``investigate = true`` (4) or a number; 0: none."""
+    from replay.config import load_defaults
+    from replay.core.verify.investigate import DEFAULT_BUDGET
+
+    if runs is not None or flag:
+        return runs if runs is not None else DEFAULT_BUDGET
+    value = load_defaults(cwd).investigate
+    return DEFAULT_BUDGET if value is True else int(value or 0)
 
 
 def data_mappings(items: list[str], cwd: Path) -> dict[str, Path]:
@@ -175,11 +198,15 @@ def render(result: VerifyReport) -> None:
 
     from replay import ui
     from replay.core.verify.diagnose import host_table
+    from replay.core.verify.noise import collect_evidence
     from replay.ui import escape
 
     style = {"identical": "green", "equivalent": "cyan", "diverged": "red"}.get(result.verdict, "yellow")
+    verdict = result.verdict.upper()
+    if result.verdict == "diverged" and collect_evidence(result.outputs, result.metrics).timing_only:
+        style, verdict = "yellow", f"{verdict}[/] [yellow]only in timing"  # a clock moved, nothing else
     out = ui.out
-    out.print(Panel(f"[bold {style}]{result.verdict.upper()}[/]  {escape(result.capsule)}  "
+    out.print(Panel(f"[bold {style}]{verdict}[/]  {escape(result.capsule)}  "
                     f"(image {ui.short(result.image_id)}, exit {result.exit_code})", expand=False))
     if result.provenance:
         out.print(escape(result.provenance), soft_wrap=True)
@@ -224,7 +251,8 @@ def render(result: VerifyReport) -> None:
     if result.diagnosis:
         out.print("[bold]what changed underneath[/]")
         for f in result.diagnosis:
-            mark = "[red]likely[/]" if f.likely else "[dim]ruled out / unlikely[/]"
+            mark = ("[cyan]noise[/]" if f.kind == "noise" else "[red]likely[/]") if f.likely else \
+                "[dim]ruled out / unlikely[/]"
             kind = escape(f"[{f.kind}]")
             out.print(f"  {mark} {kind} {escape(f.message)}", soft_wrap=True)
         cap, ver = result.hosts.capture, result.hosts.verify
@@ -235,9 +263,24 @@ def render(result: VerifyReport) -> None:
             for label, a, b, differs in host_table(cap, ver):
                 ht.add_row(escape(label), escape(a), f"[red]{escape(b)}[/]" if differs else escape(b))
             out.print(ht)
+    if result.investigation:
+        _render_investigation(result.investigation)
     t = result.timings
     if t:
         out.print("[dim]" + "  ".join(f"{k} {v:.2f}s" for k, v in t.items()) + "[/]")
+
+
+def _render_investigation(found: dict[str, object]) -> None:
+    from rich.markup import escape
+
+    from replay import ui
+
+    ui.out.print(f"[bold]investigation[/] ({found.get('extra_replays')} extra replays, {found.get('seconds')} s)")
+    for exp in found.get("experiments") or []:  # type: ignore[attr-defined]
+        outcome = "failed: " + str(exp.get("error")) if exp.get("agree") is None else \
+            "agreed" if exp.get("agree") else f"differed in {', '.join(str(m['name']) for m in exp.get('moved', []))}"
+        ui.out.print(f"  {escape(', '.join(exp.get('runs', [])))}: changed {escape(str(exp.get('changed')))}: "
+                     f"{escape(outcome)}", soft_wrap=True)
 
 
 def _render_data_problems(problems: list[dict[str, object]]) -> None:

@@ -98,8 +98,8 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, '[tool.replay]\noutput = ["out/model.pkl"]\nzzz = 1\n')
     exc = error_of(tmp_path)
     assert exc.message == f"{path}: unknown [tool.replay] key 'output'"  # the first, alphabetically
-    assert exc.hint == ("use one of apt, backend, base, data, engine, env, gpus, ignore, jobs, metrics, outputs, "
-                        "partition, python, seed, time, tolerances, workdir")
+    assert exc.hint == ("use one of apt, backend, base, data, engine, env, gpus, ignore, investigate, jobs, metrics, "
+                        "outputs, partition, python, seed, time, tolerances, workdir")
 
 
 @pytest.mark.parametrize(
@@ -284,3 +284,16 @@ def test_an_unknown_backend_is_refused_where_it_is_read(tmp_path: Path) -> None:
     write(tmp_path, '[tool.replay]\nbackend = "nonsense"\n')
     message = error_of(tmp_path).message
     assert "pyproject.toml" in message and "backend" in message and "nonsense" in message
+
+
+@pytest.mark.parametrize(("line", "expected"), [("investigate = true", True), ("investigate = 6", 6),
+                                                ("investigate = false", False)])
+def test_investigate_is_true_false_or_a_number_of_replays(tmp_path: Path, line: str, expected: object) -> None:
+    write(tmp_path, f"[tool.replay]\n{line}\n")
+    assert load_defaults(tmp_path).investigate == expected
+
+
+@pytest.mark.parametrize("line", ['investigate = "yes"', "investigate = 99", "investigate = -1"])
+def test_investigate_of_another_kind_is_refused(tmp_path: Path, line: str) -> None:
+    write(tmp_path, f"[tool.replay]\n{line}\n")
+    assert "investigate must be true, false or 0 to 20" in error_of(tmp_path).message

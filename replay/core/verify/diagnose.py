@@ -151,9 +151,14 @@ def _noise(evidence: NoiseEvidence | None) -> list[Finding]:
     if evidence is None:
         return []
     out = []
+    reordered = evidence.reordered
     for item in evidence.items:
         what = "metric " + item.name if item.is_metric else item.name
-        if item.varied_at_capture:
+        if item in reordered:
+            out.append(Finding("seed", f"{what} holds the same items in another order: set and dict order follows "
+                                       "Python's hash randomization and no PYTHONHASHSEED was recorded; capture with "
+                                       "--seed (it sets PYTHONHASHSEED) or --env PYTHONHASHSEED=0", True))
+        elif item.varied_at_capture:
             out.append(Finding("noise", f"{what} already varied between runs at capture ({evidence.capture_runs} runs): "
                                         "noise, not a regression", True))
         elif item.explained:
@@ -180,8 +185,9 @@ def _seed(evidence: NoiseEvidence | None) -> Finding:
         where = f" ({names} differ beyond float noise)" if names else ""
         return Finding("seed", "no seed was recorded and values differ beyond noise" + where + ": a run that "
                        f"draws random numbers without a fixed seed differs on every run; {advice}", True)
-    return Finding("seed", "no seed was recorded, but only noise differs (clocks, addresses, rounding): a seed "
-                   "would not change it", False)
+    order = " and the order of set/dict items (the hash seed)" if evidence.reordered else ""
+    return Finding("seed", f"no seed was recorded, but only noise{order} differs (clocks, addresses, rounding): a "
+                   "random-number seed would not change it", False)
 
 
 def _hardware(capture: HostInfo, verify: HostInfo, numerics_env: dict[str, str]) -> list[Finding]:

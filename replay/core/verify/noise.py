@@ -21,6 +21,8 @@ class NoiseClass(enum.StrEnum):
     ADDRESS = "address"  # a memory address or object id (0x7f3a...)
     TEMP_PATH = "temp_path"  # a temporary file or folder name (/tmp/tmpab12cd)
     FLOAT_NOISE = "float_noise"  # the same float but for its last digits
+    TIMING_DRIVEN = "timing_driven"  # a line that appears or disappears next to a timing
+    ORDER = "order"  # the same items in another order (a set or dict printed without PYTHONHASHSEED)
     OTHER = "other"  # nothing here explains it
 
     @property
@@ -34,24 +36,34 @@ _LABELS = {
     NoiseClass.ADDRESS: "memory addresses and object ids",
     NoiseClass.TEMP_PATH: "temporary paths",
     NoiseClass.FLOAT_NOISE: "the last digits of floats",
+    NoiseClass.TIMING_DRIVEN: "lines that come and go with a timing",
+    NoiseClass.ORDER: "the order of the same items",
     NoiseClass.OTHER: "other values",
 }
 
 # Classes a clock, an allocator or a temp-file name explain: a seed would not change them.
-CLOCK_LIKE = frozenset({NoiseClass.TIMING, NoiseClass.TIMESTAMP, NoiseClass.ADDRESS, NoiseClass.TEMP_PATH})
+CLOCK_LIKE = frozenset({NoiseClass.TIMING, NoiseClass.TIMESTAMP, NoiseClass.ADDRESS, NoiseClass.TEMP_PATH,
+                        NoiseClass.TIMING_DRIVEN})
+# What only the clock moves: a frozen clock, not a seed, would keep it still.
+CLOCK = frozenset({NoiseClass.TIMING, NoiseClass.TIMESTAMP, NoiseClass.TIMING_DRIVEN})
 # A relative move this small is rounding (float32 carries about 7 digits), not another result.
 FLOAT_NOISE_REL = 1e-6
 
 _UNIT_AFTER = re.compile(
     r"^\s*(?:s|sec|secs|second|seconds|ms|msec|msecs|millis|milliseconds|us|µs|usec|microseconds|ns|"
-    r"nanoseconds|min|mins|minute|minutes|h|hr|hrs|hours?)(?![A-Za-z])",
+    r"nanoseconds|min|mins|minute|minutes|h|hr|hrs|hours?|it/s|s/it|samples/s|examples/s|steps/s)(?![A-Za-z])",
     re.IGNORECASE,
 )
+# A word that means time, then at most a few non-letters ("'time': ", "took ", "overhead of testing was ").
 _WORD_BEFORE = re.compile(
-    r"(?:elapsed|took|duration|time|runtime|wall|latency|timing|spent)\s*[:=]?\s*$", re.IGNORECASE
+    r"(?<![A-Za-z])(?:elapsed|took|duration|time|runtime|wall|latency|timing|spent|seconds|secs?|ms|overhead|throughput)"
+    r"(?:\s+(?:of|was|is|were|for|in|testing|\w+ing)){0,3}[\s'\"]*[:=]?\s*$",
+    re.IGNORECASE,
 )
-_TIME_NAME = re.compile(r"(?:^|[._-])(?:time|elapsed|duration|seconds|secs|runtime|latency|took)|_s$|_ms$",
-                        re.IGNORECASE)
+_TIME_NAME = re.compile(r"(?:^|[._-])(?:time|elapsed|duration|seconds|secs|runtime|latency|took|overhead|"
+                        r"throughput)|_s$|_ms$", re.IGNORECASE)
+# How far back a time word may stand, once padding (pandas pads columns with spaces) is stripped.
+_LOOK_BACK = 40
 _STAMP_NAME = re.compile(r"(?:^|[._-])(?:timestamp|date|created|started|finished|at)$|_at$", re.IGNORECASE)
 
 # Seconds (or milliseconds) since the epoch between 2001-09 and 2096: a clock reading, not a result.
@@ -62,13 +74,18 @@ _EPOCH_MS = (1e12, 4e12)
 def classify_number(ref: float, new: float, before: str = "", after: str = "", name: str = "") -> NoiseClass:
     """The class of a number that moved from ``ref`` to ``new``, from the text around it (``before`` and
     ``after`` on its line) or the metric ``name`` it is recorded under."""
-    if _UNIT_AFTER.match(after) or _WORD_BEFORE.search(before[-40:]) or (name and _TIME_NAME.search(name)):
+    if is_timing_context(before, after) or (name and _TIME_NAME.search(name)):
         return NoiseClass.TIMING
     if (name and _STAMP_NAME.search(name)) or (_epoch(ref) and _epoch(new)):
         return NoiseClass.TIMESTAMP
     if is_float_noise(ref, new):
         return NoiseClass.FLOAT_NOISE
     return NoiseClass.OTHER
+
+
+def is_timing_context(before: str, after: str) -> bool:
+    """A number with a time unit after it, or a word meaning time before it (padding between them skipped)."""
+    return bool(_UNIT_AFTER.match(after) or _WORD_BEFORE.search(before.rstrip()[-_LOOK_BACK:] + " "))
 
 
 def is_float_noise(ref: float, new: float) -> bool:
@@ -126,6 +143,17 @@ class ItemNoise:
     def explained(self) -> bool:
         return explained_by_noise(NoiseClass(c) for c in self.classes)
 
+    @property
+    def reordered(self) -> bool:
+        """Items in another order (and nothing else but noise): what hash randomization does to a set."""
+        found = {NoiseClass(c) for c in self.classes}
+        return NoiseClass.ORDER in found and found <= CLOCK_LIKE | {NoiseClass.FLOAT_NOISE, NoiseClass.ORDER}
+
+    @property
+    def clock_only(self) -> bool:
+        """Only what the clock moves: timings, timestamps and the lines they bring and take."""
+        return bool(self.classes) and {NoiseClass(c) for c in self.classes} <= CLOCK
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "classes": dict(sorted(self.classes.items())),
                 "varied_at_capture": self.varied_at_capture, "is_metric": self.is_metric}
@@ -137,11 +165,24 @@ class NoiseEvidence:
 
     items: list[ItemNoise] = field(default_factory=list)
     capture_runs: int = 0
+    hash_seed_fixed: bool = False  # PYTHONHASHSEED was recorded: another order is not hash randomization
+
+    @property
+    def reordered(self) -> list[ItemNoise]:
+        """Items whose values are the same but in another order, when no PYTHONHASHSEED was recorded."""
+        return [] if self.hash_seed_fixed else [i for i in self.items if i.reordered]
 
     @property
     def beyond_noise(self) -> list[ItemNoise]:
-        """Items with a difference no noise rule explains: what a missing seed (or a real change) would do."""
-        return [i for i in self.items if not i.explained]
+        """Items with a difference no noise rule (nor hash order) explains: what a missing seed (or a real
+        change) would do."""
+        reordered = self.reordered
+        return [i for i in self.items if not i.explained and i not in reordered]
+
+    @property
+    def timing_only(self) -> bool:
+        """Every difference is one the clock makes (timings, timestamps, the lines they bring)."""
+        return bool(self.items) and all(i.clock_only for i in self.items)
 
     @property
     def all_noise(self) -> bool:
@@ -149,7 +190,8 @@ class NoiseEvidence:
 
 
 def collect_evidence(outputs: list[Any], metrics: list[Any], unstable_outputs: Iterable[str] = (),
-                     unstable_metrics: Iterable[str] = (), capture_runs: int = 0) -> NoiseEvidence:
+                     unstable_metrics: Iterable[str] = (), capture_runs: int = 0,
+                     hash_seed_fixed: bool = False) -> NoiseEvidence:
     """Evidence from a comparison: ``outputs`` are OutputResults, ``metrics`` MetricResults (duck-typed, so
     that this module stays a leaf); only what makes a replay diverge is classified."""
     varied_out, varied_met = set(unstable_outputs), set(unstable_metrics)
@@ -166,7 +208,7 @@ def collect_evidence(outputs: list[Any], metrics: list[Any], unstable_outputs: I
         else:
             classes = {classify_number(met.reference, met.replayed, name=met.name).value: 1}
         items.append(ItemNoise(met.name, classes, met.name in varied_met, is_metric=True))
-    return NoiseEvidence(items, capture_runs)
+    return NoiseEvidence(items, capture_runs, hash_seed_fixed)
 
 
 class Explained(Protocol):

@@ -13,18 +13,24 @@ is read at most ``LINE_CAP`` bytes at a time, and the tokenizer's patterns have 
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from replay.core.verify.noise import NoiseClass, classify_number, describe
+from replay.core.verify.noise import NoiseClass, classify_number, describe, is_timing_context
 from replay.core.verify.tolerance import Tolerance
 
 LINE_CAP = 1 << 20
+# Files this small whose line counts differ are aligned (difflib), so that a line that comes and goes is
+# seen as one line, not as every line after it moved.
+ALIGN_CAP = 1 << 20
+ALIGN_LINES = 20000
 
 
 class TokenKind(enum.StrEnum):
@@ -103,6 +109,8 @@ def compare_line(a: str, b: str, tol: Tolerance | None = None) -> LineDiff | Non
     """None when the lines are equal; else what differs in them, each difference classified."""
     if a == b:
         return None
+    if same_items(a, b):
+        return LineDiff(structural=True, classes={NoiseClass.ORDER})
     ta, tb = tokenize(a), tokenize(b)
     if len(ta) != len(tb) or any(x.kind != y.kind for x, y in zip(ta, tb, strict=False)):
         return LineDiff(structural=True, classes={NoiseClass.OTHER})
@@ -123,6 +131,23 @@ def compare_line(a: str, b: str, tol: Tolerance | None = None) -> LineDiff | Non
         diff.classes.add(cls)
         diff.moves.append(Move(ref, new, cls, tol is not None and tol.allows(ref, new)))
     return diff if (diff.structural or diff.moves) else None
+
+
+_ITEM = re.compile(r"[^\s,;:{}\[\]()'\"]+")
+
+
+def same_items(a: str, b: str) -> bool:
+    """The same words and numbers (two or more), in another order: a set or a dict printed in hash order."""
+    wa, wb = _ITEM.findall(a), _ITEM.findall(b)
+    return len(wa) > 1 and wa != wb and sorted(wa) == sorted(wb)
+
+
+def has_timing(line: str) -> bool:
+    """A number on this line reads as a timing (a time word before it or a unit after it)."""
+    tokens = tokenize(line)
+    return any(t.kind is TokenKind.NUMBER and is_timing_context("".join(x.text for x in tokens[max(0, i - 3):i]),
+                                                                 "".join(x.text for x in tokens[i + 1:i + 3]))
+               for i, t in enumerate(tokens))
 
 
 @dataclass
@@ -159,47 +184,93 @@ class TextDiff:
 
 
 def compare_text(ref: Path, new: Path, tol: Tolerance | None = None, cap: int | None = None) -> TextDiff:
-    """Stream both files line by line; ``cap`` bounds the bytes read from each (then ``complete`` is False)."""
+    """Stream both files line by line; ``cap`` bounds the bytes read from each (then ``complete`` is False).
+    Small files whose line counts differ are aligned first: a line that appears or disappears next to a
+    timing is ``timing_driven``; any other is ``other``."""
     out = TextDiff()
     classes: Counter[str] = Counter()
+    for a, b, lone in _line_pairs(ref, new, cap, out):
+        out.lines_compared += 1
+        if a is None or b is None:
+            out.line_count_differs = True
+            out.structure_equal = False
+            _differs(out, classes, {lone})
+            out.first_beyond_line = out.first_beyond_line or out.lines_compared
+            continue
+        diff = compare_line(a, b, tol)
+        if diff is None:
+            continue
+        _differs(out, classes, diff.classes)
+        out.structure_equal = out.structure_equal and not diff.structural
+        beyond = diff.structural
+        for move in diff.moves:
+            out.numbers_moved += 1
+            if not move.allowed:
+                out.numbers_beyond += 1
+                beyond = True
+            out.max_abs_move = _max(out.max_abs_move, move.abs_diff)
+            rel = move.rel_diff
+            if rel is not None:
+                out.max_rel_move = _max(out.max_rel_move, rel)
+            elif move.reference == 0:
+                out.max_abs_from_zero = _max(out.max_abs_from_zero, move.abs_diff)
+        if beyond:
+            out.first_beyond_line = out.first_beyond_line or out.lines_compared
+    out.class_lines = dict(classes)
+    return out
+
+
+Pair = tuple["str | None", "str | None", NoiseClass]
+
+
+def _line_pairs(ref: Path, new: Path, cap: int | None, out: TextDiff) -> Iterator[Pair]:
+    if max(ref.stat().st_size, new.stat().st_size) <= ALIGN_CAP:
+        with open(ref, "rb") as fa, open(new, "rb") as fb:
+            la, lb = _lines(fa), _lines(fb)
+        if len(la) != len(lb) and max(len(la), len(lb)) <= ALIGN_LINES:
+            yield from _aligned(la, lb)
+            return
     with open(ref, "rb") as fa, open(new, "rb") as fb:
         read = 0
         while True:
             a, b = _line(fa), _line(fb)
             if a is None and b is None:
-                break
+                return
             if cap is not None and read > cap:
                 out.complete = False
-                break
+                return
             read += max(len(a or ""), len(b or ""))
-            out.lines_compared += 1
-            if a is None or b is None:
-                out.line_count_differs = True
-                out.structure_equal = False
-                _differs(out, classes, {NoiseClass.OTHER})
-                out.first_beyond_line = out.first_beyond_line or out.lines_compared
-                continue
-            diff = compare_line(a, b, tol)
-            if diff is None:
-                continue
-            _differs(out, classes, diff.classes)
-            out.structure_equal = out.structure_equal and not diff.structural
-            beyond = diff.structural
-            for move in diff.moves:
-                out.numbers_moved += 1
-                if not move.allowed:
-                    out.numbers_beyond += 1
-                    beyond = True
-                out.max_abs_move = _max(out.max_abs_move, move.abs_diff)
-                rel = move.rel_diff
-                if rel is not None:
-                    out.max_rel_move = _max(out.max_rel_move, rel)
-                elif move.reference == 0:
-                    out.max_abs_from_zero = _max(out.max_abs_from_zero, move.abs_diff)
-            if beyond:
-                out.first_beyond_line = out.first_beyond_line or out.lines_compared
-    out.class_lines = dict(classes)
-    return out
+            yield a, b, NoiseClass.OTHER
+
+
+def _aligned(la: list[str], lb: list[str]) -> Iterator[Pair]:
+    """Lines matched on their words with the numbers masked and the order set aside; the lines of one side
+    only are classed by what stands next to them."""
+    masked_a, masked_b = [_key(line) for line in la], [_key(line) for line in lb]
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, masked_a, masked_b, autojunk=False).get_opcodes():
+        paired = min(i2 - i1, j2 - j1) if op == "replace" else (i2 - i1 if op == "equal" else 0)
+        for k in range(paired):
+            yield la[i1 + k], lb[j1 + k], NoiseClass.OTHER
+        near = [*la[max(0, i1 - 1):i2 + 1], *lb[max(0, j1 - 1):j2 + 1]]
+        lone = NoiseClass.TIMING_DRIVEN if any(has_timing(line) for line in near) else NoiseClass.OTHER
+        for line in la[i1 + paired:i2]:
+            yield line, None, lone
+        for line in lb[j1 + paired:j2]:
+            yield None, line, lone
+
+
+_NUMBER_MASK = re.compile(r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+
+
+def _key(line: str) -> str:
+    return "\0".join(sorted(_ITEM.findall(_NUMBER_MASK.sub("#", line))))
+
+
+def _lines(handle: IO[bytes]) -> list[str]:
+    lines = []
+    while (line := _line(handle)) is not None:
+        lines.append(line)
+    return lines
 
 
 def _differs(out: TextDiff, classes: Counter[str], found: set[NoiseClass]) -> None:

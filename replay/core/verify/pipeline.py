@@ -343,7 +343,8 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
     stability = m.outputs.stability
     evidence = collect_evidence(comparison.outputs, comparison.metrics,
                                 stability.unstable_outputs if stability else (),
-                                stability.unstable_metrics if stability else (), stability.runs if stability else 0)
+                                stability.unstable_metrics if stability else (), stability.runs if stability else 0,
+                                hash_seed_fixed=hash_seed_fixed(m))
     findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=comparison.verdict != "identical",
                         numerics_env=m.command.numerics_env, evidence=evidence, log_tail=result.log_tail)
     return VerifyReport(
@@ -363,6 +364,11 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
         hosts=Hosts(capture=m.host, verify=verify_host),
         timings=dict(timings),
     )
+
+
+def hash_seed_fixed(m: Manifest) -> bool:
+    """PYTHONHASHSEED is fixed in the replay: by the recorded seed, or set among the recorded variables."""
+    return m.command.seed is not None or "PYTHONHASHSEED" in {**m.command.numerics_env, **m.command.env}
 
 
 def _replay_env(m: Manifest) -> dict[str, str]:

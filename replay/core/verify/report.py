@@ -32,6 +32,9 @@ Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
 ``timings``         seconds per stage, e.g. {"build": 0.0, "run": 41.2, "compare": 0.8, "total": 43.1}.
 ``replay_version``  the replay that wrote the report.
 ``error``           one line when verdict is "error", else null.
+``investigation``   ``verify --investigate`` on a divergence: {budget, extra_replays, seconds, cause (outside |
+                    clock | hash_order | seed | threads | inside | unexplained), confirmed, finding, experiments:
+                    [{name, changed, runs, agree, moved: [{name, between, detail, classes}], error}]}; else null.
 ``provenance``      where the capsule came from, in one line, for a bundle (signed by whom, unsigned, or
                     signature not checked) or a registry digest; null for a capsule folder.
 
@@ -170,6 +173,9 @@ class VerifyReport:
     replay_version: str = __version__
     error: str | None = None
     provenance: str | None = None
+    # `verify --investigate`: the extra replays, what each changed and showed, and the cause named
+    # (replay.core.verify.investigate); null when none ran.
+    investigation: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.verdict)  # a verdict given as its string
@@ -214,7 +220,7 @@ class VerifyReport:
             raise ManifestError(f"{source} is not a valid verify report ({exc})", "regenerate it") from None
 
 
-_NULLABLE = {"error", "provenance"}
+_NULLABLE = {"error", "provenance", "investigation"}
 
 
 def _output(raw: dict[str, Any]) -> OutputResult:
