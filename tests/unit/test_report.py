@@ -34,6 +34,7 @@ TOP_LEVEL_KEYS = [
     "replay_version",
     "error",
     "provenance",
+    "investigation",
 ]
 OUTPUT_KEYS = [
     "path",
@@ -214,3 +215,13 @@ def test_markdown_long_output_list_shows_only_what_differs() -> None:
     text = to_markdown(_report(outputs=outputs))
     assert "`out/000.bin`" not in text and "`out/zz.bin`" in text
     assert "60 identical outputs not listed." in text
+
+
+def test_investigation_is_null_unless_one_ran_and_round_trips() -> None:
+    assert json.loads(_report().to_json())["investigation"] is None
+    found = {"budget": 4, "extra_replays": 1, "seconds": 2.5, "cause": "clock", "confirmed": True,
+             "finding": "confirmed: ...", "experiments": [{"name": "again", "changed": "nothing", "runs": ["replay 2"],
+                                                           "agree": False, "moved": [], "error": None}]}
+    raw = json.loads(_report(investigation=found).to_json())
+    assert raw["investigation"] == found and raw["schema_version"] == 1
+    assert VerifyReport.from_dict(raw).investigation == found
