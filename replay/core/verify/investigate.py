@@ -197,7 +197,7 @@ class Investigator:
 
     def _hypotheses(self, between: NoiseEvidence, unseeded: bool) -> list[str]:
         order = []
-        if between.reordered:
+        if between.reordered and not self.hash_fixed:
             order.append("hash_seed")
         if unseeded:
             order.append("seed")
