@@ -37,7 +37,7 @@ from tests.e2e.conftest import (  # noqa: E402  (the scenarios' own project make
 SCENARIOS = ["inv-timing-key", "inv-timing-lines", "inv-threads", "inv-hash-order", "inv-unseeded", "inv-clock",
              "inv-stale"]
 TARGET_MEDIAN = 2
-console = Console()
+console = Console(width=150)
 
 
 def timed(project: object, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:

@@ -65,3 +65,20 @@ def test_a_budget_out_of_range_is_bad_input(budget: int) -> None:
     with pytest.raises(BadInput, match="out of range"):
         check_budget(budget)
     assert check_budget(4) == 4
+
+
+def test_a_confirmed_cause_sets_the_guesses_aside_and_keeps_the_facts() -> None:
+    from replay.core.verify.diagnose import Finding
+    from replay.core.verify.investigate import _settled
+
+    findings = [Finding("environment", "hosts match: the likely cause is nondeterminism inside the command", True),
+                Finding("seed", "no seed was recorded and values differ beyond noise (x)", True),
+                Finding("hardware", "CPU model differs", True),
+                Finding("data", "input data proven equal", False)]
+
+    settled = _settled(findings, Investigation(4).conclude("outside", True, "x"))
+
+    assert [(f.kind, f.likely) for f in settled] == [("hardware", True), ("environment", False), ("seed", False),
+                                                      ("data", False)]
+    assert settled[1].message.startswith("set aside by the investigation: ")
+    assert _settled(findings, Investigation(4).conclude("inside", False, "y")) == findings

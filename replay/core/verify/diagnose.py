@@ -169,8 +169,8 @@ def _noise(evidence: NoiseEvidence | None) -> list[Finding]:
     return out
 
 
-_CAUSES = {"timing": "the clock", "timestamp": "the clock", "address": "the allocator",
-           "temp_path": "temporary file names", "float_noise": "float rounding"}
+_CAUSES = {"timing": "the clock", "timestamp": "the clock", "timing_driven": "the clock", "address": "the allocator",
+           "temp_path": "temporary file names", "float_noise": "float rounding", "order": "hash order"}
 
 
 def _causes(classes: dict[str, int]) -> str:

@@ -129,8 +129,24 @@ def verify_investigated(req: VerifyRequest, engine: Engine, budget: int = DEFAUL
                     {m.name: m.replayed for m in report.metrics if m.replayed is not None})
         found = Investigator(replayer, prepared, Path(tmp), budget).run(first, report)
     report.investigation = found.to_dict()
-    report.diagnosis.insert(0, Finding(_KIND[found.cause], found.finding, likely=True))
+    report.diagnosis = [Finding(_KIND[found.cause], found.finding, likely=True), *_settled(report.diagnosis, found)]
     return report
+
+
+# Guesses about the cause that an experiment settles: a missing seed, nondeterminism inside the command.
+_GUESSES = ("no seed was recorded and values differ", "nondeterminism inside the command")
+
+
+def _settled(findings: list[Finding], found: Investigation) -> list[Finding]:
+    """The diagnosis once the cause is confirmed: its guesses about the cause no longer read as likely."""
+    if not found.confirmed:
+        return findings
+    out = []
+    for f in findings:
+        if f.likely and f.kind in ("seed", "command", "environment") and any(g in f.message for g in _GUESSES):
+            f = Finding(f.kind, f"set aside by the investigation: {f.message}", likely=False)
+        out.append(f)
+    return sorted(out, key=lambda f: not f.likely)
 
 
 _KIND: dict[str, Any] = {"outside": "environment", "clock": "noise", "hash_order": "seed", "seed": "seed",
