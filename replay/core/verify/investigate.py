@@ -200,13 +200,16 @@ class Investigator:
                 self.found.conclude(name if name != "hash_seed" else "hash_order", True, _CONFIRMED[name]
                                     .format(moved=_shown(again.moved)))
                 return
-        tried = {e.name for e in self.found.experiments}
-        untried = [n for n in self._hypotheses(between, m.command.seed is None) if n not in tried]
+        self._inside(again, self._hypotheses(between, m.command.seed is None))
+
+    def _inside(self, again: Experiment, hypotheses: list[str]) -> None:
+        """Replays differ among themselves, and no change tried made them agree (or none fitted the budget)."""
+        tried = {e.name: e for e in self.found.experiments if e.name != "again"}
         text = (f"two replays of the same capsule differ among themselves ({_shown(again.moved)}): nondeterminism "
                 "inside the command")
-        if tried - {"again"}:
-            text += "; " + ", ".join(_RULED_OUT[n] for n in _hypotheses_order() if n in tried - {"again"})
-        if untried:
+        for name, exp in tried.items():
+            text += f"; {_CHANGES[name]}: " + (f"failed ({exp.error})" if exp.agree is None else "did not make them agree")
+        if untried := [n for n in hypotheses if n not in tried]:
             text += (f"; not tested within {self.found.budget} extra replays: {', '.join(_CHANGES[n] for n in untried)}"
                      f" (--investigate-runs {self.found.budget + 2 * len(untried)})")
         self.found.conclude("inside", True, text)
@@ -268,10 +271,6 @@ class Investigator:
         return Run(label, root.resolve(),
                    {o.path: (o.replayed_sha256, o.replayed_size) for o in comparison.outputs if o.replayed_sha256},
                    {x.name: x.replayed for x in comparison.metrics if x.replayed is not None})
-
-
-def _hypotheses_order() -> tuple[str, ...]:
-    return ("hash_seed", "seed", "threads")
 
 
 def _moved(a: Run, b: Run, prepared: Prepared, hash_fixed: bool) -> list[Moved]:
@@ -345,10 +344,6 @@ _CONFIRMED = {
                "({moved}): thread scheduling or parallel reductions (the order partial results are added in); "
                "pin the thread counts (--env OMP_NUM_THREADS=1) or make the reduction's order fixed",
 }
-_RULED_OUT = {"hash_seed": "a fixed PYTHONHASHSEED did not make them agree",
-              "seed": "a fixed seed did not make them agree",
-              "threads": "one CPU and one thread did not make them agree"}
-
 
 @contextmanager
 def _hook_folder(scratch: Path) -> Iterator[Path]:
