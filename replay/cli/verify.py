@@ -65,6 +65,8 @@ def verify_cmd(
         "--investigate", help="On a divergence, replay again in fresh containers, each time changing one thing "
                               "(nothing, the seed, the hash seed, one CPU and thread), and name the cause with its "
                               "evidence.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Do not accept the noise `capture --runs` measured: every difference decides.")] = False,
     investigate_runs: Annotated[int | None, typer.Option(
         "--investigate-runs", metavar="N", help="At most N extra replays for --investigate (default 4); implies it.")
     ] = None,
@@ -100,7 +102,7 @@ def verify_cmd(
 
     chosen = backend_options.settings(cwd, backend, jobs, partition, time_limit, gpus, workdir)
     options = ReplayOptions(cwd=cwd, data_map=data_map, tolerances=tolerances, ignore=list(ignore or []),
-                            limits=replace(limits, gpus=chosen.gpus))
+                            limits=replace(limits, gpus=chosen.gpus), strict=strict)
     with backend_options.scratch(chosen, list(target), cwd) as scratch:
         trust = Trust(allowed_signers, factory.signature_tool()) if allowed_signers is not None else None
         ctx = targets.ResolveContext(cwd, Path(scratch), trust=trust, engine=engine)

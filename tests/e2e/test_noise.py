@@ -92,10 +92,38 @@ def test_capture_runs_records_what_varied_and_verify_calls_it_noise(make_project
 
     verified = project.replay("verify", str(project.capsule), "--json")
 
-    assert verified.code == 1
-    messages = [d["message"] for d in verified.json()["diagnosis"] if d["kind"] == "noise"]
+    assert verified.code == 0, verified.stderr  # only timings moved, in the output that varied at capture
+    report = verified.json()
+    assert report["verdict"] == "equivalent"
+    log = next(o for o in report["outputs"] if o["path"] == "out/stdout.txt")
+    assert log["status"] == "within_tolerance" and log["tolerance"] == "noise measured at capture (2 runs)"
+    assert report["diagnosis"][0]["message"].startswith("within the noise measured at capture (2 runs): accepted ")
+
+    strict = project.replay("verify", str(project.capsule), "--json", "--strict")
+
+    assert strict.code == 1
+    messages = [d["message"] for d in strict.json()["diagnosis"] if d["kind"] == "noise"]
     assert any("out/stdout.txt already varied between runs at capture (2 runs): noise, not a regression" in m
                for m in messages)
+
+
+def test_a_duration_metric_measured_as_noise_at_capture_never_decides_the_verdict(make_project) -> None:
+    project = make_project("duration-metric")
+    captured = project.capture("--runs", "3", "--json")
+    assert captured.code == 0, captured.stderr
+    assert captured.json()["stability"]["unstable_metrics"] == ["train_seconds"]
+
+    verified = project.replay("verify", str(project.capsule), "--json")
+
+    assert verified.code == 0, verified.stderr
+    report = verified.json()
+    assert report["verdict"] == "equivalent"
+    metrics = {m["name"]: m for m in report["metrics"]}
+    assert metrics["loss"]["status"] == "identical"
+    assert metrics["train_seconds"]["status"] == "within_tolerance"
+    assert "metric train_seconds (timing-like numbers)" in report["diagnosis"][0]["message"]
+    human = project.replay("verify", str(project.capsule))
+    assert human.code == 0 and "EQUIVALENT" in human.stdout and "noise measured at capture (4 runs)" in human.stdout
 
 
 def _venv_with(tmp_path, name: str, requirement: str):

@@ -40,6 +40,7 @@ from replay.core.verify.compare import (
 from replay.core.verify.diagnose import diagnose
 from replay.core.verify.explanation import NotAFile
 from replay.core.verify.hostinfo import collect_host
+from replay.core.verify.measured import accept_measured_noise, accepted_finding
 from replay.core.verify.noise import collect_evidence
 from replay.core.verify.options import ReplayOptions
 from replay.core.verify.report import DataCheck, DataStatus, Hosts, RunOutcome, VerifyReport
@@ -94,6 +95,7 @@ class Prepared:
     tolerances: dict[str, str]
     ignore: list[str]
     env: dict[str, str]
+    strict: bool = False  # the noise measured at capture is not accepted
 
     @property
     def manifest(self) -> Manifest:
@@ -207,7 +209,7 @@ def prepare(capsule: Capsule, options: ReplayOptions) -> Prepared:
     if unknown:
         raise BadInput(f"--data {unknown[0]}=... names no recorded data path",
                        f"recorded data paths: {', '.join(m.data.roots) or 'none'}")
-    return Prepared(capsule, tolerances, ignore, _replay_env(m))
+    return Prepared(capsule, tolerances, ignore, _replay_env(m), options.strict)
 
 
 def check_image(engine: Engine, m: Manifest) -> None:
@@ -345,8 +347,11 @@ def build_report(prepared: Prepared, result: RunResult, comparison: Comparison, 
                                 stability.unstable_outputs if stability else (),
                                 stability.unstable_metrics if stability else (), stability.runs if stability else 0,
                                 hash_seed_fixed=hash_seed_fixed(m))
+    accepted = [] if prepared.strict else accept_measured_noise(comparison, evidence)
     findings = diagnose(m.host, verify_host, seed=m.command.seed, diverged=comparison.verdict != "identical",
                         numerics_env=m.command.numerics_env, evidence=evidence, log_tail=result.log_tail)
+    if accepted:
+        findings.insert(0, accepted_finding(accepted, evidence.capture_runs))
     return VerifyReport(
         capsule=m.name,
         capsule_path=str(prepared.capsule.path),
