@@ -253,7 +253,7 @@ def render(result: VerifyReport) -> None:
     if result.diagnosis:
         out.print("[bold]what changed underneath[/]")
         for f in result.diagnosis:
-            mark = ("[cyan]noise[/]" if f.kind == "noise" else "[red]likely[/]") if f.likely else \
+            mark = "[cyan]noise[/]" if f.kind == "noise" else "[red]likely[/]" if f.likely else \
                 "[dim]ruled out / unlikely[/]"
             kind = escape(f"[{f.kind}]")
             out.print(f"  {mark} {kind} {escape(f.message)}", soft_wrap=True)
