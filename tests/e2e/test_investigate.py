@@ -56,7 +56,7 @@ def test_human_report_of_a_timing_only_divergence_is_calm_and_lists_the_experime
     project = make_project("inv-timing-key")
     assert project.capture().code == 0
 
-    human = project.replay("verify", str(project.capsule), "--investigate-runs", "2")
+    human = project.replay("verify", str(project.capsule), "--investigate-runs", "2", COLUMNS="200")  # no wrap
 
     assert human.code == 1, human.stderr
     assert "only in timing" in human.stdout

@@ -11,6 +11,6 @@ loss = sum(random.random() for _ in range(10000)) / 10000
 elapsed = time.perf_counter() - started
 Path("out").mkdir(exist_ok=True)
 with open("out/log.txt", "w") as log:
-    log.write(f"{ {'time': round(elapsed, 6), 'loss': round(loss, 6)} }\n")
-    log.write(f"mean_score_time{' ' * 43}{elapsed:.6f}\n")
+    log.write(f"{ {'time': round(elapsed, 9), 'loss': round(loss, 6)} }\n")
+    log.write(f"mean_score_time{' ' * 43}{elapsed:.9f}\n")
     log.write(f"mean_test_score{' ' * 43}{loss:.6f}\n")
