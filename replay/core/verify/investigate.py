@@ -34,12 +34,11 @@ from typing import Any
 from replay import seeding
 from replay.assets import templates_dir
 from replay.core.ports import Engine, Mount, RunSpec
-from replay.core.verify.compare import compare_metrics, compare_outputs
+from replay.core.verify.compare import Verdict, compare_metrics, compare_outputs
 from replay.core.verify.diagnose import THREAD_VARS, Finding, host_table
-from replay.core.verify.explain import summary
 from replay.core.verify.noise import ItemNoise, NoiseEvidence, collect_evidence
 from replay.core.verify.pipeline import Prepared, Replayer, VerifyRequest, hash_seed_fixed, open_capsule, verify
-from replay.core.verify.report import Verdict, VerifyReport
+from replay.core.verify.report import VerifyReport
 from replay.errors import BadInput, ReplayError
 from replay.manifest import FileEntry
 
@@ -281,7 +280,7 @@ def _moved(a: Run, b: Run, prepared: Prepared, hash_fixed: bool) -> list[Moved]:
     outputs = [o for o in compare_outputs(ref, new, b.root, a.root, [], {}) if o.status != "identical"]
     metrics = [x for x in compare_metrics(a.metrics, b.metrics, {}) if x.status != "identical"]
     classes = {i.name: i.classes for i in collect_evidence(outputs, metrics, hash_seed_fixed=hash_fixed).items}
-    moved = [Moved(o.path, between, summary(o.explanation) if o.explanation else str(o.status), classes.get(o.path, {}))
+    moved = [Moved(o.path, between, o.explanation.summary() if o.explanation else str(o.status), classes.get(o.path, {}))
              for o in outputs]
     moved += [Moved(x.name, between, f"{x.reference!r} vs {x.replayed!r}", classes.get(x.name, {})) for x in metrics]
     return moved
