@@ -137,6 +137,10 @@ class _BytesColumn(ProgressColumn):
         return Text(f"{done}{total}{rate}{eta}", style="progress.download")
 
 
+# Whether a replayed command's own lines were streamed to the terminal in this process.
+command_log_shown = False
+
+
 class RichReporter:
     """Draws the core's progress on stderr: a bar per task, streamed logs dimmed, warnings in yellow.
 
@@ -174,6 +178,8 @@ class RichReporter:
             for task in list(self._progress.tasks):
                 self._progress.remove_task(task.id)
             self._progress.console.print(f"[cyan]→[/] {escape(name)}")
+            # A spinner with the time spent so far, until the next stage: a long training never looks hung.
+            self._tasks[""] = self._progress.add_task(escape(name), total=None)
 
     def progress(self, task: str, completed: float, total: float | None = None) -> None:
         if self._progress is None:
@@ -191,6 +197,9 @@ class RichReporter:
 
     def log(self, line: str, source: str = "tool") -> None:
         if (source == "command" or self.verbose) and self._progress is not None:
+            if source == "command":
+                global command_log_shown
+                command_log_shown = True  # the error boundary then does not print its tail a second time
             self._progress.console.print(f"[dim]{escape(line)}[/]", markup=True, highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:

@@ -62,6 +62,12 @@ def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, A
     if spec.limits.gpus:
         raise EnvironmentProblem("replay does not pass GPUs to Podman", "verify with --engine docker, or without --gpus")
     unenforced: list[str] = []
+    # Podman refuses the kernel's uid=/gid= tmpfs options: a tmpfs lent to the container's user is made
+    # writable to it by its mode instead (it is the container's own, seen by nothing else).
+    for target, options in list((host_config.get("Tmpfs") or {}).items()):
+        kept = [o for o in options.split(",") if not o.startswith(("uid=", "gid=", "mode="))]
+        if len(kept) != len(options.split(",")):
+            host_config["Tmpfs"][target] = ",".join([*kept, "mode=1777"])
     if kind.rootless:
         # docker-py refuses any UsernsMode but "host", so the key is set on its finished dict.
         host_config["UsernsMode"] = "keep-id"

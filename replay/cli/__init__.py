@@ -116,7 +116,7 @@ def _run(args: list[str]) -> Any:
             ui.err.print_exception()
         ui.error(exc.one_line())
         tail = getattr(exc, "log_tail", "")
-        if tail:
+        if tail and not ui.command_log_shown:  # streamed already: the traceback is printed once
             ui.err.print("[dim]--- last lines of the log ---[/]")
             ui.err.print(neutral(tail, keep_newlines=True), markup=False, highlight=False)
         if isinstance(exc, LockMismatch):

@@ -150,6 +150,8 @@ def capture_cmd(
                       + (f"; differed: {', '.join(check.differed)}" if check.differed else ""))
     ui.out.print("[green]captured[/] " + m.name)
     ui.out.print(table)
+    if result.timings:
+        ui.out.print("[dim]" + "  ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()) + "[/]")
     ui.out.print(f"verify with: replay verify {_shown(result.capsule, cwd)}")
 
 

@@ -144,6 +144,12 @@ def test_failing_command_exits_4_with_its_log_tail(make_project) -> None:
     assert result.code == 4
     assert "exited with status 3" in result.stderr
     assert "CUDA device not found" in result.stderr  # the tail of the command's own log
+    # Streamed while it ran, so not printed a second time under the error line.
+    assert result.stderr.count("CUDA device not found") == 1, result.stderr
+
+    as_json = project.replay("verify", str(project.capsule), "--json")
+    assert as_json.code == 4 and as_json.json()["run"]["log_tail"].count("CUDA device not found") == 1
+    assert "CUDA device not found" in as_json.stderr  # nothing was streamed: the tail under the error line
 
 
 def test_timeout_stops_the_command_and_exits_4(make_project, engine) -> None:
