@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import CAPSULE_LABEL, new_project
+from tests.e2e.conftest import CAPSULE_LABEL, Result, new_project
 
 HOSTILE = Path(__file__).parent / "hostile"
 CASES = sorted(p.name for p in HOSTILE.iterdir() if (p / "case.json").is_file())
@@ -107,7 +109,10 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
     for args in runs:
         shutil.rmtree(reports, ignore_errors=True)
         reports.mkdir()
-        result = captured.replay_in(project, "verify", str(capsule), *args, timeout=spec.get("timeout", 600))
+        if "max_rss_mb" in spec:
+            result = _verify_measured(captured, project, [str(capsule), *args], spec, tmp_path / "rss")
+        else:
+            result = captured.replay_in(project, "verify", str(capsule), *args, timeout=spec.get("timeout", 600))
 
         assert result.code == spec["exit"], f"{spec['why']}\n{result.stderr}"
         assert "Traceback" not in result.stderr, result.stderr
@@ -140,6 +145,25 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
             assert not os.path.lexists(fill(path)), f"{fill(path)} was created"
         assert not engine.api.containers(all=True, filters={"label": f"{CAPSULE_LABEL}={captured.name}"})
         assert not _volumes(engine) - volumes, "a volume was left in the engine"
+
+
+# Run in a fresh process, so RUSAGE_CHILDREN's maximum is the verifier's own peak (ru_maxrss: KiB on Linux).
+_MEASURE = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[2:]).returncode
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
+def _verify_measured(captured: Any, project: Path, args: list[str], spec: dict[str, Any], out: Path) -> Result:
+    """``replay verify`` with its peak resident memory checked against the case's ``max_rss_mb``."""
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(out), sys.executable, "-m", "replay", "verify", *args],
+                          cwd=project, env=captured.env(), capture_output=True, text=True,
+                          timeout=spec.get("timeout", 600))
+    peak_mb = int(out.read_text()) / 1024
+    assert peak_mb < spec["max_rss_mb"], f"the verifier peaked at {peak_mb:.0f} MB"
+    return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def _volumes(engine: Any) -> set[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from replay import jsonio
+from replay.core.verify import budgets
 from replay.core.verify.explanation import Explanation, NotAFile
 from replay.core.verify.tolerance import Tolerance, tolerance_for
 from replay.errors import BadInput
@@ -41,12 +42,19 @@ def load_metrics(path: Path, content: bytes | None = None) -> dict[str, float]:
     """A JSON object of numbers, nested objects flattened to dotted names (``{"eval": {"acc": 1}}`` -> eval.acc).
 
     The file may come from a stranger's capsule or a replayed command: invalid, deeply nested or huge-number
-    JSON is a ``BadInput`` naming what is wrong, never a traceback. "NaN", "Infinity" and "-Infinity" as
-    strings are read as those floats, as replay writes them. ``content``, when given, is the file's bytes
-    already read (safely, by the caller); ``path`` names it.
+    JSON is a ``BadInput`` naming what is wrong, never a traceback; so is a file over the verifier's read
+    budgets (``budgets.METRICS_BYTES`` and ``JSON_ELEMENTS``), checked before it is parsed.
+    "NaN", "Infinity" and "-Infinity" as strings are read as those floats, as replay writes them.
+    ``content``, when given, is the file's bytes already read (safely, by the caller); ``path`` names it.
     """
     try:
-        raw = jsonio.loads(path.read_bytes() if content is None else content)
+        if content is None:
+            with open(path, "rb") as handle:
+                content = handle.read(budgets.METRICS_BYTES + 1)
+        over = budgets.json_over_budget(content, budgets.METRICS_BYTES)
+        if over is not None:
+            raise BadInput(f"metrics file {path} is {over}", budgets.HOW_TO_RAISE)
+        raw = jsonio.loads(content)
     except OSError as exc:
         raise BadInput(f"cannot read metrics file {path} ({exc.strerror or exc})", METRICS_HINT) from None
     except jsonio.JSONInputError as exc:

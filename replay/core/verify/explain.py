@@ -27,7 +27,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from replay.core.verify import numtext
+from replay.core.verify import budgets, numtext
 from replay.core.verify.explanation import (
     ArrayDiff,
     ArrayExplanation,
@@ -42,7 +42,7 @@ from replay.core.verify.tolerance import Tolerance, first_difference
 
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".csv", ".tsv", ".yaml", ".yml"}
 TEXT_CAP = 16 << 20
-JSON_TOLERANCE_CAP = 256 << 20
+JSON_TOLERANCE_CAP = 32 << 20
 SNIFF_BYTES = 8192
 LINE_CHARS = 200
 DIFF_LINES = 20
@@ -117,7 +117,9 @@ def _detail(kind: str, head: _Head, ref: Path, new: Path, offset: int, tol: Tole
             return _explain_arrays(ref, new, kind, tol, head)
         except ImportError:
             return Explanation(kind="binary", **vars(head), note="numpy is not installed")
-        except (ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        except budgets.HeaderError as exc:
+            return Explanation(kind="binary", **vars(head), note=f"not loaded: {exc} ({budgets.HOW_TO_RAISE})")
+        except (ValueError, EOFError, KeyError, TypeError, OverflowError, MemoryError, zipfile.BadZipFile) as exc:
             return Explanation(kind="binary", **vars(head), note=f"not a readable {kind} file ({exc})")
     if kind == "json":
         try:
@@ -255,8 +257,18 @@ def _explain_json(ref: Path, new: Path, tol: Tolerance | None, head: _Head) -> J
 
     limit = JSON_TOLERANCE_CAP if tol is not None else TEXT_CAP
     if max(ref.stat().st_size, new.stat().st_size) > limit:
-        return JsonExplanation(kind="json", **vars(head), note=f"larger than {limit >> 20} MiB; no key detail")
-    a, b = json.loads(ref.read_bytes()), json.loads(new.read_bytes())
+        return JsonExplanation(kind="json", **vars(head),
+                               note=f"larger than {limit >> 20} MiB, the verifier's read budget; no key detail")
+    texts = []
+    for path in (ref, new):
+        with open(path, "rb") as handle:  # read with a cap: the size above may change under us
+            data = handle.read(limit + 1)
+        over = budgets.json_over_budget(data, limit)
+        if over is not None:
+            return JsonExplanation(kind="json", **vars(head), note=f"{over} ({budgets.HOW_TO_RAISE})")
+        texts.append(data)
+    a, b = json.loads(texts[0]), json.loads(texts[1])
+    del texts
     found: list[JsonDifference] = []
     counts = {"differing": 0, "beyond": 0}
     _walk(a, b, "", found, counts, tol)
@@ -320,6 +332,10 @@ def _explain_arrays(ref: Path, new: Path, kind: str, tol: Tolerance | None, head
     import numpy as np
 
     if kind == "npy":
+        for path in (ref, new):  # the header's claims, checked against the file before numpy maps it
+            with open(path, "rb") as handle:
+                header = budgets.read_npy_header(handle)
+            budgets.check_fits(header, np.dtype(header.descr).itemsize, path.stat().st_size)
         a = np.load(ref, mmap_mode="r", allow_pickle=False)
         b = np.load(new, mmap_mode="r", allow_pickle=False)
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
@@ -327,6 +343,8 @@ def _explain_arrays(ref: Path, new: Path, kind: str, tol: Tolerance | None, head
         arrays = [_array_diff(np, None, a, b, tol)]
         out = ArrayExplanation(kind=kind, **vars(head), arrays=arrays)
     else:
+        budgets.check_npz(np, ref)
+        budgets.check_npz(np, new)
         with np.load(ref, allow_pickle=False) as za, np.load(new, allow_pickle=False) as zb:
             if not (hasattr(za, "files") and hasattr(zb, "files")):
                 raise ValueError("an .npy array where an .npz archive was expected")

@@ -27,6 +27,7 @@ from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.limits import SCRATCH_TREE_BYTES, RunLimits
 from replay.core.ports import Engine, Mount, RunResult, RunSpec, ScratchTree
+from replay.core.verify import budgets
 from replay.core.verify.compare import (
     MetricResult,
     OutputResult,
@@ -422,7 +423,7 @@ def _metrics_or_none(base: Path, rel: str) -> dict[str, float]:
     """Metrics of a file under ``base`` (reached without following a link), or none when it is missing,
     not a regular file, or no longer a JSON object of numbers (all of which diverge)."""
     try:
-        return load_metrics(base / rel, read_bytes(base, rel))
+        return load_metrics(base / rel, read_bytes(base, rel, budgets.METRICS_BYTES + 1))
     except (BadInput, OSError):
         return {}
 
