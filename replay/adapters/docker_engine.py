@@ -472,6 +472,24 @@ class DockerEngine:
                 t0: float, cancel: threading.Event | None,
                 keep: Callable[[str], str | None] | None = None) -> RunResult:
         """Start the container, stream its log to its end, and read how it ended."""
+        from replay.adapters.output_quota import QuotaWatch
+
+        writable = [m.source for m in spec.mounts if not m.read_only]
+        quota = spec.limits.max_output_bytes
+        with QuotaWatch(writable if quota else [], quota or 0, lambda: self._kill(container)) as watch:
+            result = self._follow_watched(container, spec, on_line, tail, t0, cancel, keep)
+            watch.check()  # a command that wrote its bulk and ended between two checks
+        return replace(result, output_exceeded=quota if watch.exceeded.is_set() else None)
+
+    def _kill(self, container: Any) -> None:
+        from docker.errors import DockerException
+
+        with contextlib.suppress(DockerException, OSError):
+            self.api.kill(container)
+
+    def _follow_watched(self, container: Any, spec: RunSpec, on_line: Callable[[str], None], tail: deque[str],
+                        t0: float, cancel: threading.Event | None,
+                        keep: Callable[[str], str | None] | None = None) -> RunResult:
         self.api.start(container)
         started = time.monotonic()
         timed_out = threading.Event()

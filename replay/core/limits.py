@@ -83,6 +83,41 @@ def check_pids(count: int) -> int:
     return count
 
 
+MAX_OUTPUT_CAP = 20 << 30  # the default output quota: this, or half the output folder's free space if less
+MIN_OUTPUT_BYTES = 1 << 20
+MAX_OUTPUT_HINT = "pass a size such as 500m or 50g (k, m, g, t: powers of 1024)"
+
+
+def parse_max_output(text: str) -> int:
+    """``--max-output 20m`` -> 20971520."""
+    match = _SIZE.match(text)
+    if not match:
+        raise BadInput(f"--max-output {text} is not a size", MAX_OUTPUT_HINT)
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not math.isfinite(value) or value > 1 << 60:
+        raise BadInput(f"--max-output {text} is too large", MAX_OUTPUT_HINT)
+    if value < MIN_OUTPUT_BYTES:
+        raise BadInput(f"--max-output {text} is below 1m", MAX_OUTPUT_HINT)
+    return int(value)
+
+
+def default_max_output(folder: str | os.PathLike[str] | None) -> int:
+    """The smaller of 20 GiB and half the free space of ``folder``'s filesystem: a replay never fills it."""
+    try:
+        st = os.statvfs(folder if folder is not None else ".")
+    except OSError:
+        return MAX_OUTPUT_CAP
+    return max(MIN_OUTPUT_BYTES, min(MAX_OUTPUT_CAP, st.f_bavail * st.f_frsize // 2))
+
+
+def format_size(size: int) -> str:
+    """1048576 -> 1m, the way the size options are written."""
+    for unit, shift in (("t", 40), ("g", 30), ("m", 20), ("k", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift}{unit}"
+    return f"{size / (1 << 20):.1f}m" if size >= 1 << 20 else str(size)
+
+
 def default_memory_bytes() -> int:
     """Half of this machine's memory: a replay that wants more is killed for memory (exit 4), not the machine."""
     try:
@@ -101,11 +136,14 @@ class RunLimits:
     memory_bytes: int | None = None  # None: default_memory_bytes() of the machine that runs the replay
     pids: int | None = None  # processes and threads at once; None: DEFAULT_PIDS
     gpus: int | None = None  # GPUs the command may use (any N of the engine's GPUs)
+    max_output_bytes: int | None = None  # what the declared outputs may hold; None: default_max_output()
 
-    def effective(self) -> RunLimits:
-        """These limits with the defaults filled in, on the machine that runs the replay (a node has its own)."""
+    def effective(self, output_dir: str | os.PathLike[str] | None = None) -> RunLimits:
+        """These limits with the defaults filled in, on the machine that runs the replay (a node has its own);
+        ``output_dir``: where the outputs go, whose free space bounds the default output quota."""
         return replace(self, memory_bytes=self.memory_bytes or default_memory_bytes(),
-                       pids=self.pids or DEFAULT_PIDS)
+                       pids=self.pids or DEFAULT_PIDS,
+                       max_output_bytes=self.max_output_bytes or default_max_output(output_dir))
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +158,7 @@ class RunLimits:
             if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
                                       or not math.isfinite(value) or value <= 0):
                 raise BadInput(f"replay task limit {name} is not a positive number", "rerun the batch")
-        for name in ("memory_bytes", "pids", "gpus"):
+        for name in ("memory_bytes", "pids", "gpus", "max_output_bytes"):
             value = raw.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise BadInput(f"replay task limit {name} is not a whole number of 0 or more", "rerun the batch")
@@ -144,6 +182,9 @@ LIMIT_OPTIONS = (
     LimitOption("memory_bytes", "--memory", str, "Memory limit, e.g. 2g (default: half of this machine's).",
                 parse_memory),
     LimitOption("pids", "--pids", int, f"Most processes and threads at once (default {DEFAULT_PIDS}).", check_pids),
+    LimitOption("max_output_bytes", "--max-output", str,
+                "Most the declared outputs may hold, e.g. 50g (default: 20g or half the free space, if less).",
+                parse_max_output),
 )
 
 

@@ -78,6 +78,7 @@ class RunResult:
     start_s: float = 0.0  # time from create to running, the engine's own overhead
     timed_out: bool = False
     oom_killed: bool = False
+    output_exceeded: int | None = None  # the output quota (bytes) the command's outputs went past, if they did
     log_tail: str = ""
     # Limits the engine could not enforce on this run (rootless Podman on cgroup v1): said, never hidden.
     unenforced: list[str] = field(default_factory=list)

@@ -26,7 +26,7 @@ def test_a_task_round_trips_through_its_payload() -> None:
     # The payload's shape: the policy and the limits flat under "options", with the node's checks switch.
     assert payload["options"] == {"cwd": "/x", "data_map": {}, "tolerances": {"acc": "1e-3"}, "ignore": [],
                                   "timeout_s": 60.0, "cpus": None, "memory_bytes": 1 << 30, "pids": None, "gpus": None,
-                                  "checks": True}
+                                  "max_output_bytes": None, "checks": True}
 
 
 @pytest.mark.parametrize(

@@ -74,13 +74,14 @@ from replay.core.limits import (  # noqa: E402
 def test_limits_are_parsed_once_from_their_option_rows() -> None:
     limits = parse_limits({"timeout_s": 30.0, "memory_bytes": "1g", "pids": 128}, gpus=1)
     assert limits == RunLimits(timeout_s=30.0, memory_bytes=1 << 30, pids=128, gpus=1)
-    assert {o.flag for o in LIMIT_OPTIONS} == {"--timeout", "--cpus", "--memory", "--pids"}
+    assert {o.flag for o in LIMIT_OPTIONS} == {"--timeout", "--cpus", "--memory", "--pids", "--max-output"}
 
 
 def test_the_defaults_fill_what_was_not_given_on_the_machine_that_runs() -> None:
     effective = RunLimits(timeout_s=5.0).effective()
     assert effective.pids == DEFAULT_PIDS and effective.memory_bytes == default_memory_bytes() > MIN_MEMORY_BYTES
-    assert RunLimits(memory_bytes=1 << 30, pids=99).effective() == RunLimits(memory_bytes=1 << 30, pids=99)
+    given = RunLimits(memory_bytes=1 << 30, pids=99, max_output_bytes=5 << 20)
+    assert given.effective() == given
 
 
 @pytest.mark.parametrize("seconds", [MAX_TIMEOUT_S + 1, 1e10, 1e300])

@@ -25,7 +25,7 @@ from replay.core.data.access import check_data_access
 from replay.core.data.hashing import check_data, hash_nofollow, lstat_beneath
 from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter, Reporter, Stopwatch
-from replay.core.limits import SCRATCH_TREE_BYTES, RunLimits
+from replay.core.limits import SCRATCH_TREE_BYTES, RunLimits, format_size
 from replay.core.ports import Engine, Mount, RunResult, RunSpec, ScratchTree
 from replay.core.verify import budgets
 from replay.core.verify.compare import (
@@ -293,7 +293,7 @@ def run_replay(engine: Engine, prepared: Prepared, options: ReplayOptions, out_r
     spec = RunSpec(
         image=m.image.id, argv=m.command.argv, workdir=layout.container_path(m.command.workdir), env=prepared.env,
         mounts=[Mount(str(_data_source(root, options)), layout.container_path(root)) for root in m.data.roots],
-        user=_container_user(), limits=options.limits.effective(), labels={"io.replay.capsule": m.name},
+        user=_container_user(), limits=options.limits.effective(out_root), labels={"io.replay.capsule": m.name},
         scratch_tree=ScratchTree(IMAGE_WORKSPACE, SCRATCH_TREE_BYTES),  # writes outside the outputs: thrown away
     )
     if adjust is not None:
@@ -439,6 +439,10 @@ def _replayed_files(m: Manifest, out_root: Path) -> tuple[list[FileEntry], dict[
 
 
 def raise_on_failure(result: RunResult, limits: RunLimits) -> None:
+    if result.output_exceeded is not None:
+        raise CommandFailed(f"the replay wrote more than --max-output {format_size(result.output_exceeded)}",
+                            "raise --max-output if the outputs are meant to be this large",
+                            log_tail=result.log_tail, status=result.exit_code)
     if result.timed_out:
         raise CommandFailed(f"the replayed command timed out after {limits.timeout_s or 0:g} s", "raise --timeout",
                             log_tail=result.log_tail, status=result.exit_code)
