@@ -122,3 +122,20 @@ def test_npy_header_reader_bounds_any_claimed_shape(shape: list[int], descr: str
         assert "element budget" in str(exc)
         return
     assert list(header.shape) == shape and header.elements <= budgets.ARRAY_ELEMENTS
+
+
+def test_a_csv_line_over_the_budget_is_not_split_into_cells(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(budgets, "CSV_LINE_CHARS", 1000)
+    ref, new = tmp_path / "ref.csv", tmp_path / "new.csv"
+    ref.write_text("a,b\n1,2\n")
+    new.write_text("a,b\n" + "1," * 5000 + "\n")
+    out = explain(ref, new)
+    assert out.to_dict()["note"].startswith("not parsed as CSV (a line longer than 1000 characters")
+
+
+def test_csv_lines_within_the_budget_are_compared(tmp_path: Path) -> None:
+    ref, new = tmp_path / "ref.csv", tmp_path / "new.csv"
+    ref.write_text("a,b\n1,2\n")
+    new.write_text("a,b\n1,3\n")
+    out = explain(ref, new)
+    assert out.to_dict()["first_differing_cell"]["column"] == 2

@@ -15,6 +15,7 @@ import ast
 import math
 import struct
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +24,7 @@ METRICS_BYTES = 32 << 20  # a metrics file larger than this is unreadable (its m
 JSON_ELEMENTS = 200_000  # values in one JSON file the verifier parses (metrics, or a JSON output's detail)
 ARRAY_ELEMENTS = 1 << 31  # elements of one array compared (memory-mapped, in chunks: time, not memory)
 NPZ_ENTRY_BYTES = 128 << 20  # an .npz entry is decompressed into memory: at most this much, per side
+CSV_LINE_CHARS = 1 << 20  # a CSV row is split into a list of cells: a longer line is not parsed as CSV
 NPY_HEADER_BYTES = 64 << 10  # numpy's own limit is 10000; a header this large is refused
 PEAK_MEMORY_MB = 500  # what these budgets keep the verifier under (tests/e2e/hostile: "max_rss_mb")
 HOW_TO_RAISE = "the verifier's read budgets are in replay/core/verify/budgets.py"
@@ -46,6 +48,15 @@ def json_over_budget(data: bytes, byte_limit: int) -> str | None:
     if json_elements_bound(data) > JSON_ELEMENTS:
         return f"may hold more than {JSON_ELEMENTS} values, the verifier's element budget; not parsed"
     return None
+
+
+def bounded_lines(handle: IO[str], what: type[Exception]) -> Iterator[str]:
+    """The lines of ``handle`` for a CSV reader; ``what`` is raised at a line over ``CSV_LINE_CHARS`` (a single
+    line of 100 million cells would otherwise become one list of 100 million strings)."""
+    while line := handle.readline(CSV_LINE_CHARS + 1):
+        if len(line) > CSV_LINE_CHARS:
+            raise what(f"a line longer than {CSV_LINE_CHARS} characters, the verifier's read budget")
+        yield line
 
 
 class HeaderError(ValueError):

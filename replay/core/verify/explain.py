@@ -223,7 +223,8 @@ def _explain_csv(out: CsvExplanation, ref: Path, new: Path, offset: int, tol: To
     with open(ref, encoding="utf-8", errors="replace", newline="") as fa, open(
         new, encoding="utf-8", errors="replace", newline=""
     ) as fb:
-        rows = zip_longest(csv.reader(fa, delimiter=delimiter), csv.reader(fb, delimiter=delimiter))
+        rows = zip_longest(csv.reader(budgets.bounded_lines(fa, csv.Error), delimiter=delimiter),
+                           csv.reader(budgets.bounded_lines(fb, csv.Error), delimiter=delimiter))
         for row_no, (row_a, row_b) in enumerate(rows, start=1):
             if row_no == 1 and row_a and all(c and _number(c) is None for c in row_a):
                 header = row_a
