@@ -151,10 +151,13 @@ def test_a_lock_that_does_not_match_is_reported_before_anything_is_built(project
     result = project.capture()
 
     assert result.code == 2, result.stderr
-    first = result.stderr.strip().splitlines()[0]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    # One error line (the notes before it say which interpreter capture took), then the table.
+    assert len(errors) == 1, result.stderr
+    first = errors[0]
     assert first.startswith("error: requirements.txt does not match the training interpreter: 1 of its 1")
     assert "--relock" in result.stderr
-    table = result.stderr[result.stderr.index("package"):]
+    table = result.stderr[result.stderr.index(first):]
     assert "numpy" in table and "2.4.5" in table and "2.4.6" in table
     assert "hashing" not in result.stderr and "building" not in result.stderr
     assert "Traceback" not in result.stderr

@@ -120,13 +120,13 @@ def test_the_same_batch_through_slurm_and_locally_gives_the_same_batch_report(pr
     assert verdicts == [(c.name, c.verdict, c.exit_code) for c in local.capsules]
     assert [v[1:] for v in verdicts] == [("identical", 0), ("identical", 0), ("diverged", 1), ("error", 4)]
     assert not differences(stable(slurm.to_dict()), stable(local.to_dict()))  # the whole report, bar clocks, hosts
-    assert (slurm.plan["backend"], local.plan["backend"]) == ("slurm", "local")
+    assert (slurm.plan.backend, local.plan.backend) == ("slurm", "local")
     # Each replay ran on the node, which recorded its own host facts.
     ran = [c for c in slurm.capsules if c.verdict != "error"]
     assert len(ran) == 3 and all(c.node == HOST and c.report and c.report.hosts.verify is not None
                                  and c.report.hosts.verify.docker_version for c in ran)
     experiments = {c.experiment for c in slurm.capsules}
-    assert len(experiments) == 3 and slurm.plan["replays_run"] == 3  # the twin rode on its pair's replay
+    assert len(experiments) == 3 and slurm.plan.replays_run == 3  # the twin rode on its pair's replay
     # Only the end is certain: a fast task may finish between two polls, so "running" may never be seen.
     assert {(e, "done", HOST) for e in experiments} <= seen
     assert not slurm_cluster.jobs()
