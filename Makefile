@@ -58,6 +58,9 @@ bench: base tools
 	$(BIN)/python benchmarks/bench_bundle.py
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_lock.py
+	$(BIN)/python benchmarks/bench_bundle_index.py
+	$(BIN)/python benchmarks/bench_investigate.py
+	$(BIN)/python benchmarks/bench_capture_resolves.py
 
 clean:
 	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache
