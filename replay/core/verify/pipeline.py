@@ -172,13 +172,12 @@ def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None)
     replayer = Replayer(engine, req.options, reporter)
     prepared = replayer.open(req.target)
     replayer.check_references(prepared)
-    engine_version = engine.version()
+    host = replayer.host()  # the engine asked first: none answering is one clear error before the image check
     replayer.check_image(prepared.manifest, req.ensure_image)
     replayer.check_data(prepared.manifest)
     with output_folder(req.keep) as out_root:
         result = replayer.replay_once(prepared, out_root)
         comparison = replayer.compare(prepared, out_root)
-    host = collect_host(engine_version, engine.name(), engine.host_gpus())
     return build_report(prepared, result, comparison, host, replayer.watch.timings)
 
 
