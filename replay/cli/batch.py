@@ -50,7 +50,9 @@ def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int
         backend = factory.backend(chosen.name, engine=engine)
     with _LiveTable(plan) as live:
         result = run_batch(plan, batch_options, engine, backend, observe=live.update)
-    batch = build_batch_report(result)
+    from replay.config import find_project_root
+
+    batch = build_batch_report(result, project=str(find_project_root(cwd, factory.source_control())))
     from replay.core.capsules.list import record_report
 
     for index, done in result.reports.items():

@@ -4,6 +4,7 @@ verifies, the HTML report in headless Chromium, and Ctrl-C leaving no container.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -100,7 +101,6 @@ def test_plan_prints_the_groups_and_runs_nothing(batch_project: Project, engine)
 
 
 def test_html_report_renders_every_capsule_and_verdict_in_chromium(batch_project: Project, tmp_path) -> None:
-    chromium = _chromium()
     page = tmp_path / "report.html"
     junit, markdown = tmp_path / "r.xml", tmp_path / "r.md"
     result = batch_project.replay("verify", ".replay", "--html", str(page), "--junit", str(junit), "--markdown",
@@ -110,24 +110,73 @@ def test_html_report_renders_every_capsule_and_verdict_in_chromium(batch_project
     html = page.read_text()
     assert "http://" not in html and "https://" not in html  # self-contained
 
-    profile = tmp_path / "profile"
+    dom = _dom(page, tmp_path, "batch-report")
+    full = names(batch_project)
+    for short, name in full.items():
+        assert f'data-capsule="{name}" data-outcome="{EXPECTED[short]}"' in dom, short
+    assert '<span class="rate" id="rate">50.0%</span>' in dom
+    assert re.search(r'<time id="created">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>', dom)
+    assert f'<code id="project">{batch_project.root}</code>' in dom
+    # A section for every capsule that is not identical, none for the identical ones; the divergence is
+    # explained output by output, the failed command and the changed data by their errors.
+    sections = dict(re.findall(r'<section class="capsule" id="capsule-\d+" data-capsule="([^"]+)" '
+                               r'data-outcome="([^"]+)"', dom))
+    assert sections == {full[s]: EXPECTED[s] for s in ("div", "fail", "d")}
+    div = _section(dom, full["div"])
+    assert "<code>out/result.txt</code></td><td>differs</td>" in div and "What changed underneath" in div
+    assert "Capture host and verify host" in div
+    # The image IDs are the ones the terminal prints for each capsule.
+    for short in ("a1", "div"):
+        single = batch_project.replay("verify", str(batch_project.root / ".replay" / full[short]))
+        shown = re.search(r"\(image ([0-9a-f]{12}), exit", single.stdout)
+        assert shown, single.stdout
+        row = re.search(rf'data-capsule="{full[short]}".*?<code class="image"[^>]*>([0-9a-f]{{12}})</code>', dom, re.S)
+        assert row and row.group(1) == shown.group(1), short
+    assert "<th>CPU</th>" in dom and 'id="machines"' in dom
+    assert junit.read_text().count("<testsuite ") == 6
+    assert "| outcome | capsules | % |" in markdown.read_text()
+
+
+def test_html_report_of_one_capsule_is_its_report_in_chromium(batch_project: Project, tmp_path) -> None:
+    name = names(batch_project)["div"]
+    page = tmp_path / "single.html"
+    result = batch_project.replay("verify", str(batch_project.root / ".replay" / name), "--html", str(page))
+    assert result.code == 1, result.stderr
+    dom = _dom(page, tmp_path, "single-report")
+    assert f"<title>replay verify {name}: diverged</title>" in dom
+    section = _section(dom, name)
+    assert "<code>out/result.txt</code></td><td>differs</td>" in section
+    assert "line 1:" in section and re.search(r"captured 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC", section)
+    assert '<span class="rate" id="verdict">DIVERGED</span>' in dom  # the verdict, as the terminal's banner
+    assert "Capture host and verify host" in section and 'id="counts"' not in dom
+    fail = names(batch_project)["fail"]
+    page = tmp_path / "fail.html"
+    assert batch_project.replay("verify", str(batch_project.root / ".replay" / fail), "--html", str(page)).code == 4
+    section = _section(_dom(page, tmp_path, "single-failed-report"), fail)
+    assert "The command&#39;s last log lines" in section or "The command's last log lines" in section
+
+
+def _dom(page: Path, tmp_path: Path, artifact: str) -> str:
+    """The page as headless Chromium built it (scripts run), and a screenshot kept as a test artifact."""
+    chromium = _chromium()
+    profile = tmp_path / f"profile-{artifact}"
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1280,1000"]
+             f"--user-data-dir={profile}", "--window-size=1280,2400"]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    for short, name in names(batch_project).items():
-        assert f'data-capsule="{name}" data-outcome="{EXPECTED[short]}"' in dom.stdout, short
-    assert '<span class="rate" id="rate">50.0%</span>' in dom.stdout
-
-    shot = tmp_path / "report.png"
+    shot = tmp_path / f"{artifact}.png"
     subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 10_000
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, ARTIFACTS / "batch-report.png")
-    shutil.copy(page, ARTIFACTS / "batch-report.html")
-    assert junit.read_text().count("<testsuite ") == 6
-    assert "| outcome | capsules | % |" in markdown.read_text()
+    shutil.copy(shot, ARTIFACTS / f"{artifact}.png")
+    shutil.copy(page, ARTIFACTS / f"{artifact}.html")
+    return dom.stdout
+
+
+def _section(dom: str, name: str) -> str:
+    start = dom.index(f'data-capsule="{name}" data-outcome', dom.index("<section"))
+    return dom[start:dom.index("</section>", start)]
 
 
 def _chromium() -> str:

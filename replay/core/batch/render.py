@@ -10,6 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from replay.core.batch.details import DetailView, MachinesView, details, machines, short, when
 from replay.core.batch.report import OUTCOMES, BatchReport, CapsuleLine, Outcome
 from replay.core.verify.report import junit_suite
 from replay.textsafe import md_code, md_text, neutral, xml_text
@@ -38,12 +39,14 @@ class RowView:
     style: str
     exit_code: str
     experiment: str
-    image: str
+    image: str  # the capsule's image, 12 hex characters: what `replay verify` prints
     data: str
     commit: str
     explanation: str
     rank: int  # sort key: the outcome's order
     node: str = ""  # where it was replayed (a Slurm node; this host locally)
+    image_group: str = ""  # I1, I2, ...: capsules sharing an environment image
+    anchor: str = ""  # the id of its section in the HTML page; "" for an identical capsule (none)
 
 
 @dataclass
@@ -70,15 +73,25 @@ class View:
     groups: list[GroupView]
     work: list[tuple[str, str]]  # (what, "done / against")
     outcome_labels: list[str]
+    created: str = ""  # "2026-12-04 22:31:07 UTC"
+    project: str = ""
+    details: list[DetailView] | None = None  # every capsule not identical
+    machines: MachinesView | None = None
+    version: str = ""  # the replay that verified
+
+    @property
+    def single(self) -> bool:
+        """One capsule: the page is that capsule's report (its verdict in the banner, no batch tables)."""
+        return len(self.rows) == 1
 
 
 def view(report: BatchReport) -> View:
     counts = [CountView(o.value, o.label, report.counts[o], report.percent(o), STYLE[o]) for o in OUTCOMES]
     # Capsule strings neutralized once here (control characters shown escaped), for the page and the Markdown.
     rows = [RowView(neutral(_name(c)), c.outcome.value, c.outcome.label, STYLE[c.outcome],
-                    "-" if c.exit_code is None else str(c.exit_code), neutral(c.experiment), neutral(c.image),
+                    "-" if c.exit_code is None else str(c.exit_code), neutral(c.experiment), short(c.image_id),
                     neutral(c.data), neutral(c.commit), neutral(c.explanation), OUTCOMES.index(c.outcome),
-                    neutral(c.node)) for c in report.capsules]
+                    neutral(c.node), neutral(c.image)) for c in report.capsules]
     groups = [GroupView(kind, g.id, neutral(g.label), g.total, g.reproduced, f"{100 * g.rate:.0f}%",
                         [g.counts.get(o, 0) for o in OUTCOMES])
               for kind, lines in report.groups.items() for g in lines]
@@ -93,9 +106,16 @@ def view(report: BatchReport) -> View:
     ]
     rate = f"{100 * report.rate:.1f}%"
     style = "green" if report.exit_code == 0 else "red" if report.counts[Outcome.DIVERGED] else "yellow"
-    return View(f"replay: {report.reproduced} of {len(report.capsules)} capsules reproduced", rate,
-                report.reproduced, len(report.capsules), report.exit_code, style, counts, rows, groups, work,
-                [o.label for o in OUTCOMES])
+    explained = details(report, STYLE)
+    for n, r in enumerate(r for r in rows if r.outcome != Outcome.IDENTICAL.value):
+        r.anchor = f"capsule-{n + 1}"  # details() lists the same capsules in the same order
+    title = f"replay: {report.reproduced} of {len(report.capsules)} capsules reproduced"
+    if len(rows) == 1:
+        title = f"replay verify {rows[0].name}: {rows[0].label}"
+    return View(title, rate, report.reproduced, len(report.capsules), report.exit_code, style, counts, rows, groups,
+                work, [o.label for o in OUTCOMES], when(report.created) or "unknown", neutral(report.project),
+                explained, machines(report), neutral(report.replay_version))
+
 
 
 def _name(line: CapsuleLine) -> str:
@@ -109,6 +129,7 @@ def _name(line: CapsuleLine) -> str:
 def to_markdown(report: BatchReport) -> str:
     v = view(report)
     lines = [f"## {_cell(v.title)}: {v.rate} (exit {v.exit_code})", "",
+             f"Verified {_cell(v.created)} from {md_code(v.project or '-', False)}.", "",
              "| outcome | capsules | % |", "|---|---:|---:|"]
     lines += [f"| {c.label} | {c.count} | {c.percent:.1f} |" for c in v.counts]
     lines += ["", "| capsule | verdict | experiment | image | data | commit |", "|---|---|---|---|---|---|"]

@@ -23,6 +23,11 @@ Top-level keys of ``BatchReport.to_dict()``, always all present, in this order:
                     ``replay.verify-report``, or null when not run).
 ``timings``         seconds: images, data, replays, total.
 ``replay_version``  the replay that wrote it.
+``created``         when the batch finished, ISO 8601 in UTC ("2026-12-04T22:31:07Z").
+``project``         the folder the batch ran from: the project root (git top level), or "" when not known.
+
+Each capsule object also has "image_id" (its own image, as ``replay verify`` prints it; "" when its manifest
+could not be read) and "captured" (the manifest's "created": when capture ran; "" likewise).
 
 Strings come from capsules (untrusted): renderers escape them (jinja2 autoescape for HTML, XML escaping for
 JUnit, table-cell escaping for Markdown).
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from replay import __version__, jsonio
@@ -125,12 +131,15 @@ class CapsuleLine:
     error: str | None
     report: VerifyReport | None
     node: str = ""
+    image_id: str = ""  # the capsule's own image (the group in ``image`` is its environment image)
+    captured: str = ""  # when capture ran (the manifest's "created")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "source": self.source, "experiment": self.experiment,
                 "image": self.image, "data": self.data, "commit": self.commit, "outcome": self.outcome.value,
                 "verdict": self.verdict, "exit_code": self.exit_code, "explanation": self.explanation,
-                "error": self.error, "node": self.node, "report": self.report.to_dict() if self.report else None}
+                "error": self.error, "node": self.node, "image_id": self.image_id, "captured": self.captured,
+                "report": self.report.to_dict() if self.report else None}
 
 
 @dataclass
@@ -182,6 +191,8 @@ class BatchReport:
     plan: PlanSummary
     timings: dict[str, float] = field(default_factory=dict)
     replay_version: str = __version__
+    created: str = ""
+    project: str = ""
 
     @property
     def counts(self) -> dict[Outcome, int]:
@@ -214,25 +225,31 @@ class BatchReport:
             "capsules": [c.to_dict() for c in self.capsules],
             "timings": dict(self.timings),
             "replay_version": self.replay_version,
+            "created": self.created,
+            "project": self.project,
         }
 
     def to_json(self) -> str:
         return jsonio.dumps(self.to_dict())
 
 
-def build_batch_report(result: Any) -> BatchReport:
-    """The report of a ``replay.core.batch.run.BatchResult``."""
+def build_batch_report(result: Any, *, project: str = "", created: datetime | None = None) -> BatchReport:
+    """The report of a ``replay.core.batch.run.BatchResult`` run from ``project``, finished at ``created``
+    (default: now)."""
     plan = result.plan
     lines = []
     for c in plan.capsules:
         report = result.reports.get(c.index)
         outcome = outcome_of(report)
+        m = c.manifest
         lines.append(CapsuleLine(
             name=c.name, path=str(c.path), source=c.source, experiment=c.experiment, image=c.image_group,
             data=c.data_group, commit=_short(c.commit), outcome=outcome,
             verdict=report.verdict if report else "not run", exit_code=report.exit_code if report else None,
             explanation=explanation(report), error=report.error if report else None, report=report,
             node=(report.run.node or "") if report and report.run else "",
+            image_id=(report.image_id if report and report.image_id else m.image.id if m else ""),
+            captured=m.created if m else "",
         ))
     labels = {g.id: g.label for g in [*plan.images, *plan.data_sets]}
     groups = {
@@ -247,7 +264,9 @@ def build_batch_report(result: Any) -> BatchReport:
         experiments=counts["experiments"], replays_run=result.replays_run, jobs=plan.jobs,
         stopped_early=result.stopped_early, backend=getattr(result, "backend", "local"),
     )
-    return BatchReport(lines, groups, summary_plan, dict(result.timings))
+    when = (created or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    return BatchReport(lines, groups, summary_plan, dict(result.timings), created=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                       project=project)
 
 
 def _groups(lines: list[CapsuleLine], key: Any, labels: dict[str, str]) -> list[GroupLine]:

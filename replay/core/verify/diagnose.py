@@ -377,3 +377,8 @@ _FIELDS: tuple[tuple[str, Callable[[HostInfo], str]], ...] = (
     ("engine", lambda h: h.engine or UNKNOWN),
     ("engine version", lambda h: h.docker_version or UNKNOWN),
 )
+
+
+def host_facts(host: HostInfo) -> list[tuple[str, str]]:
+    """(field, value) of one host, in the rows and wording of ``host_table``."""
+    return [(label, show(host)) for label, show in _FIELDS]
