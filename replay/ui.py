@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -42,6 +44,21 @@ class _SafeConsole(Console):
 
 out = _SafeConsole(highlight=False, soft_wrap=False)
 err = _SafeConsole(stderr=True, highlight=False)
+
+
+@contextmanager
+def recorded(width: int = 100) -> Iterator[io.StringIO]:
+    """While it lasts, ``out`` and ``err`` both write plain text (no colour, no terminal) at a fixed width
+    into one buffer, in the order a terminal would show them: the README's samples are rendered this way."""
+    global out, err
+    buffer = io.StringIO()
+    saved = out, err
+    plain = {"file": buffer, "width": width, "color_system": None, "force_terminal": False, "highlight": False}
+    out, err = _SafeConsole(soft_wrap=False, **plain), _SafeConsole(**plain)  # type: ignore[arg-type]
+    try:
+        yield buffer
+    finally:
+        out, err = saved
 
 
 class QuietPipe:

@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> None:
 def _run(args: list[str]) -> Any:
     """The command's return code; each error shown as one line (``Stopped`` passes up to ``main``)."""
     from replay import ui
-    from replay.textsafe import neutral
 
     ex = _click_exceptions()
     try:
@@ -114,13 +113,7 @@ def _run(args: list[str]) -> Any:
     except ReplayError as exc:
         if State.verbose:
             ui.err.print_exception()
-        ui.error(exc.one_line())
-        tail = getattr(exc, "log_tail", "")
-        if tail and not ui.command_log_shown:  # streamed already: the traceback is printed once
-            ui.err.print("[dim]--- last lines of the log ---[/]")
-            ui.err.print(neutral(tail, keep_newlines=True), markup=False, highlight=False)
-        if isinstance(exc, LockMismatch):
-            ui.error_table(exc.columns, exc.rows)
+        show_error(exc)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):  # main says "interrupted"
         return EXIT_INTERRUPTED
@@ -137,6 +130,20 @@ def _run(args: list[str]) -> Any:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
+
+
+def show_error(exc: ReplayError) -> None:
+    """An error as the boundary shows it on stderr: its one line, the log's tail, a lock mismatch's table."""
+    from replay import ui
+    from replay.textsafe import neutral
+
+    ui.error(exc.one_line())
+    tail = getattr(exc, "log_tail", "")
+    if tail and not ui.command_log_shown:  # streamed already: the traceback is printed once
+        ui.err.print("[dim]--- last lines of the log ---[/]")
+        ui.err.print(neutral(tail, keep_newlines=True), markup=False, highlight=False)
+    if isinstance(exc, LockMismatch):
+        ui.error_table(exc.columns, exc.rows)
 
 
 def _stop_on_signals() -> dict[int, Any]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from replay.core.share.bundle.pack import PackResult
 
 PACK_EPILOG = """Example:
 
@@ -46,6 +49,12 @@ def pack_cmd(
                        "members": result.members, "raw_bytes": result.raw_bytes, "signed": result.signed,
                        "seconds": result.seconds})
         return
+    render_packed(result)
+
+
+def render_packed(result: PackResult) -> None:
+    from replay import ui
+
     ui.out.print(f"[green]packed[/] {', '.join(result.capsules)} into {result.path}: {ui.human_bytes(result.size)} "
                  f"({ui.human_bytes(result.raw_bytes)} of content, {result.images} image(s), {result.members} members, "
                  f"{'signed' if result.signed else 'unsigned'}) in {result.seconds:.1f} s")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from replay.core.share.registry import Pushed
 
 PUSH_EPILOG = """Example:
 
@@ -37,6 +40,12 @@ def push_cmd(
         ui.print_json({"schema": "replay.push-result", "schema_version": 1, "ref": pushed.ref, "tag": pushed.tag,
                        "capsule": str(pushed.capsule)})
         return
+    render_pushed(pushed)
+
+
+def render_pushed(pushed: Pushed) -> None:
+    from replay import ui
+
     ui.out.print(f"[green]pushed[/] {pushed.tag}")
     ui.out.print(f"verify with: replay verify {pushed.ref}", soft_wrap=True)
 

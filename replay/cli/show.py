@@ -10,6 +10,7 @@ import typer
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from replay.core.share.bundle.format import Index
     from replay.manifest import Manifest
 
 EPILOG = """Example:
@@ -43,11 +44,9 @@ def show_cmd(
 
 
 def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
-    from rich.table import Table
 
     from replay import ui
     from replay.core.share.bundle import target as bundle_target
-    from replay.ui import escape
 
     bundle = bundle_target.checked(path, None)
     index = bundle.index
@@ -60,10 +59,20 @@ def _show_bundle(path: Path, as_json: bool, shown: str) -> None:
                        "members": len(index.members), "raw_bytes": sum(m.raw_size for m in index.members),
                        "size": path.stat().st_size})
         return
+    render_bundle(path.name, path.stat().st_size, index, bundle.provenance(None), shown)
+
+
+def render_bundle(name: str, size: int, index: Index, provenance: str, shown: str) -> None:
+    """A checked bundle's listing: its size and members, who packed it, its provenance, its capsules."""
+    from rich.table import Table
+
+    from replay import ui
+    from replay.ui import escape
+
     # Names and the packer's words come from the bundle: shown as text, never read as rich markup.
-    ui.out.print(f"[bold]{escape(path.name)}[/]  {ui.human_bytes(path.stat().st_size)}, {len(index.members)} members, "
+    ui.out.print(f"[bold]{escape(name)}[/]  {ui.human_bytes(size)}, {len(index.members)} members, "
                  f"made by {escape(index.created_by or 'an unknown packer')}; every member checked")
-    ui.out.print(escape(bundle.provenance(None)), soft_wrap=True)
+    ui.out.print(escape(provenance), soft_wrap=True)
     table = Table(title=f"capsules ({len(index.capsules)})", title_justify="left")
     for col in ("name", "image", "files", "data"):
         table.add_column(col, overflow="fold")
