@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   ?= replay-base/python:3.11-bookworm
 export REPLAY_BASE := $(BASE)
 
-.PHONY: install engine podman slurm base tools chromium demo test test-unit check bench clean
+.PHONY: install engine podman slurm base tools chromium demo test test-unit check docs bench clean
 
 $(BIN)/replay: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ check: install
 	$(BIN)/ruff check replay tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests/cli/test_docs.py
+
+# The README's sample outputs, rewritten from replay's own renderers (the docs test fails when one is stale).
+docs: install
+	$(BIN)/python scripts/readme_samples.py --write
 
 bench: base tools
 	$(BIN)/python benchmarks/bench_hash.py

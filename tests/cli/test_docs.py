@@ -84,3 +84,59 @@ def test_readme_first_screen_says_how_to_install_replay_outside_the_training_env
     first_screen = "\n".join(README.splitlines()[:25])
     assert "## Install" in first_screen and "pipx install ." in first_screen
     assert "make install" in first_screen and ".venv/bin/replay" in first_screen
+
+
+# --- the README's sample outputs: rendered by replay's renderers (scripts/readme_samples.py) -------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES_SCRIPT = ROOT / "scripts" / "readme_samples.py"
+
+
+def _check(readme: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SAMPLES_SCRIPT), "--check", str(readme)], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_the_readme_samples_are_what_the_renderers_print() -> None:
+    """A README sample that differs from what replay's renderers print fails here, with the diff."""
+    result = _check(ROOT / "README.md")
+    assert result.returncode == 0, f"README samples are stale (make docs rewrites them):\n{result.stdout}{result.stderr}"
+
+
+def test_every_sample_marker_in_the_readme_has_a_fenced_block() -> None:
+    opened = README.count("<!-- sample: ")
+    assert opened >= 7 and opened == README.count("<!-- /sample -->")
+    assert "<!-- sample: verify-unseeded -->\n```text\n" in README
+
+
+def test_an_edited_sample_fails_the_check_with_its_diff(tmp_path: Path) -> None:
+    """The check is not vacuous: one cell of the unseeded sample changed by hand is caught and shown."""
+    start = README.index("<!-- sample: verify-unseeded -->")
+    edited_line = next(line for line in README[start:].splitlines() if line.startswith("│ accuracy"))
+    changed = edited_line.replace("exact", "abs 1", 1)
+    assert changed != edited_line
+    readme = tmp_path / "README.md"
+    readme.write_text(README[:start] + README[start:].replace(edited_line, changed, 1))
+    result = _check(readme)
+    assert result.returncode == 1
+    assert f"-{changed}" in result.stdout and f"+{edited_line}" in result.stdout
+    assert "make docs" in result.stdout
+
+
+def test_a_sample_whose_text_lies_outside_the_renderer_fails_the_check(tmp_path: Path) -> None:
+    """A line added inside a block (a hand-written "(table left out)") is stale too, and --write removes it."""
+    marker = "<!-- sample: podman-session -->\n```console\n"
+    readme = tmp_path / "README.md"
+    readme.write_text(README.replace(marker, marker + "(metrics table left out)\n", 1))
+    assert _check(readme).returncode == 1
+    written = subprocess.run([sys.executable, str(SAMPLES_SCRIPT), "--write", str(readme)], capture_output=True,
+                             text=True, timeout=60)
+    assert written.returncode == 0, written.stderr
+    assert readme.read_text() == README
+
+
+def test_a_marker_without_a_renderer_is_refused(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(README + "\n<!-- sample: no-such-sample -->\n```text\nx\n```\n<!-- /sample -->\n")
+    result = _check(readme)
+    assert result.returncode != 0 and "no-such-sample" in result.stderr
