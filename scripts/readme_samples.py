@@ -15,6 +15,8 @@ Where the typed results come from:
 - ``verify-unseeded``: ``tests/cli/samples/verify-unseeded.json``, the real report (``replay verify
   --report``) of the ``unseeded`` end-to-end scenario, captured on the offline base on 2026-12-04 (only its
   ``capsule_path`` shortened), read back with ``VerifyReport.from_dict``.
+- ``verify-investigate``: ``tests/cli/samples/verify-investigate.json``, the real report of ``replay verify
+  --investigate`` of the ``inv-unseeded`` scenario, recorded the same way.
 - ``lock-mismatch``: the real check (``replay.core.capture.lock.source.match``) of a one-package
   interpreter (numpy 2.4.6) against a lock that pins numpy 2.4.5.
 - ``podman-session``, ``reviewer-bundle``, ``reviewer-registry``: ``tests/cli/samples/verify-digits.json``,
@@ -88,6 +90,10 @@ def _bundle_provenance(signer: str | None, signed: bool, allowed: str | None) ->
 
 def verify_unseeded() -> str:
     return _verify(json.loads((DATA / "verify-unseeded.json").read_text()))
+
+
+def verify_investigate() -> str:
+    return _verify(json.loads((DATA / "verify-investigate.json").read_text()))
 
 
 def lock_mismatch() -> str:
@@ -241,6 +247,7 @@ def _slurm_batch() -> str:
 
 SAMPLES: dict[str, Callable[[], str]] = {
     "verify-unseeded": verify_unseeded,
+    "verify-investigate": verify_investigate,
     "lock-mismatch": lock_mismatch,
     "podman-session": podman_session,
     "reviewer-pack": reviewer_pack,
