@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from replay.core.capture.pipeline import CaptureResult
 
 EPILOG = """Example:
 
@@ -122,8 +125,16 @@ def capture_cmd(
             "warnings": reporter.warnings,
         })
         return
+    render_captured(result, counts, cwd)
+
+
+def render_captured(result: CaptureResult, counts: dict[str, int], cwd: Path) -> None:
+    """The human summary of a capture: the capsule, its image and base, code, data, outputs, packages."""
     from rich.table import Table
 
+    from replay import ui
+
+    m = result.manifest
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # digests and IDs are shown whole, folded rather than cut

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from replay.core.capsules.list import CapsuleRow
     from replay.core.ports import Engine
 
 EPILOG = """Example:
@@ -29,8 +30,6 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON on stdout.")] = False,
 ) -> None:
     """List capsules: name, last verify, image, and sizes (image, data, capsule folder)."""
-    from rich.table import Table
-
     from replay import factory, ui
     from replay.core.capsules.list import list_capsules
     from replay.errors import BadInput, EnvironmentProblem
@@ -53,6 +52,19 @@ def list_cmd(
     if not rows:
         ui.err.print(f"no capsule under {escape(', '.join(str(f) for f in chosen))}")
         return
+    render_rows(rows)
+    for r in rows:
+        if r.manifest is None:
+            ui.warn(f"{r.path}: unreadable ({r.error})")
+
+
+def render_rows(rows: list[CapsuleRow]) -> None:
+    """The capsules as a table: name, last verify, image (and whether the engine has it), sizes, path."""
+    from rich.table import Table
+
+    from replay import ui
+    from replay.ui import escape
+
     table = Table()
     for column in ("name", "last verify", "image", "image size", "data", "capsule", "path"):
         sized = column in ("image size", "data", "capsule")
@@ -67,9 +79,6 @@ def list_cmd(
         table.add_row(escape(m.name), escape(last), ui.short(m.image.id) + present, ui.human_bytes(m.image.size),
                       ui.human_bytes(m.data.total_bytes), ui.human_bytes(r.capsule_bytes), escape(_shown(r.path)))
     ui.out.print(table)
-    for r in rows:
-        if r.manifest is None:
-            ui.warn(f"{r.path}: unreadable ({r.error})")
 
 
 def _shown(path: Path) -> str:
