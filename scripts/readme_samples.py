@@ -17,6 +17,10 @@ Where the typed results come from:
   ``capsule_path`` shortened), read back with ``VerifyReport.from_dict``.
 - ``verify-investigate``: ``tests/cli/samples/verify-investigate.json``, the real report of ``replay verify
   --investigate`` of the ``inv-unseeded`` scenario, recorded the same way.
+- ``capture-summary``, ``list``: ``tests/cli/samples/digits.replay.json`` (the manifest), ``digits-capture.json``
+  (``capture --json``) and ``digits-list.json`` (``list --json``) of a real ``capture --run --verify`` of
+  ``examples/digits-sklearn`` as ``make demo`` runs it, recorded on 2026-12-04 (the interpreter's and the
+  capsule's paths put under ``/project``). ``list`` is rendered 120 columns wide: its table needs 105.
 - ``lock-mismatch``: the real check (``replay.core.capture.lock.source.match``) of a one-package
   interpreter (numpy 2.4.6) against a lock that pins numpy 2.4.5.
 - ``podman-session``, ``reviewer-bundle``, ``reviewer-registry``: ``tests/cli/samples/verify-digits.json``,
@@ -50,11 +54,11 @@ OPEN = re.compile(r"^<!-- sample: ([a-z0-9-]+) -->$")
 CLOSE = "<!-- /sample -->"
 
 
-def rendered(draw: Callable[[], None]) -> str:
+def rendered(draw: Callable[[], None], width: int = WIDTH) -> str:
     """What ``draw`` prints through replay's consoles, as plain text at the README's width."""
     from replay import ui
 
-    with ui.recorded(WIDTH) as buffer:
+    with ui.recorded(width) as buffer:
         draw()
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
@@ -94,6 +98,35 @@ def verify_unseeded() -> str:
 
 def verify_investigate() -> str:
     return _verify(json.loads((DATA / "verify-investigate.json").read_text()))
+
+
+def _digits_capsule() -> Any:
+    from replay.manifest import load
+
+    return load(DATA / "digits.replay.json")
+
+
+def capture_summary() -> str:
+    from replay.cli.capture import render_captured
+    from replay.core.capture.pipeline import CaptureResult
+
+    summary = json.loads((DATA / "digits-capture.json").read_text())
+    m = _digits_capsule()
+    result = CaptureResult(Path("/project/.replay/digits"), m, summary["timings"])
+    return rendered(lambda: render_captured(result, summary["counts"], Path("/project")))
+
+
+def list_capsules() -> str:
+    from replay.cli.listing import render_rows
+    from replay.core.capsules.list import CapsuleRow, LastVerify
+
+    listed = json.loads((DATA / "digits-list.json").read_text())["capsules"][0]
+    last = listed["last_verify"]
+    row = CapsuleRow(Path(".replay/digits"), _digits_capsule(), capsule_bytes=listed["capsule_bytes"],
+                     image_present=listed["image_present"],
+                     last=LastVerify(last["verdict"], last["exit_code"], last["at"]) if last else None)
+    # The list's columns need 105: at 100 its path column would be cut, so this one sample is 120 wide.
+    return "$ replay list\n" + rendered(lambda: render_rows([row]), width=120)
 
 
 def lock_mismatch() -> str:
@@ -248,7 +281,9 @@ def _slurm_batch() -> str:
 SAMPLES: dict[str, Callable[[], str]] = {
     "verify-unseeded": verify_unseeded,
     "verify-investigate": verify_investigate,
+    "capture-summary": capture_summary,
     "lock-mismatch": lock_mismatch,
+    "list": list_capsules,
     "podman-session": podman_session,
     "reviewer-pack": reviewer_pack,
     "reviewer-bundle": reviewer_bundle,
