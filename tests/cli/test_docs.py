@@ -140,3 +140,19 @@ def test_a_marker_without_a_renderer_is_refused(tmp_path: Path) -> None:
     readme.write_text(README + "\n<!-- sample: no-such-sample -->\n```text\nx\n```\n<!-- /sample -->\n")
     result = _check(readme)
     assert result.returncode != 0 and "no-such-sample" in result.stderr
+
+
+def test_recorded_renders_plain_text_at_its_width_and_gives_the_consoles_back() -> None:
+    """The samples' seam: both consoles into one buffer, no colour or cursor codes, and the real ones restored
+    even when the drawing fails."""
+    from replay import ui
+
+    before = ui.out, ui.err
+    with pytest.raises(RuntimeError), ui.recorded(width=40) as buffer:
+        ui.out.print("[green]identical[/] " + "x" * 60)
+        ui.error("a line from \x1b[2Jelsewhere")
+        raise RuntimeError("drawing failed")
+    assert (ui.out, ui.err) == before
+    text = buffer.getvalue()
+    assert "\x1b[" not in text and "identical" in text and "error: a line from" in text
+    assert max(len(line) for line in text.splitlines()) <= 40
