@@ -7,7 +7,8 @@ Each sample in README.md sits between ``<!-- sample: NAME -->`` and ``<!-- /samp
 block; the text inside the fence is what ``SAMPLES[NAME]`` returns. Everything replay prints in a sample is
 printed by the code the CLI uses (``replay.cli.verify.render``, ``replay.cli.batch.render`` and its live
 table, ``replay.cli.show_error``, ``replay.cli.show.render_bundle``, ``replay.cli.bundle.render_packed``,
-``replay.cli.registry.render_pushed``, ``replay.ui.RichReporter``), into ``replay.ui.recorded``: both
+``replay.cli.registry.render_pushed``, ``replay.cli.capture.render_captured``,
+``replay.cli.listing.render_rows``, ``replay.ui.RichReporter``), into ``replay.ui.recorded``: both
 consoles as one plain buffer, 100 columns, no colour. Nothing here needs a Docker engine.
 
 Where the typed results come from:
@@ -27,9 +28,10 @@ Where the typed results come from:
   reports of the digits capsule written after the runs the README describes (the verdicts, short IDs,
   sizes and timings those runs printed; digests are the 12 characters shown), with each target's
   provenance line made by the core (``Bundle.provenance``) or as the registry resolver words it.
-- ``slurm-session``: ``tests/cli/samples/slurm-batch.json``, the two capsules' reports of the session in
-  ``scripts/slurm-session.sh``; the batch report around them is built by the core (``CapsuleLine``,
-  ``explanation``, ``PlanSummary``), the live table's last frame from typed ``ExperimentRow``s.
+- ``slurm-session``: ``tests/cli/samples/slurm-batch.json``, the two capsules' reports, written after the
+  session of ``scripts/slurm-session.sh`` the README quotes (its verdicts, values, sizes and node; not a
+  recorded file); the batch report around them is built by the core (``CapsuleLine``, ``explanation``,
+  ``PlanSummary``), the live table's last frame from typed ``ExperimentRow``s.
 
 Lines that are not replay's output (shell prompts and commands, ``ls``, ``id``, ``sinfo``, the training
 script's own print) are literal text in this file.
