@@ -30,8 +30,9 @@ Where the typed results come from:
   provenance line made by the core (``Bundle.provenance``) or as the registry resolver words it.
 - ``slurm-session``: ``tests/cli/samples/slurm-batch.json``, the two capsules' reports, written after the
   session of ``scripts/slurm-session.sh`` the README quotes (its verdicts, values, sizes and node; not a
-  recorded file); the batch report around them is built by the core (``CapsuleLine``, ``explanation``,
-  ``PlanSummary``), the live table's last frame from typed ``ExperimentRow``s.
+  recorded file; that run's table showed image groups, so the two capsule image IDs are made up); the
+  batch report around them is built by the core (``CapsuleLine``, ``explanation``, ``PlanSummary``), the
+  live table's last frame from typed ``ExperimentRow``s.
 
 Lines that are not replay's output (shell prompts and commands, ``ls``, ``id``, ``sinfo``, the training
 script's own print) are literal text in this file.
@@ -260,7 +261,8 @@ def _slurm_batch() -> str:
     raw = json.loads((DATA / "slurm-batch.json").read_text())
     reports = [_report(raw[name]) for name in ("noisy", "seeded")]  # target order: the folder's, sorted
     lines = [CapsuleLine(r.capsule, r.capsule_path, ".replay", f"E{i + 1}", "I1", "D1", "64ca986d37a7",
-                         outcome_of(r), r.verdict, r.exit_code, explanation(r), r.error, r, node=r.run.node or "")
+                         outcome_of(r), r.verdict, r.exit_code, explanation(r), r.error, r, node=r.run.node or "",
+                         image_id=r.image_id)
              for i, r in enumerate(reports)]
     batch = BatchReport(lines, {}, PlanSummary(capsules=2, images=1, images_checked=1, data_sets=1, data_sets_checked=1,
                                                experiments=2, replays_run=2, jobs=2, stopped_early=False,
