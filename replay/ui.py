@@ -131,6 +131,11 @@ def short(digest: str | None, n: int = 12) -> str:
     return digest.split(":")[-1][:n]
 
 
+def count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``: a number with its noun, plural when it is not one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def human_bytes(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":

@@ -144,9 +144,9 @@ def render_captured(result: CaptureResult, counts: dict[str, int], cwd: Path) ->
     code = m.code
     version = f"{(code.commit or '')[:12]}{' + uncommitted changes' if code.dirty else ''}" if code.kind == "git" \
         else f"tree {ui.short(code.snapshot_digest)} (not a git repository)"
-    table.add_row("code", f"{version}  ({code.files} files)")
-    table.add_row("data", f"{counts['data_files']} files, {ui.human_bytes(counts['data_bytes'])}")
-    table.add_row("outputs", f"{counts['outputs']} files, {counts['metrics']} metrics")
+    table.add_row("code", f"{version}  ({ui.count(code.files, 'file')})")
+    table.add_row("data", f"{ui.count(counts['data_files'], 'file')}, {ui.human_bytes(counts['data_bytes'])}")
+    table.add_row("outputs", f"{ui.count(counts['outputs'], 'file')}, {ui.count(counts['metrics'], 'metric')}")
     table.add_row("packages", f"{counts['packages']} pinned with hashes")
     if m.system_packages:
         table.add_row("system", ", ".join(f"{p.name} {p.version}" for p in m.system_packages))
