@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import time
@@ -159,6 +160,56 @@ class _BytesColumn(ProgressColumn):
         return Text(f"{done}{total}{rate}{eta}", style="progress.download")
 
 
+EVENT_LOG_ENV = "REPLAY_EVENT_LOG"
+
+
+class EventLog:
+    """The progress a RichReporter draws, also as JSON lines appended to the file REPLAY_EVENT_LOG names
+    (for CI logs and tests, which cannot read a live display): {"event": "stage", "name"} and {"event":
+    "progress", "task", "completed", "total"}. A task's progress is written when it starts, when it reaches
+    its total, and each time it has moved by a hundredth of its total (or 1 MiB while the total is unknown),
+    so a gigabyte's load writes about a hundred lines, not one per chunk."""
+
+    def __init__(self, path: str) -> None:
+        self._file: Any = None
+        self._last: dict[str, float] = {}
+        try:
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            warn(f"{EVENT_LOG_ENV}={path} cannot be written ({exc.strerror}): no event log")
+
+    @classmethod
+    def from_env(cls) -> EventLog | None:
+        import os
+
+        path = os.environ.get(EVENT_LOG_ENV, "")
+        return cls(path) if path else None
+
+    def stage(self, name: str) -> None:
+        self._last.clear()
+        self._write({"event": "stage", "name": name})
+
+    def progress(self, task: str, completed: float, total: float | None) -> None:
+        last = self._last.get(task)
+        step = total / 100 if total else float(1 << 20)
+        if last is not None and completed != total and abs(completed - last) < step:
+            return
+        self._last[task] = completed
+        self._write({"event": "progress", "task": task, "completed": completed, "total": total})
+
+    def _write(self, event: dict[str, Any]) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._file.write(jsonio.dumps(event, indent=None) + "\n")
+                self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+
 # Whether a replayed command's own lines were streamed to the terminal in this process.
 command_log_shown = False
 
@@ -177,9 +228,11 @@ class RichReporter:
         self._progress: Progress | None = None
         self._tasks: dict[str, Any] = {}
         self._last_stage = time.perf_counter()
+        self._events = EventLog.from_env()
 
     # Tasks the core counts in bytes: they get a size, rate and ETA column.
-    BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pushing", "downloading wheels"})
+    BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pulling the image", "pushing",
+                            "downloading wheels"})
 
     def __enter__(self) -> RichReporter:
         if not self.quiet:
@@ -193,9 +246,13 @@ class RichReporter:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+        if self._events is not None:
+            self._events.close()
 
     def stage(self, name: str) -> None:
         self._tasks.clear()
+        if self._events is not None:
+            self._events.stage(name)
         if self._progress is not None:
             for task in list(self._progress.tasks):
                 self._progress.remove_task(task.id)
@@ -204,6 +261,8 @@ class RichReporter:
             self._tasks[""] = self._progress.add_task(escape(name), total=None)
 
     def progress(self, task: str, completed: float, total: float | None = None) -> None:
+        if self._events is not None:
+            self._events.progress(task, completed, total)
         if self._progress is None:
             return
         if task not in self._tasks:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -23,7 +22,6 @@ from replay.core.ports import GpuProbe, ImageRecord, RunResult, RunSpec, Tmpfs
 from replay.errors import BadInput, EngineUnavailable, EnvironmentProblem, ImageProblem, Interrupted
 from replay.manifest import GpuInfo
 
-_STEP = re.compile(r"^Step (\d+)/(\d+)")
 OWNER_LABEL = "io.replay.owner"  # put on every container replay starts, so leftovers can be found
 # Every ordinary engine call (ping, inspect, create, start, kill, remove) answers within this many seconds,
 # or the engine is reported as not answering (exit 3): an engine that accepts a connection and then says
@@ -134,14 +132,19 @@ class DockerEngine:
             volumes=sorted(str(v) for v in (config.get("Volumes") or {})),
         )
 
-    def pull(self, ref: str) -> ImageRecord:
-        """Pull ``REPO:TAG`` or ``REPO@sha256:DIGEST``; errors inside the stream are errors too."""
+    def pull(self, ref: str, on_bytes: Callable[[int, int | None], None] | None = None) -> ImageRecord:
+        """Pull ``REPO:TAG`` or ``REPO@sha256:DIGEST``; errors inside the stream are errors too. ``on_bytes``
+        hears the bytes downloaded so far, summed over layers, and their total once every layer's is known."""
         from docker.errors import DockerException
+
+        from replay.adapters.engine_progress import follow_pull
 
         repo, tag = _split_ref(ref)
         try:
-            for chunk in self.api.pull(repo, tag=tag, stream=True, decode=True):
-                if isinstance(chunk, dict) and chunk.get("error"):
+            # Read raw and cut to bounded lines here: docker-py's own decoding holds a line of any length.
+            raw = self.api.pull(repo, tag=tag, stream=True, decode=False)
+            for chunk in follow_pull(_lines(_as_bytes(raw)), on_bytes):
+                if chunk.get("error"):
                     raise ImageProblem(f"cannot pull {ref} ({str(chunk['error']).strip()[:300]})",
                                        "check the reference and that the registry answers (docker login if needed)")
         except DockerException as exc:
@@ -180,13 +183,16 @@ class DockerEngine:
             raise ImageProblem(f"the engine pushed {ref} but reported no digest", "see `docker push`")
         return digest
 
-    def load(self, archive: Iterable[bytes]) -> list[str]:
-        """Stream a docker-archive into the engine (chunked upload); the IDs it reports loading."""
+    def load(self, archive: Iterable[bytes], on_bytes: Callable[[int], None] | None = None) -> list[str]:
+        """Stream a docker-archive into the engine (chunked upload); the IDs it reports loading. ``on_bytes``
+        hears how many bytes the engine has been fed so far."""
         from docker.errors import DockerException
+
+        from replay.adapters.engine_progress import counted
 
         loaded: list[str] = []
         try:
-            for chunk in self.api.load_image(archive):
+            for chunk in self.api.load_image(counted(archive, on_bytes)):
                 if not isinstance(chunk, dict):
                     continue
                 if chunk.get("error"):
@@ -317,10 +323,13 @@ class DockerEngine:
         context: IO[bytes],
         tag: str | None,
         on_line: Callable[[str], None],
-        on_step: Callable[[int, int], None] | None = None,
+        on_step: Callable[[int, int, str], None] | None = None,
         no_cache: bool = False,
     ) -> str:
-        """Build from a tar build context with the classic builder, offline; return the image ID."""
+        """Build from a tar build context with the classic builder, offline; return the image ID. ``on_step``
+        hears each step as it starts: its number, the count, and its instruction (neutralized, cut)."""
+        from replay.adapters.engine_progress import build_step
+
         image_id = ""
         tail: deque[str] = deque(maxlen=40)
         with self._errors():
@@ -344,9 +353,9 @@ class DockerEngine:
                     for line in text.rstrip("\n").splitlines():
                         tail.append(line)
                         on_line(line)
-                        match = _STEP.match(line)
-                        if match and on_step:
-                            on_step(int(match.group(1)), int(match.group(2)))
+                        step = build_step(line) if on_step else None
+                        if step is not None and on_step:
+                            on_step(step.number, step.total, step.instruction)
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
                     image_id = str(aux["ID"])
@@ -622,6 +631,12 @@ def _lines(chunks: Iterable[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str
             start = newline + 1
     if head or extra:
         yield _line_text(head, extra)
+
+
+def _as_bytes(chunks: Iterable[bytes | str]) -> Iterator[bytes]:
+    """docker-py's raw stream: bytes, or the whole body as one str when the engine answered unchunked."""
+    for chunk in chunks:
+        yield chunk.encode("utf-8", "replace") if isinstance(chunk, str) else chunk
 
 
 def _line_text(head: bytearray, extra: int) -> str:

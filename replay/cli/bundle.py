@@ -71,12 +71,14 @@ def unpack_cmd(
 ) -> None:
     """Check a bundle, then write its capsule folders (and data) into a new folder."""
     from replay import factory, ui
+    from replay.cli.state import State
     from replay.core.share.bundle.target import unpack_all
     from replay.core.share.signing import Trust
 
     engine = factory.engine() if load else None
     trust = Trust(allowed_signers, factory.signature_tool()) if allowed_signers is not None else None
-    result = unpack_all(bundle, out, trust, engine)
+    with ui.RichReporter(verbose=State.verbose) as reporter:
+        result = unpack_all(bundle, out, trust, engine, reporter)
     if as_json:
         ui.print_json({"schema": "replay.unpack-result", "schema_version": 1, "folder": str(out),
                        "capsules": result.capsules, "data": result.data, "loaded": result.loaded,

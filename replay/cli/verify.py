@@ -105,8 +105,9 @@ def verify_cmd(
                             limits=replace(limits, gpus=chosen.gpus), strict=strict)
     with backend_options.scratch(chosen, list(target), cwd) as scratch:
         trust = Trust(allowed_signers, factory.signature_tool()) if allowed_signers is not None else None
-        ctx = targets.ResolveContext(cwd, Path(scratch), trust=trust, engine=engine)
-        found = targets.resolve(list(target), ctx)
+        with ui.RichReporter(verbose=State.verbose) as resolving:  # a registry reference is pulled here
+            ctx = targets.ResolveContext(cwd, Path(scratch), trust=trust, engine=engine, reporter=resolving)
+            found = targets.resolve(list(target), ctx)
         mode = choose_mode(found, backend=chosen.name, remote=chosen.remote, plan=plan, html=html is not None,
                            jobs=jobs, fail_fast=fail_fast, keep=keep is not None)
         if mode.batch:
@@ -117,7 +118,7 @@ def verify_cmd(
             return
         resolved = found[0]
         req = VerifyRequest(target=resolved.path, options=options.with_data({**resolved.data_map, **data_map}),
-                            keep=keep, ensure_image=resolved.ensure_image)
+                            keep=keep, ensure_image=resolved.ensure_image, timings=dict(resolved.timings))
         budget = _budget(investigate, investigate_runs, cwd)
         with ui.RichReporter(verbose=State.verbose) as reporter:
             try:

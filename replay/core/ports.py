@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from replay.core.limits import RunLimits
 
 if TYPE_CHECKING:
+    from replay.core.events import Reporter
     from replay.core.pyenv import Interpreter, LockedRequirement, Target
     from replay.manifest import GpuInfo
 
@@ -117,8 +118,9 @@ class Engine(Protocol):
         """The image under ``ref`` (tag or ID), or None when the engine does not have it."""
 
     def build(self, context: IO[bytes], tag: str | None, on_line: Callable[[str], None],
-              on_step: Callable[[int, int], None] | None = None, no_cache: bool = False) -> str:
-        """Build from a tar build context, offline; return the image ID."""
+              on_step: Callable[[int, int, str], None] | None = None, no_cache: bool = False) -> str:
+        """Build from a tar build context, offline; return the image ID. ``on_step(n, count, instruction)`` hears
+        each step as it starts (the instruction one line, neutralized and cut short: safe to show)."""
 
     def tag(self, image_id: str, repository: str, tag: str) -> None: ...
 
@@ -136,8 +138,9 @@ class Engine(Protocol):
     def save(self, ref: str) -> Iterable[bytes]:
         """The image as the engine's save stream (not byte-deterministic: hash its members, not the tar)."""
 
-    def load(self, archive: Iterable[bytes]) -> list[str]:
-        """Load a docker-archive stream (streamed, never held whole); return the IDs of the images loaded."""
+    def load(self, archive: Iterable[bytes], on_bytes: Callable[[int], None] | None = None) -> list[str]:
+        """Load a docker-archive stream (streamed, never held whole); return the IDs of the images loaded.
+        ``on_bytes`` hears how many bytes of ``archive`` the engine has been fed so far."""
 
     def free_bytes(self) -> int | None:
         """Free space where the engine stores images, or None when it cannot be known from here."""
@@ -146,8 +149,9 @@ class Engine(Protocol):
         """Push the image tagged ``ref`` to its registry (credentials from the Docker config); return its
         registry digest (``sha256:...``)."""
 
-    def pull(self, ref: str) -> ImageRecord:
-        """Pull ``ref`` (``REPO:TAG`` or ``REPO@sha256:DIGEST``) from its registry."""
+    def pull(self, ref: str, on_bytes: Callable[[int, int | None], None] | None = None) -> ImageRecord:
+        """Pull ``ref`` (``REPO:TAG`` or ``REPO@sha256:DIGEST``) from its registry. ``on_bytes(done, total)``
+        hears the bytes downloaded so far over all layers; ``total`` is None until every layer's size is known."""
 
     def read_file(self, image: str, path: str, max_bytes: int) -> bytes | None:
         """The regular file at ``path`` in ``image`` (no container is started), None when there is none;
@@ -159,6 +163,16 @@ class Engine(Protocol):
     def run(self, spec: RunSpec, on_line: Callable[[str], None], cancel: threading.Event | None = None) -> RunResult:
         """Run to completion, streaming output lines; always leaves no container behind. ``cancel`` set (from
         another thread) kills the container, which is removed, and ``Interrupted`` is raised."""
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """How a capsule's image is brought into an engine that lacks it (a bundle loads it, a registry pulls it):
+    ``step`` names the time it took in a verify's timings ("load", "pull"); ``fetch`` does it, telling the
+    reporter its bytes."""
+
+    step: str
+    fetch: Callable[[Engine, Reporter], None]
 
 
 # --- batch backends ------------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def test_the_rebuilt_archive_holds_the_layer_under_its_diff_id(tmp_path: Path) -
     path, index = make_bundle(tmp_path)
     bundle = open_bundle(path)
 
-    stream = b"".join(archive_stream(bundle, index.images[0], lambda n: None))
+    stream = b"".join(archive_stream(bundle, index.images[0]))
 
     with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]

@@ -93,7 +93,7 @@ class _Engine:
     def free_bytes(self) -> int | None:
         return self.free
 
-    def load(self, archive: Any) -> list[str]:
+    def load(self, archive: Any, on_bytes: Any = None) -> list[str]:
         raise AssertionError("nothing is loaded past a size check")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from replay.core import layout
 from replay.core.batch.task import experiment_key
 from replay.core.limits import usable_cores
-from replay.core.ports import Engine
+from replay.core.ports import ImageSource
 from replay.errors import BadInput, ReplayError
 from replay.manifest import Manifest
 from replay.manifest_rules import THREAD_VARS
@@ -43,9 +43,10 @@ class PlannedCapsule:
     manifest: Manifest | None  # None when it could not be read (see ``error``)
     error: ReplayError | None = None
     data_map: dict[str, Path] = field(default_factory=dict)  # recorded root -> here, this capsule's roots only
-    ensure_image: Callable[[Engine], None] | None = None
+    ensure_image: ImageSource | None = None
     bundle: Path | None = None  # where a remote node can load the image from (a bundle TARGET)
     pull: str | None = None  # or pull it (a REF@sha256 TARGET)
+    timings: dict[str, float] = field(default_factory=dict)  # steps taken while resolving it (a "pull")
     image_group: str = ""
     data_group: str = ""
     experiment: str = ""
@@ -145,7 +146,8 @@ def load_capsules(found: Sequence[ResolvedCapsule], cwd: Path) -> list[PlannedCa
         except ReplayError as exc:
             manifest, error = None, exc
         out.append(PlannedCapsule(index, item.name, path, item.source, manifest, error, dict(item.data_map),
-                                  item.ensure_image, bundle=item.bundle, pull=item.pull))
+                                  item.ensure_image, bundle=item.bundle, pull=item.pull,
+                                  timings=dict(item.timings)))
     return out
 
 

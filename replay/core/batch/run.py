@@ -134,10 +134,20 @@ def run_batch(plan: Plan, options: BatchOptions, engine: Engine | None, backend:
         raise BatchCancelled(what) from None
     finally:
         backend.close()
-    result.timings = {"images": round(t1 - t0, 4), "data": round(t2 - t1, 4), "replays": round(t3 - t2, 4),
-                      "total": round(t3 - t0, 4)}
+    result.timings = _timings(plan, result.timings, t0, t1, t2, t3)
     observe(rows)
     return result
+
+
+def _timings(plan: Plan, fetched: dict[str, float], t0: float, t1: float, t2: float, t3: float) -> dict[str, float]:
+    """Seconds per phase; images pulled while resolving ("pull") and loaded while checking ("load", out of
+    "images") are steps of their own, and count in the total."""
+    pulled = sum(c.timings.get("pull", 0.0) for c in plan.capsules)
+    steps = {"pull": pulled} if pulled else {}
+    steps.update(fetched)
+    fetching = sum(fetched.values())
+    return {**{k: round(v, 4) for k, v in steps.items()}, "images": round(t1 - t0 - fetching, 4),
+            "data": round(t2 - t1, 4), "replays": round(t3 - t2, 4), "total": round(t3 - t0 + pulled, 4)}
 
 
 def _check_images(plan: Plan, engine: Engine, result: BatchResult) -> None:
@@ -149,18 +159,24 @@ def _check_images(plan: Plan, engine: Engine, result: BatchResult) -> None:
             m = capsule.manifest
             assert m is not None
             if m.image.id not in checked:
-                checked[m.image.id] = _check_one_image(engine, capsule)
+                checked[m.image.id] = _check_one_image(engine, capsule, result.timings)
             problem = checked[m.image.id]
             if problem is not None:
                 result.reports[index] = error_report(capsule.path, problem)
         result.images_checked += 1
 
 
-def _check_one_image(engine: Engine, capsule: PlannedCapsule) -> ReplayError | None:
+def _check_one_image(engine: Engine, capsule: PlannedCapsule, fetched: dict[str, float]) -> ReplayError | None:
+    """``fetched`` adds up the seconds spent bringing images in, by step ("load")."""
     assert capsule.manifest is not None
     try:
-        if capsule.ensure_image is not None and engine.image(capsule.manifest.image.id) is None:
-            capsule.ensure_image(engine)
+        source = capsule.ensure_image
+        if source is not None and engine.image(capsule.manifest.image.id) is None:
+            t0 = time.perf_counter()
+            try:
+                source.fetch(engine, NullReporter())
+            finally:
+                fetched[source.step] = fetched.get(source.step, 0.0) + time.perf_counter() - t0
         check_image(engine, capsule.manifest)
     except ReplayError as exc:
         return exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -374,6 +375,17 @@ def _site_packages_dir(manifest: Manifest) -> str:
     return autoseed.image_site_dir(IMAGE_VENV, manifest.image.base.python_version or manifest.python.version)
 
 
+def build_steps(reporter: Reporter) -> Callable[[int, int, str], None]:
+    """A build's steps as they start: its bar, and the step named beside it ("step 4/9 RUN pip install ...";
+    the engine adapter hands the instruction over neutralized and cut short)."""
+
+    def on_step(number: int, total: int, instruction: str) -> None:
+        reporter.progress("build", number, total)
+        reporter.status("build", f"step {number}/{total} {instruction}".rstrip())
+
+    return on_step
+
+
 def _build_environment(engine: Engine, stage: Path, dockerfile: str, wheels: list[Path], root: Path,
                        files: list[str], manifest: Manifest, reporter: Reporter, no_cache: bool) -> str:
     """``wheels`` holds the .deb files of the system packages too (they go to the context's debs/)."""
@@ -386,7 +398,7 @@ def _build_environment(engine: Engine, stage: Path, dockerfile: str, wheels: lis
         context.seek(0)
         return engine.build(
             context, tag=None, on_line=reporter.log,
-            on_step=lambda n, total: reporter.progress("build", n, total), no_cache=no_cache,
+            on_step=build_steps(reporter), no_cache=no_cache,
         )
 
 
@@ -396,8 +408,7 @@ def _build_capsule(engine: Engine, dockerfile: str, manifest: Manifest, reporter
     with tempfile.TemporaryFile(prefix="replay-capsule-context-") as context:
         write_capsule_context(context, dockerfile, manifest_json)
         context.seek(0)
-        return engine.build(context, tag=None, on_line=reporter.log,
-                            on_step=lambda n, total: reporter.progress("build", n, total))
+        return engine.build(context, tag=None, on_line=reporter.log, on_step=build_steps(reporter))
 
 
 def _code_version(snap: Snapshot, stage: Path) -> CodeVersion:

@@ -24,6 +24,7 @@ DIGEST_REF = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._:/-]*[a-z0-9])@(?P<digest>s
 REPO_REF = re.compile(r"^[a-z0-9][a-z0-9._:/-]*[a-z0-9]$")
 MAX_MANIFEST = 64 << 20
 IMAGE_LOCK_PATH = f"/replay/{LOCK_NAME}"
+PULLING = "pulling the image"  # the reporter's byte task while an image is pulled
 
 
 @dataclass
@@ -69,7 +70,7 @@ def pull(ref: str, engine: Engine, reporter: Reporter | None = None) -> tuple[Ma
         raise BadInput(f"{ref} is not a reference by digest", "write it as REPO@sha256:DIGEST (what `replay push` printed)")
     repo, digest = parsed
     rep.stage(f"pulling {ref}")
-    record = engine.pull(ref)
+    record = engine.pull(ref, lambda done, total: rep.progress(PULLING, done, total))
     if not any(d.endswith("@" + digest) for d in record.repo_digests):
         raise ImageProblem(f"the engine pulled {record.id[:19]} for {ref} but does not list that digest for it", "")
     if record.volumes:

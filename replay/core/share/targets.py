@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from replay.core.ports import Engine
+from replay.core.events import Reporter
+from replay.core.ports import Engine, ImageSource
 from replay.errors import BadInput
 from replay.manifest import MANIFEST_NAME
 
@@ -32,13 +33,16 @@ class ResolvedCapsule:
     source: str  # the target as the user wrote it
     # Recorded data root -> where its files are here, when the source ships them (a bundle --with-data).
     data_map: dict[str, Path] = field(default_factory=dict)
-    # Makes the capsule's image present in ``engine`` when it is not (load from a bundle, pull by digest).
-    ensure_image: Callable[[Engine], None] | None = None
+    # Makes the capsule's image present in ``engine`` when it is not (load from a bundle).
+    ensure_image: ImageSource | None = None
     # One line on where it comes from, for reports: a bundle's signature status, a registry digest.
     provenance: str = ""
     # Where another machine (a Slurm node) can get the image: the bundle file (absolute), a REF@sha256.
     bundle: Path | None = None
     pull: str | None = None
+    # Seconds of the steps taken while resolving, before any verify (a registry reference's "pull"): its
+    # verify's timings start with them.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def local(self) -> bool:
@@ -52,6 +56,7 @@ class ResolveContext:
     scratch: Path  # a fresh folder the caller owns and removes: unpacked bundles go here
     trust: Trust | None = None  # a bundle must then carry a valid signature by a principal it allows
     engine: Engine | None = None  # for targets that need one to resolve (a registry reference is pulled)
+    reporter: Reporter | None = None  # hears what resolving does (a pull's bytes); None: nobody
 
 
 Resolver = Callable[[str, ResolveContext], "list[ResolvedCapsule] | None"]

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from replay.core import layout
@@ -26,7 +26,7 @@ from replay.core.data.hashing import check_data, hash_nofollow, lstat_beneath
 from replay.core.data.statcache import StatCache
 from replay.core.events import NullReporter, Reporter, Stopwatch
 from replay.core.limits import SCRATCH_TREE_BYTES, RunLimits, format_size
-from replay.core.ports import Engine, Mount, RunResult, RunSpec, ScratchTree
+from replay.core.ports import Engine, ImageSource, Mount, RunResult, RunSpec, ScratchTree
 from replay.core.verify import budgets
 from replay.core.verify.compare import (
     MetricResult,
@@ -68,8 +68,8 @@ NOT_A_FILE = "(not a regular file)"
 VERDICT_EXIT = {"identical": EXIT_OK, "equivalent": EXIT_OK, "diverged": EXIT_DIVERGED}
 
 
-# Brings a capsule's image into the engine when it lacks it (a bundle loads it, a registry reference pulls it).
-EnsureImage = Callable[[Engine], None]
+# Brings a capsule's image into the engine when it lacks it (a bundle loads it): a step of its own in the timings.
+EnsureImage = ImageSource
 
 
 @dataclass
@@ -78,6 +78,8 @@ class VerifyRequest:
     options: ReplayOptions
     keep: Path | None = None
     ensure_image: EnsureImage | None = None
+    # Steps taken for this capsule before verify began (a registry reference's "pull"), first in its timings.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,9 +137,12 @@ class Replayer:
             check_references(prepared.capsule, cache)
 
     def check_image(self, m: Manifest, ensure_image: EnsureImage | None = None) -> None:
+        """The image by ID; one the engine lacks is brought in first from ``ensure_image``, timed as its step."""
         self.reporter.stage("checking the image")
         if ensure_image is not None and self.engine.image(m.image.id) is None:
-            ensure_image(self.engine)
+            ensure_image.fetch(self.engine, self.reporter)
+            self.watch.lap(ensure_image.step)
+            self.reporter.stage("checking the image")
         check_image(self.engine, m)
         self.watch.lap("image")
 
@@ -170,6 +175,7 @@ class Replayer:
 def verify(req: VerifyRequest, engine: Engine, reporter: Reporter | None = None) -> VerifyReport:
     """The whole replay of one capsule, failing fast: manifest, image, data, run, compare, diagnose."""
     replayer = Replayer(engine, req.options, reporter)
+    replayer.watch.timings.update(req.timings)
     prepared = replayer.open(req.target)
     replayer.check_references(prepared)
     host = replayer.host()  # the engine asked first: none answering is one clear error before the image check

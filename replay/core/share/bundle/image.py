@@ -139,39 +139,64 @@ def split_save(chunks: Iterable[bytes], image_id: str, store: BlobSink, on_bytes
     return ImageEntry(image_id, layers)
 
 
-def archive_stream(bundle: Bundle, image: ImageEntry, on_bytes: Callable[[int], None]) -> Iterator[bytes]:
+def archive_stream(bundle: Bundle, image: ImageEntry) -> Iterator[bytes]:
     """A docker-archive tar of ``image``, generated on the fly from the bundle's checked blobs."""
     config_hex = image.id[7:]
     config = read_blob(bundle, config_hex, MAX_CONFIG)
-    written: set[str] = set()
-    paths = []
-    for diff_id in image.layers:
-        hexdigest = diff_id[7:]
-        path = f"{hexdigest}/layer.tar"
-        paths.append(path)
-        if hexdigest in written:
-            continue
-        written.add(hexdigest)
+    paths: list[str] = []
+    for hexdigest in _unique_layers(image, paths):
         size = bundle.index.by_blob[hexdigest].raw_size
-        yield tar_header(path, size)
-        for chunk in iter_blob(bundle, hexdigest):
-            on_bytes(len(chunk))
-            yield chunk
+        yield tar_header(f"{hexdigest}/layer.tar", size)
+        yield from iter_blob(bundle, hexdigest)
         yield tar_padding(size)
     yield tar_header(f"{config_hex}.json", len(config)) + config + tar_padding(len(config))
-    # No RepoTags: loading moves no tag on the reviewer's engine; the image is found by its ID.
-    manifest = json.dumps([{"Config": f"{config_hex}.json", "RepoTags": None, "Layers": paths}]).encode()
+    manifest = _archive_manifest(config_hex, paths)
     yield tar_header("manifest.json", len(manifest)) + manifest + tar_padding(len(manifest))
     yield b"\0" * 1024
 
 
-def load_image(bundle: Bundle, image_id: str, engine: Engine, on_bytes: Callable[[int], None] | None = None) -> None:
-    """Load ``image_id`` from the bundle into ``engine``; refused unless the engine then holds that very ID."""
+def archive_size(bundle: Bundle, image: ImageEntry) -> int:
+    """How many bytes ``archive_stream`` yields for ``image`` (the total a load's progress counts towards),
+    from the index's declared sizes and the config (read, bounded), without reading a layer."""
+    config_hex = image.id[7:]
+    config = len(read_blob(bundle, config_hex, MAX_CONFIG))
+    paths: list[str] = []
+    size = 0
+    for hexdigest in _unique_layers(image, paths):
+        raw = bundle.index.by_blob[hexdigest].raw_size
+        size += len(tar_header(f"{hexdigest}/layer.tar", raw)) + raw + len(tar_padding(raw))
+    size += len(tar_header(f"{config_hex}.json", config)) + config + len(tar_padding(config))
+    manifest = len(_archive_manifest(config_hex, paths))
+    return size + len(tar_header("manifest.json", manifest)) + manifest + len(tar_padding(manifest)) + 1024
+
+
+def _unique_layers(image: ImageEntry, paths: list[str]) -> Iterator[str]:
+    """Each layer's diff ID (hex) once, in order; ``paths`` gets every layer's member name, repeats too."""
+    written: set[str] = set()
+    for diff_id in image.layers:
+        hexdigest = diff_id[7:]
+        paths.append(f"{hexdigest}/layer.tar")
+        if hexdigest not in written:
+            written.add(hexdigest)
+            yield hexdigest
+
+
+def _archive_manifest(config_hex: str, paths: list[str]) -> bytes:
+    # No RepoTags: loading moves no tag on the reviewer's engine; the image is found by its ID.
+    return json.dumps([{"Config": f"{config_hex}.json", "RepoTags": None, "Layers": paths}]).encode()
+
+
+def load_image(bundle: Bundle, image_id: str, engine: Engine,
+               on_bytes: Callable[[int, int], None] | None = None) -> None:
+    """Load ``image_id`` from the bundle into ``engine``; refused unless the engine then holds that very ID.
+    ``on_bytes(done, total)`` hears the bytes of the archive the engine has been fed, of its whole size."""
     entry = bundle.index.image(image_id)
     if entry is None:
         raise ImageProblem(f"the bundle holds no image {image_id[:19]}", "")
     check_room(bundle, entry, engine)
-    loaded = engine.load(archive_stream(bundle, entry, on_bytes or (lambda n: None)))
+    total = archive_size(bundle, entry)
+    fed = (lambda done: on_bytes(done, total)) if on_bytes is not None else None
+    loaded = engine.load(archive_stream(bundle, entry), fed)
     drop_unexpected(engine, loaded, image_id)
     if image_id not in loaded or engine.image(image_id) is None:
         got = ", ".join(i[:19] for i in loaded) or "nothing"

@@ -3,7 +3,7 @@
 Claiming a target checks the whole bundle first (``open_bundle``) and its signature when the caller asks
 for one; then each capsule's files are unpacked into a fresh folder under the caller's scratch folder, and
 its data too when the bundle carries them (``data_map``). The image is loaded only when verify finds the
-engine lacks it (``ensure_image``).
+engine lacks it (``ensure_image``: the "load" step of its timings, its bytes told to the reporter).
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replay.core.events import NullReporter, Reporter
-from replay.core.ports import Engine
+from replay.core.ports import Engine, ImageSource
 from replay.core.share import targets
 from replay.core.share.bundle.format import BundleError, CapsuleEntry, data_relpath
 from replay.core.share.bundle.image import load_image
 from replay.core.share.bundle.read import Bundle, extract, is_bundle, open_bundle
 from replay.core.share.signing import Trust
 from replay.manifest import Manifest, load
+
+LOADING = "loading the image"  # the reporter's byte task while an image is loaded
 
 
 def split_target(target: str, cwd: Path) -> tuple[Path, str | None] | None:
@@ -108,7 +110,8 @@ def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCa
         data_map = unpack_data(bundle, entry, manifest, folder / "data")
         out.append(targets.ResolvedCapsule(
             name=f"{shown}#{entry.name}", path=folder / "capsules" / entry.name, source=target, data_map=data_map,
-            ensure_image=functools.partial(_load, bundle, entry.image), provenance=bundle.provenance(_signers(ctx.trust)),
+            ensure_image=ImageSource("load", functools.partial(_load, bundle, entry.image)),
+            provenance=bundle.provenance(_signers(ctx.trust)),
             bundle=path.resolve(),
         ))
     return out
@@ -116,17 +119,10 @@ def resolve(target: str, ctx: targets.ResolveContext) -> list[targets.ResolvedCa
 
 def _load(bundle: Bundle, image_id: str, engine: Engine, reporter: Reporter | None = None) -> None:
     rep = reporter or NullReporter()
-    image = bundle.index.image(image_id)
-    if image is None:
+    if bundle.index.image(image_id) is None:
         raise BundleError("the bundle does not hold the capsule's image")
-    total = sum(bundle.index.by_blob[d[7:]].raw_size for d in image.layers)
-    done = [0]
-
-    def count(n: int) -> None:
-        done[0] += n
-        rep.progress("loading the image", done[0], total)
-
-    load_image(bundle, image_id, engine, count)
+    rep.stage("loading the image from the bundle")
+    load_image(bundle, image_id, engine, lambda done, total: rep.progress(LOADING, done, total))
 
 
 targets.register(resolve)
@@ -140,7 +136,8 @@ class Unpacked:
     provenance: str
 
 
-def unpack_all(path: Path, out: Path, trust: Trust | None, engine: Engine | None) -> Unpacked:
+def unpack_all(path: Path, out: Path, trust: Trust | None, engine: Engine | None,
+               reporter: Reporter | None = None) -> Unpacked:
     """Every capsule of a checked bundle into ``out/NAME`` and its data into ``out/_data``, in one rename;
     with an engine, the images it lacks are loaded too."""
     from replay.errors import BadInput
@@ -157,7 +154,7 @@ def unpack_all(path: Path, out: Path, trust: Trust | None, engine: Engine | None
             data = bool(unpack_data(bundle, entry, manifest, stage / "_data")) or data
         for image in bundle.index.images:
             if engine is not None and engine.image(image.id) is None:
-                _load(bundle, image.id, engine)
+                _load(bundle, image.id, engine, reporter)
                 loaded.append(image.id)
     return Unpacked([c.name for c in bundle.index.capsules], data, loaded, bundle.provenance(_signers(trust)))
 
