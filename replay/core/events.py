@@ -9,6 +9,10 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+# The byte tasks of images brought into an engine (``Reporter.progress``: bytes done of the total).
+PULLING = "pulling the image"  # downloaded from a registry, summed over the layers
+LOADING = "loading the image"  # fed to the engine's load stream
+
 
 class Reporter(Protocol):
     def stage(self, name: str) -> None:

@@ -11,7 +11,7 @@ from replay import ui
 from replay.adapters.engine_progress import counted
 from replay.core.batch.run import _timings
 from replay.core.capture.pipeline import build_steps
-from replay.core.events import RecordingReporter
+from replay.core.events import LOADING, RecordingReporter
 from replay.core.ports import ImageRecord, ImageSource
 from replay.core.share.bundle import target as bundle_target
 from replay.core.share.bundle.image import archive_size, archive_stream
@@ -70,8 +70,8 @@ def test_loading_a_bundles_image_tells_the_bytes_fed_up_to_the_archives_size(tmp
 
     bundle_target._load(bundle, image_id, engine, rep)  # type: ignore[arg-type]
 
-    loads = [e for e in rep.events if e[0] == bundle_target.LOADING]
-    assert loads and loads[-1] == (bundle_target.LOADING, len(engine.fed), len(engine.fed))
+    loads = [e for e in rep.events if e[0] == LOADING]
+    assert loads and loads[-1] == (LOADING, len(engine.fed), len(engine.fed))
     assert [done for _, done, _ in loads] == sorted(done for _, done, _ in loads)
     assert rep.stages == ["loading the image from the bundle"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replay import __version__
-from replay.core.events import NullReporter, Reporter
+from replay.core.events import PULLING, NullReporter, Reporter
 from replay.core.ports import Engine, ImageRecord, RootfsBuilder
 from replay.core.pyenv import Target
 from replay.errors import BadInput, EnvironmentProblem, ImageProblem
@@ -91,7 +91,7 @@ def resolve_base(engine: Engine, ref: str | None, captured_python: str,
     record = record or engine.image(ref)
     if record is None:
         try:
-            record = engine.pull(ref)
+            record = engine.pull(ref, lambda done, total: reporter.progress(PULLING, done, total))
         except ImageProblem as exc:
             minor = ".".join(captured_python.split(".")[:2])
             raise ImageProblem(
@@ -129,7 +129,7 @@ def _default_base(engine: Engine, captured_python: str, reporter: Reporter) -> t
     if record is not None:
         return official, record
     try:
-        return official, engine.pull(official)
+        return official, engine.pull(official, lambda done, total: reporter.progress(PULLING, done, total))
     except ImageProblem:
         pass
     minor = ".".join(captured_python.split(".")[:2])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replay import jsonio
-from replay.core.events import NullReporter, Reporter
+from replay.core.events import PULLING, NullReporter, Reporter
 from replay.core.ports import Engine
 from replay.errors import BadInput, ImageProblem, ManifestError
 from replay.fsutil import atomic_write_bytes, staged_dir
@@ -24,7 +24,6 @@ DIGEST_REF = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._:/-]*[a-z0-9])@(?P<digest>s
 REPO_REF = re.compile(r"^[a-z0-9][a-z0-9._:/-]*[a-z0-9]$")
 MAX_MANIFEST = 64 << 20
 IMAGE_LOCK_PATH = f"/replay/{LOCK_NAME}"
-PULLING = "pulling the image"  # the reporter's byte task while an image is pulled
 
 
 @dataclass

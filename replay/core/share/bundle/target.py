@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from replay.core.events import NullReporter, Reporter
+from replay.core.events import LOADING, NullReporter, Reporter
 from replay.core.ports import Engine, ImageSource
 from replay.core.share import targets
 from replay.core.share.bundle.format import BundleError, CapsuleEntry, data_relpath
@@ -21,8 +21,6 @@ from replay.core.share.bundle.image import load_image
 from replay.core.share.bundle.read import Bundle, extract, is_bundle, open_bundle
 from replay.core.share.signing import Trust
 from replay.manifest import Manifest, load
-
-LOADING = "loading the image"  # the reporter's byte task while an image is loaded
 
 
 def split_target(target: str, cwd: Path) -> tuple[Path, str | None] | None:
