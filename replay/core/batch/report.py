@@ -21,7 +21,8 @@ Top-level keys of ``BatchReport.to_dict()``, always all present, in this order:
                     reproduced, one paragraph; "" when it is), "error" (or null), "node" (where it was
                     replayed, or where the backend ended its task; "" when not run), "report" (its
                     ``replay.verify-report``, or null when not run).
-``timings``         seconds: images, data, replays, total.
+``timings``         seconds: images, data, replays, total; and first, when images were brought in, "pull"
+                    (registry references, while resolving) and "load" (bundles' images, out of "images").
 ``replay_version``  the replay that wrote it.
 ``created``         when the batch finished, ISO 8601 in UTC ("2026-12-04T22:31:07Z").
 ``project``         the folder the batch ran from: the project root (git top level), or "" when not known.

@@ -29,7 +29,9 @@ Top-level keys of ``VerifyReport.to_dict()``, always all present, in this order:
                     or metric whose differences are all timings, timestamps, addresses, temp paths or float
                     rounding, or that already varied between runs at capture (``replay.core.verify.noise``).
 ``hosts``           {"capture": HostInfo, "verify": HostInfo} as in replay.json's ``host``.
-``timings``         seconds per stage, e.g. {"build": 0.0, "run": 41.2, "compare": 0.8, "total": 43.1}.
+``timings``         seconds per stage, e.g. {"build": 0.0, "run": 41.2, "compare": 0.8, "total": 43.1}; an image
+                    brought in first is a stage of its own: "pull" (a registry reference, first of all) or
+                    "load" (a bundle's image, before "image").
 ``replay_version``  the replay that wrote the report.
 ``error``           one line when verdict is "error", else null.
 ``investigation``   ``verify --investigate`` on a divergence: {budget, extra_replays, seconds, cause (outside |
