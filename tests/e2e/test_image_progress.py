@@ -53,6 +53,11 @@ def test_a_verify_by_digest_times_its_pull_and_tells_its_bytes(captured, engine,
         assert pulled, events
         last = pulled[-1]
         assert last["completed"] > 0 and last["total"] is not None and last["completed"] <= last["total"]
+
+        engine.remove_image(image_id)  # and once more as a batch (--jobs 1): its timings name the pull too
+        batch = captured.replay("verify", ref, "--jobs", "1", "--json")
+        assert batch.code == 0, batch.stderr
+        assert list(batch.json()["timings"])[0] == "pull" and batch.json()["timings"]["pull"] > 0
     finally:
         if engine.image(image_id) is None:
             with contextlib.suppress(Exception):
@@ -83,5 +88,10 @@ def test_a_verify_of_a_bundle_times_its_load_and_tells_the_bytes_fed(captured, e
         assert loaded[-1]["completed"] == loaded[-1]["total"] > 0  # every byte of the archive fed
         assert all(a["completed"] <= b["completed"] for a, b in zip(loaded, loaded[1:], strict=False))
         assert engine.image(image_id) is not None
+
+        engine.remove_image(image_id)  # and once more as a batch (--jobs 1): its timings name the load too
+        batch = captured.replay_in(reviewer, "verify", str(bundle), "--jobs", "1", "--json")
+        assert batch.code == 0, batch.stderr
+        assert batch.json()["timings"]["load"] > 0 and batch.json()["timings"]["total"] >= batch.json()["timings"]["load"]
     finally:
         track_image(image_id)
