@@ -234,6 +234,9 @@ class RichReporter:
     BYTE_TASKS = frozenset({"packing", "checking the bundle", "loading the image", "pulling the image", "pushing",
                             "downloading wheels"})
 
+    # Tasks whose status names a step (a build's): the elapsed time beside it is the step's own.
+    STEP_TASKS = frozenset({"build"})
+
     def __enter__(self) -> RichReporter:
         if not self.quiet:
             self._progress = Progress(
@@ -274,7 +277,15 @@ class RichReporter:
             return
         if task not in self._tasks:
             self._tasks[task] = self._progress.add_task(task, total=None, bytes=task in self.BYTE_TASKS)
-        self._progress.update(self._tasks[task], description=f"{escape(task)}: {escape(detail)}")
+        description = f"{escape(task)}: {escape(detail)}"
+        if task in self.STEP_TASKS:
+            # A new step: its own elapsed time from now (the stage's spinner above keeps the whole's).
+            shown = next(t for t in self._progress.tasks if t.id == self._tasks[task])
+            if shown.description != description:
+                self._progress.reset(shown.id, total=shown.total, completed=int(shown.completed),
+                                     description=description)
+            return
+        self._progress.update(self._tasks[task], description=description)
 
     def log(self, line: str, source: str = "tool") -> None:
         if (source == "command" or self.verbose) and self._progress is not None:

@@ -143,3 +143,25 @@ def test_the_event_log_writes_stages_and_about_a_hundred_progress_lines(tmp_path
     assert 50 <= len(progress) <= 102
     assert progress[-1] == {"event": "progress", "task": "pulling the image", "completed": 100_000, "total": 100_000}
     assert "\x1b" not in (tmp_path / "events.jsonl").read_text()
+
+
+def test_a_build_step_gets_its_own_elapsed_time_and_its_name_beside_the_bar() -> None:
+    clock = [100.0]
+    with ui.RichReporter() as rep:
+        assert rep._progress is not None
+        rep._progress.get_time = lambda: clock[0]  # type: ignore[method-assign]  # a clock the test moves
+        rep.stage("building the environment image")
+        rep.progress("build", 3, 9)
+        rep.status("build", "step 3/9 RUN python3 -m venv /opt/venv")
+        clock[0] = 130.0
+        rep.progress("build", 4, 9)
+        rep.status("build", "step 4/9 RUN pip install \x1b[2J numpy")
+        clock[0] = 138.0
+        rep.status("build", "step 4/9 RUN pip install \x1b[2J numpy")  # the same step again: its timer goes on
+        build = next(t for t in rep._progress.tasks if t.id == rep._tasks["build"])
+        stage = next(t for t in rep._progress.tasks if t.id == rep._tasks[""])
+
+        assert build.description == "build: step 4/9 RUN pip install \\x1b[2J numpy"  # neutralized
+        assert (build.completed, build.total) == (4, 9)
+        assert (build.start_time, build.elapsed) == (130.0, 8.0)  # the step's own time
+        assert stage.start_time == 100.0  # the stage's spinner keeps the whole build's
