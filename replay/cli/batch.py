@@ -49,7 +49,7 @@ def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int
         engine.version()  # no engine: one clear error before anything starts
         backend = factory.backend(chosen.name, engine=engine)
     with _LiveTable(plan) as live:
-        result = run_batch(plan, batch_options, engine, backend, observe=live.update)
+        result = run_batch(plan, batch_options, engine, backend, observe=live.update, reporter=live)
     from replay.config import find_project_root
 
     batch = build_batch_report(result, project=str(find_project_root(cwd, factory.source_control())))
@@ -124,6 +124,7 @@ class _LiveTable:
         self._plan = plan
         self._rows: list[ExperimentRow] = []
         self._live: Any = None
+        self._bytes: tuple[str, float, float | None] | None = None  # an image being brought in, under the table
 
     def __enter__(self) -> _LiveTable:
         from rich.live import Live
@@ -135,6 +136,7 @@ class _LiveTable:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._bytes = None  # the last frame (the one a pipe gets) shows no transfer
         if self._live is not None:
             self._live.stop()
             from replay import ui
@@ -145,11 +147,28 @@ class _LiveTable:
     def update(self, rows: list[ExperimentRow]) -> None:
         self._rows = list(rows)
 
+    # The core's Reporter, for the bytes of an image brought in while the images are checked; the rest is
+    # the table's.
+    def progress(self, task: str, completed: float, total: float | None = None) -> None:
+        self._bytes = None if total is not None and completed >= total else (task, completed, total)
+
+    def stage(self, name: str) -> None:
+        self._bytes = None
+
+    def status(self, task: str, detail: str) -> None:
+        pass
+
+    def log(self, line: str, source: str = "tool") -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
     def _table(self) -> Any:
         from rich.table import Table
 
         from replay.core.batch.run import Phase
-        from replay.ui import escape
+        from replay.ui import escape, human_bytes
 
         table = Table(title="replay verify: batch", title_justify="left")
         for col in ("experiment", "capsules", "state", "time", "verdicts"):
@@ -169,6 +188,10 @@ class _LiveTable:
         total = len(self._plan.capsules)
         rate = f"{100 * reproduced / done:.0f}%" if done else "-"
         table.caption = f"{done}/{total} capsules verified, {reproduced} reproduced (rate so far {rate})"
+        if self._bytes is not None:
+            task, moved, size = self._bytes
+            of = f" / {human_bytes(size)}" if size else ""
+            table.caption += f"\n{escape(task)} {human_bytes(moved)}{of}"
         return table
 
 

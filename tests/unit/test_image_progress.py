@@ -165,3 +165,17 @@ def test_a_build_step_gets_its_own_elapsed_time_and_its_name_beside_the_bar() ->
         assert (build.completed, build.total) == (4, 9)
         assert (build.start_time, build.elapsed) == (130.0, 8.0)  # the step's own time
         assert stage.start_time == 100.0  # the stage's spinner keeps the whole build's
+
+
+def test_the_batch_table_shows_an_image_loading_under_it_until_it_is_loaded() -> None:
+    from replay.cli.batch import _LiveTable
+    from replay.core.batch.plan import Plan
+
+    table = _LiveTable(Plan(capsules=[], images=[], data_sets=[], experiments=[], jobs=1))
+    table.stage("loading the image from the bundle")
+    table.progress(LOADING, 300 << 20, 447 << 20)
+
+    assert table._table().caption.endswith("\nloading the image 300.0 MiB / 447.0 MiB")
+
+    table.progress(LOADING, 447 << 20, 447 << 20)
+    assert "\n" not in table._table().caption  # loaded: the caption is the rate again

@@ -33,7 +33,7 @@ from replay.core.batch.report import Outcome, outcome_of
 from replay.core.batch.result import TaskResult
 from replay.core.batch.task import GroupTask
 from replay.core.data.statcache import StatCache
-from replay.core.events import NullReporter
+from replay.core.events import NullReporter, Reporter
 from replay.core.ports import Backend, Engine, JobHandle, JobState, JobStatus, TaskSpec
 from replay.core.verify.options import ReplayOptions
 from replay.core.verify.pipeline import check_image, check_inputs, error_report
@@ -103,8 +103,9 @@ Observer = Callable[[list[ExperimentRow]], None]
 
 
 def run_batch(plan: Plan, options: BatchOptions, engine: Engine | None, backend: Backend,
-              observe: Observer | None = None) -> BatchResult:
-    """``engine`` checks the images here; None with a remote backend, whose nodes check them."""
+              observe: Observer | None = None, reporter: Reporter | None = None) -> BatchResult:
+    """``engine`` checks the images here; None with a remote backend, whose nodes check them. ``reporter``
+    hears the bytes of an image brought in (a bundle's, loaded)."""
     if engine is None and not backend.remote:
         raise ValueError("a local batch needs the engine that checks its images")
     observe = observe or (lambda rows: None)
@@ -119,7 +120,7 @@ def run_batch(plan: Plan, options: BatchOptions, engine: Engine | None, backend:
             row.phase = Phase.CHECKING
         observe(rows)
         if engine is not None and not backend.remote:
-            _check_images(plan, engine, result)
+            _check_images(plan, engine, result, reporter or NullReporter())
         t1 = time.perf_counter()
         _check_data(plan, options, result)
         t2 = time.perf_counter()
@@ -150,7 +151,7 @@ def _timings(plan: Plan, fetched: dict[str, float], t0: float, t1: float, t2: fl
             "data": round(t2 - t1, 4), "replays": round(t3 - t2, 4), "total": round(t3 - t0 + pulled, 4)}
 
 
-def _check_images(plan: Plan, engine: Engine, result: BatchResult) -> None:
+def _check_images(plan: Plan, engine: Engine, result: BatchResult, reporter: Reporter) -> None:
     """Each environment image once; each member's capsule image by ID (an inspect) and its tag."""
     checked: dict[str, ReplayError | None] = {}
     for group in plan.images:
@@ -159,14 +160,15 @@ def _check_images(plan: Plan, engine: Engine, result: BatchResult) -> None:
             m = capsule.manifest
             assert m is not None
             if m.image.id not in checked:
-                checked[m.image.id] = _check_one_image(engine, capsule, result.timings)
+                checked[m.image.id] = _check_one_image(engine, capsule, result.timings, reporter)
             problem = checked[m.image.id]
             if problem is not None:
                 result.reports[index] = error_report(capsule.path, problem)
         result.images_checked += 1
 
 
-def _check_one_image(engine: Engine, capsule: PlannedCapsule, fetched: dict[str, float]) -> ReplayError | None:
+def _check_one_image(engine: Engine, capsule: PlannedCapsule, fetched: dict[str, float],
+                     reporter: Reporter) -> ReplayError | None:
     """``fetched`` adds up the seconds spent bringing images in, by step ("load")."""
     assert capsule.manifest is not None
     try:
@@ -174,7 +176,7 @@ def _check_one_image(engine: Engine, capsule: PlannedCapsule, fetched: dict[str,
         if source is not None and engine.image(capsule.manifest.image.id) is None:
             t0 = time.perf_counter()
             try:
-                source.fetch(engine, NullReporter())
+                source.fetch(engine, reporter)
             finally:
                 fetched[source.step] = fetched.get(source.step, 0.0) + time.perf_counter() - t0
         check_image(engine, capsule.manifest)
