@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from replay.core.batch.settings import BACKENDS
+from replay.core.batch.settings import BACKENDS, ENGINES
 from replay.core.layout import check_seed
 from replay.errors import BadInput
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 _TOML_HINT = "fix the file or remove its [tool.replay] table"
 _LISTS = ("data", "outputs", "metrics", "env", "ignore", "apt")
 _BACKEND_STRINGS = ("backend", "partition", "time", "workdir")
-ENGINES = ("docker", "podman")
 _BACKEND_INTS = ("gpus", "jobs")
 
 

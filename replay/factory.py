@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from replay.core.batch.settings import BACKENDS
+from replay.core.batch.settings import BACKENDS, ENGINES
 from replay.core.ports import Backend, Engine, GpuProbe, RootfsBuilder, SignatureTool, SourceControl, Toolchain
 from replay.errors import BadInput
 
@@ -26,16 +26,27 @@ def engine(kind: str | None = None) -> Engine:
     """
     from replay.adapters import podman_service
     from replay.adapters.docker_engine import DockerEngine
-    from replay.config import ENGINES, project_defaults
 
-    kind = kind or chosen_engine
-    if kind is not None and kind not in ENGINES:
-        raise BadInput(f"--engine {kind} is not an engine replay knows", f"use one of: {', '.join(ENGINES)}")
-    if kind is None:
-        kind = project_defaults(Path.cwd(), source_control()).engine
+    kind = _known(kind) if kind else engine_choice()
     if kind is None and os.environ.get("DOCKER_HOST"):
         return DockerEngine(gpus=gpu_probe())  # DOCKER_HOST is the user's word, whatever engine serves it
     return DockerEngine(base_url=lambda: podman_service.choose(kind), gpus=gpu_probe())
+
+
+def engine_choice() -> str | None:
+    """The engine the user chose: ``--engine`` (or REPLAY_ENGINE), else ``engine`` under the project's
+    [tool.replay]; None when neither says (then the one that answers). A batch's tasks carry it to their nodes."""
+    from replay.config import project_defaults
+
+    if chosen_engine is not None:
+        return _known(chosen_engine)
+    return project_defaults(Path.cwd(), source_control()).engine
+
+
+def _known(kind: str) -> str:
+    if kind not in ENGINES:
+        raise BadInput(f"--engine {kind} is not an engine replay knows", f"use one of: {', '.join(ENGINES)}")
+    return kind
 
 
 def gpu_probe() -> GpuProbe:

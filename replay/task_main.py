@@ -23,9 +23,10 @@ def fast_args(argv: list[str]) -> tuple[Path, Path] | None:
 
 
 def run(file: Path, result: Path) -> None:
-    """Verify the task's group on this machine's engine; write the replay.task-result atomically."""
+    """Verify the task's group on the engine it names, else this machine's; write the replay.task-result
+    atomically."""
     from replay import factory, jsonio
-    from replay.core.batch.node import read_task, run_node_task
+    from replay.core.batch.node import engine_choice, read_task, run_node_task
     from replay.fsutil import atomic_write_text
 
     def stop(signum: int, frame: object) -> None:
@@ -38,7 +39,7 @@ def run(file: Path, result: Path) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     payload = read_task(file)
-    document = run_node_task(payload, factory.engine())
+    document = run_node_task(payload, factory.engine(engine_choice(payload)))
     atomic_write_text(result, jsonio.dumps(document) + "\n")
 
 

@@ -40,7 +40,8 @@ def batch_cmd(found: list[ResolvedCapsule], options: ReplayOptions, *, jobs: int
         else:
             _render_plan(plan)
         raise typer.Exit(0)
-    batch_options = BatchOptions(options.with_data({}), fail_fast=fail_fast)  # --data is in the plan, per capsule
+    # --data is in the plan, per capsule; the engine chosen here is the one a remote task's node uses
+    batch_options = BatchOptions(options.with_data({}), fail_fast=fail_fast, engine=factory.engine_choice())
     engine = None
     if chosen.remote:  # the nodes' engines check the images: this machine may have none
         backend = factory.backend(chosen.name, **chosen.options(targets, cwd))

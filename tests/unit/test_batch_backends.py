@@ -94,6 +94,14 @@ def test_a_remote_batch_needs_no_engine_and_sends_checks_sources_and_gpus_to_the
     assert build_batch_report(result).plan.backend == "slurm"
 
 
+@pytest.mark.parametrize("engine", ["podman", "docker", None])
+def test_a_remote_batch_sends_the_engine_the_user_chose_and_none_when_they_chose_none(engine, tmp_path: Path) -> None:
+    backend = Scripted([([JobStatus(JobState.CANCELLED, "n")], None)] * 2)
+    run_batch(plan_of(tmp_path), BatchOptions(ReplayOptions(tmp_path), poll_s=0, engine=engine), None, backend)
+    assert [GroupTask.from_payload(t.payload).engine for t in backend.tasks] == [engine, engine]
+    assert {t.payload["schema_version"] for t in backend.tasks} == {2 if engine else 1}  # none: read as before
+
+
 def test_a_local_batch_without_an_engine_is_refused(tmp_path: Path) -> None:
     backend = Scripted([])
     backend.remote = False  # type: ignore[misc]

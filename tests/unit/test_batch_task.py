@@ -52,3 +52,28 @@ def test_a_malformed_task_is_bad_input(change) -> None:
     change(payload)
     with pytest.raises(BadInput):
         GroupTask.from_payload(payload)
+
+
+def test_a_task_with_an_engine_is_version_2_and_one_without_stays_version_1() -> None:
+    plain, podman = _task(), _task()
+    podman.engine = "podman"
+    assert plain.to_payload()["schema_version"] == 1 and "engine" not in plain.to_payload()
+    payload = podman.to_payload()
+    assert (payload["schema_version"], payload["engine"]) == (2, "podman")
+    assert GroupTask.from_payload(payload) == podman
+    assert GroupTask.from_payload(plain.to_payload()).engine is None  # a version-1 task: the node's own choice
+
+
+@pytest.mark.parametrize("engine", ["lxc", "", None, 3, ["podman"], "docker\n"])
+def test_a_version_2_task_names_an_engine_replay_knows(engine: object) -> None:
+    payload = {**_task().to_payload(), "schema_version": 2, "engine": engine}
+    with pytest.raises(BadInput, match="engine"):
+        GroupTask.from_payload(payload)
+
+
+def test_a_version_1_task_names_no_engine_and_an_unknown_version_is_refused() -> None:
+    with pytest.raises(BadInput, match="version 1 names no engine"):
+        GroupTask.from_payload({**_task().to_payload(), "engine": "podman"})
+    for version in (3, 0, True, "2"):
+        with pytest.raises(BadInput, match="is not one of 1, 2"):
+            GroupTask.from_payload({**_task().to_payload(), "schema_version": version, "engine": "docker"})

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.core.batch.node import MAX_TASK_BYTES, ImageSources, read_task
+from replay.core.batch.node import MAX_TASK_BYTES, ImageSources, engine_choice, read_task
+from replay.core.batch.task import GroupTask
+from replay.core.verify.options import ReplayOptions
 from replay.errors import BadInput
 
 DIGEST = "registry.example:5000/team/exp@sha256:" + "a" * 64
@@ -96,3 +98,24 @@ def test_a_bundle_source_that_is_no_bundle_is_an_image_problem(tmp_path: Path) -
     fake.write_bytes(b"not a bundle")
     with pytest.raises(ImageProblem, match="is not a replay bundle"):
         ensure_image(Empty(), "sha256:" + "c" * 64, ImageSources(bundle=str(fake)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("named", "env", "chosen"), [("podman", "docker", "podman"), (None, "podman", "podman"),
+                                                      (None, None, None), ("docker", None, "docker")])
+def test_a_node_replays_on_the_engine_the_task_names_else_its_own_choice(named, env, chosen, monkeypatch) -> None:
+    if env is None:
+        monkeypatch.delenv("REPLAY_ENGINE", raising=False)
+    else:
+        monkeypatch.setenv("REPLAY_ENGINE", env)
+    payload = GroupTask("t", ["/x/a"], ReplayOptions(Path("/x")), engine=named).to_payload()
+    assert engine_choice(payload) == chosen  # None: the one that answers on this node
+
+
+@given(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12), st.lists(st.text(max_size=4))))
+def test_any_engine_in_a_task_is_one_replay_knows_or_bad_input(engine: object) -> None:
+    payload = {**GroupTask("t", ["/x/a"], ReplayOptions(Path("/x"))).to_payload(), "schema_version": 2,
+               "engine": engine}
+    try:
+        assert engine_choice(payload) in ("docker", "podman")
+    except BadInput as exc:
+        assert engine not in ("docker", "podman") and "\n" not in exc.one_line()

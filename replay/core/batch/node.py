@@ -11,6 +11,9 @@ with a size cap, never through a link; the node checks image and data always (a 
 off), takes data only under ``data_roots`` (the task's folder and the node's ``REPLAY_DATA_ROOTS``), and every
 field is checked (``GroupTask.from_payload`` for the task, ``ImageSources.from_payload`` for where the
 image may come from).
+
+The engine: the one the task names (``engine``: the user chose it for the batch), else the node's own
+choice (``REPLAY_ENGINE``, else the one that answers: ``engine_choice``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from replay.errors import BadInput, ImageProblem, ReplayError
 
 MAX_TASK_BYTES = 4 << 20  # a task names capsules and options; anything bigger is not one
 DATA_ROOTS_ENV = "REPLAY_DATA_ROOTS"
+ENGINE_ENV = "REPLAY_ENGINE"
 _DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]{0,254}@sha256:[0-9a-f]{64}$")
 
 
@@ -60,6 +64,12 @@ class ImageSources:
             raise BadInput("replay task image pull must be a reference pinned by digest (REPO@sha256:...)",
                            "rerun the batch")
         return cls(archive=archive, pull=pull, bundle=bundle)
+
+
+def engine_choice(payload: dict[str, Any]) -> str | None:
+    """The engine to replay a task on: the task's ``engine``, else this node's REPLAY_ENGINE; None: the one
+    that answers here (``replay.factory.engine`` decides). A malformed task is ``BadInput``."""
+    return GroupTask.from_payload(payload).engine or os.environ.get(ENGINE_ENV) or None
 
 
 def read_task(path: Path) -> dict[str, Any]:

@@ -10,7 +10,8 @@ waits until none is left (each removes its container) and raises ``BatchCancelle
 A remote backend (``Backend.remote``: Slurm) runs each task on a node with its own engine, and that engine
 is the one that matters: the submitter checks no image (it needs no engine at all), each payload names where
 the node may get the image (``ImageSources``: the bundle TARGET, the REF@sha256), and the node runs with
-``checks`` on (image and data, on the node). The submitter still checks each data set once first: the data
+``checks`` on (image and data, on the node), on the engine the user chose when they chose one
+(``BatchOptions.engine``), else on the one that answers there. The submitter still checks each data set once first: the data
 must be at the same path on every node (a shared filesystem, as for the capsules), so a mismatch seen here is
 one there, and is reported without using the cluster. Locally ``checks`` is off: just done here.
 
@@ -54,6 +55,7 @@ class BatchOptions:
     replay: ReplayOptions  # every capsule's (each capsule's own --data comes from its plan entry)
     fail_fast: bool = False
     poll_s: float = 0.2
+    engine: str | None = None  # the engine the user chose; a remote backend's tasks carry it to their nodes
 
 
 class Phase(enum.StrEnum):
@@ -264,7 +266,8 @@ def _task(plan: Plan, options: BatchOptions, backend: Backend, task_id: str, sta
     """One experiment's payload: its standing capsules, the options, and (remote) where the image may come from."""
     leader = plan.capsules[standing[0]]
     opts = options.replay.with_data(leader.data_map)
-    payload = GroupTask(task_id, [str(plan.capsules[i].path) for i in standing], opts, checks=backend.remote).to_payload()
+    payload = GroupTask(task_id, [str(plan.capsules[i].path) for i in standing], opts, checks=backend.remote,
+                        engine=options.engine if backend.remote else None).to_payload()
     if backend.remote:
         bundle = next((plan.capsules[i].bundle for i in standing if plan.capsules[i].bundle), None)
         pull = next((plan.capsules[i].pull for i in standing if plan.capsules[i].pull), None)

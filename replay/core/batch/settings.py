@@ -16,6 +16,7 @@ from replay.manifest import MANIFEST_NAME
 
 WORKDIR_NAME = ".replay-work"
 BACKENDS = ("local", "slurm")  # what ``replay.factory.backend`` builds
+ENGINES = ("docker", "podman")  # what ``replay.factory.engine`` builds (``--engine``; a batch task's ``engine``)
 
 
 def default_workdir(targets: Sequence[str], cwd: Path) -> Path:

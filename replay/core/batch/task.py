@@ -7,6 +7,11 @@ capsule's own references. A backend runs a task in this process (the local backe
 payload in, a ``replay.task-result`` out, whose ``reports`` are ``replay.verify-report`` documents in the
 task's capsule order.
 
+The payload's versions: 1 as it always was; 2 adds ``engine`` (docker or podman), the engine the user chose
+for the batch (``--engine``, ``engine`` under [tool.replay]), which the node then uses. A task without one
+is still written as version 1 (a node picks the engine that answers), so older nodes read it as before,
+and refuse a version-2 task rather than replay it on another engine than the one asked for.
+
 A failure that belongs to one capsule (its manifest) gives that capsule an error report; one that belongs
 to the group (the image, the data, the run) gives every capsule of the group the same error report.
 """
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.core.batch.result import TaskResult
+from replay.core.batch.settings import ENGINES
 from replay.core.events import Reporter, Stopwatch
 from replay.core.ports import Engine
 from replay.core.verify.hostinfo import collect_host
@@ -31,7 +37,8 @@ from replay.errors import BadInput, Interrupted, ReplayError
 from replay.manifest import Manifest
 
 TASK_SCHEMA = "replay.task"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the newest this replay writes and reads
+SCHEMA_VERSIONS = (1, 2)  # 2: ``engine``
 
 
 def experiment_key(m: Manifest) -> tuple[Any, ...]:
@@ -63,9 +70,12 @@ class GroupTask:
     # Check the image and the data before the replay. The local batch turns it off: its plan checked each
     # distinct image and data set once before handing out tasks. A cluster node keeps it on (its own engine).
     checks: bool = True
+    # The engine the node replays on ("docker", "podman"); None: the node's own choice, the one that answers.
+    engine: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        return {"schema": TASK_SCHEMA, "schema_version": SCHEMA_VERSION, "id": self.id, "capsules": list(self.capsules),
+        chosen = {"schema_version": 2, "engine": self.engine} if self.engine else {"schema_version": 1}
+        return {"schema": TASK_SCHEMA, **chosen, "id": self.id, "capsules": list(self.capsules),
                 "options": {**self.options.to_payload(), "checks": self.checks}}
 
     @classmethod
@@ -73,9 +83,14 @@ class GroupTask:
         """Read a task back, checking every field: a task file sits in a shared folder others can write."""
         if not isinstance(raw, dict) or raw.get("schema") != TASK_SCHEMA:
             raise BadInput("not a replay task", "pass a task file written by a replay batch")
-        if raw.get("schema_version") != SCHEMA_VERSION:
-            raise BadInput(f"replay task version {raw.get('schema_version')!r} is not {SCHEMA_VERSION}",
+        version = raw.get("schema_version")
+        if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
+            raise BadInput(f"replay task version {version!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))}",
                            "run the task with the replay that wrote it")
+        engine = raw.get("engine")
+        if (version == 1 and "engine" in raw) or (version >= 2 and engine not in ENGINES):
+            raise BadInput(f"replay task engine {str(engine)[:20]!r} is not one of {', '.join(ENGINES)}"
+                           if version >= 2 else "replay task version 1 names no engine", "rerun the batch")
         opts = raw.get("options")
         capsules = raw.get("capsules")
         if (not isinstance(raw.get("id"), str) or not isinstance(capsules, list) or not capsules
@@ -85,7 +100,7 @@ class GroupTask:
         if not isinstance(checks, bool):
             raise BadInput("replay task options have the wrong types", "rerun the batch")
         options = ReplayOptions.from_payload({k: v for k, v in opts.items() if k != "checks"})
-        return cls(id=raw["id"], capsules=list(capsules), options=options, checks=checks)
+        return cls(id=raw["id"], capsules=list(capsules), options=options, checks=checks, engine=engine)
 
 
 def task_result(task_id: str, engine: Engine, reports: list[VerifyReport], started: float) -> dict[str, Any]:
