@@ -79,6 +79,9 @@ def render(result: CheckReport) -> None:
     word, style = ("STABLE", "green") if result.stable else ("UNSTABLE", "red")
     out.print(Panel(f"[bold {style}]{word}[/]  {ui.escape(result.capsule)}  ({len(result.compared)} runs "
                     f"compared: {ui.escape(', '.join(result.compared))}; exit {result.exit_code})", expand=False))
+    if result.unenforced:
+        out.print(f"[yellow]the engine could not enforce these limits: {ui.escape(', '.join(result.unenforced))}[/] "
+                  "(rootless Podman on a cgroup v1 host)", soft_wrap=True)
     colour = {"stable": "green", "unstable": "red", "differs_from_capture": "yellow"}
     table = Table(title="outputs", title_justify="left")
     for col in ("path", "status", "spread", "suggestion"):

@@ -74,3 +74,11 @@ def test_vary_plans_change_only_their_own_thing() -> None:
     with_faketime = vary.plan(["time"], control, lambda argv: vary.FAKETIME_LIBS[0] + "\n")[0]
     assert with_faketime.adjust(control).env["LD_PRELOAD"] == vary.FAKETIME_LIBS[0]
     assert control.env == {"OMP_NUM_THREADS": "2"}  # the control spec itself is never changed
+
+
+def test_a_cpu_pin_the_engine_could_not_enforce_is_said_in_the_variation_note() -> None:
+    control = RunSpec(image="i", argv=["python", "train.py"], workdir="/workspace")
+    plans = {v.name: v for v in vary.plan(["cpus", "timezone"], control, lambda argv: None)}
+    assert "only the thread counts changed" in vary.shortfall(plans["cpus"], ["memory", "cpuset", "cpus"])
+    assert vary.shortfall(plans["cpus"], []) == ""  # pinned as asked
+    assert vary.shortfall(plans["timezone"], ["cpuset"]) == ""  # not a CPU variation

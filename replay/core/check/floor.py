@@ -26,7 +26,7 @@ from replay.core.check.stability import (
     output_stability,
 )
 from replay.core.events import NullReporter, Reporter, Stopwatch
-from replay.core.ports import Engine, RunSpec
+from replay.core.ports import Engine, RunResult, RunSpec
 from replay.core.verify.options import ReplayOptions
 from replay.core.verify.pipeline import Capsule, Comparison, EnsureImage, Prepared, Replayer, output_folder
 from replay.errors import EXIT_DIVERGED, EXIT_OK, BadInput, ReplayError
@@ -98,6 +98,8 @@ class CheckReport:
     metrics: list[MetricStability] = field(default_factory=list)
     variations: list[VariationResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Limits the engine could not enforce on some run (rootless Podman on cgroup v1): said, never hidden.
+    unenforced: list[str] = field(default_factory=list)
     replay_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +134,7 @@ def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
         runs: list[RunOutputs] = []
         infos: list[RunInfo] = []
         control: list[RunSpec] = []
+        unenforced: list[str] = []
         reference = prepared.capsule.path / REFERENCE_DIR
         counted = req.include_capture and m.outputs.reference_dir is not None and reference.is_dir()
         if counted:
@@ -140,9 +143,10 @@ def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
         for i in range(1, req.runs + 1):
             out_root = stack.enter_context(output_folder(None))
             keep = _recorder(control) if i == 1 else None
-            comparison, seconds = _one_run(replayer, prepared, out_root, f"run {i} of {req.runs}", keep)
+            comparison, result = _one_run(replayer, prepared, out_root, f"run {i} of {req.runs}", keep)
             runs.append(_outputs_of(f"run {i}", out_root, comparison))
-            infos.append(RunInfo(f"run {i}", comparison.verdict, round(seconds, 3)))
+            infos.append(RunInfo(f"run {i}", comparison.verdict, round(result.duration_s, 3)))
+            unenforced.extend(n for n in result.unenforced if n not in unenforced)
         watch.lap("runs")
         outputs = output_stability(runs, m.outputs.metrics_files, reference_first=counted)
         metrics = metric_stability(runs)
@@ -153,20 +157,20 @@ def check(req: CheckRequest, engine: Engine, reporter: Reporter | None = None,
             first = runs[1] if counted else runs[0]
             for variation in vary.plan(names, control[0], probe):
                 out_root = stack.enter_context(output_folder(None))
-                variations.append(_vary_run(replayer, prepared, out_root, variation, first, unstable))
+                variations.append(_vary_run(replayer, prepared, out_root, variation, first, unstable, unenforced))
             watch.lap("variations")
     stable = not unstable and not any(v.sensitive for v in variations)
     return CheckReport(capsule=m.name, capsule_path=str(prepared.capsule.path), image_id=m.image.id,
                        replays=req.runs, compared=[r.label for r in runs], stable=stable,
                        exit_code=EXIT_OK if stable else EXIT_DIVERGED, runs=infos, outputs=outputs, metrics=metrics,
-                       variations=variations, timings=watch.timings)
+                       variations=variations, timings=watch.timings, unenforced=unenforced)
 
 
 def _one_run(replayer: Replayer, prepared: Prepared, out_root: Path, label: str,
-             adjust: Callable[[RunSpec], RunSpec] | None = None) -> tuple[Comparison, float]:
+             adjust: Callable[[RunSpec], RunSpec] | None = None) -> tuple[Comparison, RunResult]:
     replayer.reporter.stage(f"replay {label}")
     result = replayer.replay_once(prepared, out_root, adjust)
-    return replayer.compare(prepared, out_root), result.duration_s
+    return replayer.compare(prepared, out_root), result
 
 
 def _recorder(into: list[RunSpec]) -> Callable[[RunSpec], RunSpec]:
@@ -185,15 +189,19 @@ def _outputs_of(label: str, root: Path, comparison: Comparison) -> RunOutputs:
 
 
 def _vary_run(replayer: Replayer, prepared: Prepared, out_root: Path, variation: vary.Variation,
-              control: RunOutputs, unstable: set[str]) -> VariationResult:
+              control: RunOutputs, unstable: set[str], unenforced: list[str]) -> VariationResult:
+    """One run under ``variation``, compared with the control run; what the engine could not enforce of it is
+    added to its note and to ``unenforced``."""
     result = VariationResult(variation.name, variation.applied, variation.note)
     try:
-        comparison, _ = _one_run(replayer, prepared, out_root, f"with --vary {variation.name}", variation.adjust)
+        comparison, run = _one_run(replayer, prepared, out_root, f"with --vary {variation.name}", variation.adjust)
     except ReplayError as exc:
         if exc.exit_code == 130:
             raise
         result.error = exc.one_line()
         return result
+    unenforced.extend(n for n in run.unenforced if n not in unenforced)
+    result.note = "; ".join(n for n in (result.note, vary.shortfall(variation, run.unenforced)) if n)
     varied = _outputs_of(variation.name, out_root, comparison)
     result.changed_outputs = sorted(p for p in control.files.keys() | varied.files.keys()
                                     if control.files.get(p) != varied.files.get(p))

@@ -75,6 +75,15 @@ def plan(names: list[str], control: RunSpec, probe: Probe) -> list[Variation]:
     return [builders[name](control, probe) for name in names]
 
 
+def shortfall(variation: Variation, unenforced: list[str]) -> str:
+    """What of ``variation`` the engine did not apply, given the limits it could not enforce on its run ("":
+    all of it was applied). Rootless Podman on a cgroup v1 host cannot pin CPUs: ``cpus`` is then threads only."""
+    if variation.name == "cpus" and {"cpuset", "cpus"} & set(unenforced):
+        return ("the engine could not pin the run to one CPU here (rootless Podman on a cgroup v1 host): only the "
+                "thread counts changed")
+    return ""
+
+
 def _env(**changes: str) -> Callable[[RunSpec], RunSpec]:
     return lambda spec: replace(spec, env={**spec.env, **changes})
 
