@@ -138,3 +138,21 @@ def reviewer_user() -> Iterator[Reviewer]:
         yield reviewer
     finally:
         remove(reviewer)
+
+
+def load_images(reviewer: Reviewer, *refs: str) -> None:
+    """``docker save REFS | podman load`` as this user: images from root's Docker into the user's own Podman
+    storage (the same IDs), e.g. the offline base image before the user captures."""
+    save = subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE)
+    load = subprocess.run(["runuser", "-u", reviewer.name, "--", "env", "-i",
+                           *(f"{k}={v}" for k, v in reviewer.env().items()), "podman", "load"],
+                          stdin=save.stdout, cwd=reviewer.home, capture_output=True, text=True, timeout=900)
+    if save.stdout is not None:
+        save.stdout.close()
+    if save.wait() != 0 or load.returncode != 0:
+        raise RuntimeError(f"docker save | podman load as {reviewer.name} failed: {load.stderr[-500:]}")
+
+
+def entries(folder: Path) -> list[str]:
+    """What is in ``folder`` (a user's TMPDIR after a command: replay leaves nothing there)."""
+    return sorted(p.name for p in folder.iterdir())
