@@ -13,9 +13,10 @@ EPILOG = """Example:
   replay task /shared/replay-work/task-3.json --result /shared/replay-work/result-3.json
 
 A batch backend runs this for you (`replay verify TARGET... --backend slurm` submits one array task per
-experiment). It verifies the task's group of capsules with this machine's own container engine, getting the
-image by ID, else from the bundle or registry the task names, and writes a replay.task-result JSON
-atomically. Exit codes: 0 a result was written (whatever its verdicts); 2 the task file is bad; 3 no engine."""
+experiment). It verifies the task's group of capsules with the engine the task names (the batch's --engine),
+else this machine's own (REPLAY_ENGINE, else the one that answers), getting the image by ID, else from the
+bundle or registry the task names, and writes a replay.task-result JSON atomically. Exit codes: 0 a result
+was written (whatever its verdicts); 2 the task file is bad; 3 no engine."""
 
 
 def task_cmd(

@@ -74,7 +74,7 @@ class GroupTask:
     engine: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        chosen = {"schema_version": 2, "engine": self.engine} if self.engine else {"schema_version": 1}
+        chosen = {"schema_version": SCHEMA_VERSION, "engine": self.engine} if self.engine else {"schema_version": 1}
         return {"schema": TASK_SCHEMA, **chosen, "id": self.id, "capsules": list(self.capsules),
                 "options": {**self.options.to_payload(), "checks": self.checks}}
 
