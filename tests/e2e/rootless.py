@@ -156,3 +156,18 @@ def load_images(reviewer: Reviewer, *refs: str) -> None:
 def entries(folder: Path) -> list[str]:
     """What is in ``folder`` (a user's TMPDIR after a command: replay leaves nothing there)."""
     return sorted(p.name for p in folder.iterdir())
+
+
+def gone(reviewer: Reviewer, tries: int = 20) -> bool:
+    """After ``remove``: whether the user is gone from /etc/passwd, retrying ``userdel`` (it fails while another
+    session holds the passwd lock, or for a moment after the user's last process ended)."""
+    import time
+
+    for _ in range(tries):
+        try:
+            pwd.getpwnam(reviewer.name)
+        except KeyError:
+            return True
+        subprocess.run(["userdel", reviewer.name], capture_output=True)
+        time.sleep(0.5)
+    return False

@@ -42,6 +42,7 @@ def reviewer() -> Iterator[rootless.Reviewer]:
         pytest.skip(message)
     with rootless.reviewer_user() as user:
         yield user
+    assert rootless.gone(user), f"user {user.name} is still in /etc/passwd"
 
 
 @pytest.fixture(scope="module")
