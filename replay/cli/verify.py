@@ -107,7 +107,12 @@ def verify_cmd(
         trust = Trust(allowed_signers, factory.signature_tool()) if allowed_signers is not None else None
         with ui.RichReporter(verbose=State.verbose) as resolving:  # a registry reference is pulled here
             ctx = targets.ResolveContext(cwd, Path(scratch), trust=trust, engine=engine, reporter=resolving)
-            found = targets.resolve(list(target), ctx)
+            try:
+                found = targets.resolve(list(target), ctx)
+            except ReplayError as exc:  # one target that could not be opened, pulled or loaded: still a report
+                if len(target) == 1 and (as_json or report or junit or markdown):
+                    _write_reports(error_report(Path(target[0]), exc), as_json, report, junit, markdown)
+                raise
         mode = choose_mode(found, backend=chosen.name, remote=chosen.remote, plan=plan, html=html is not None,
                            jobs=jobs, fail_fast=fail_fast, keep=keep is not None)
         if mode.batch:

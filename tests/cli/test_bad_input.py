@@ -154,3 +154,14 @@ def test_manifest_prints_sizes_hashes_and_digest_as_json(project: Path) -> None:
     assert doc["schema"] == "replay.data-manifest"
     assert doc["files"] == [{"path": "data/x.csv", "size": 4, "sha256": hashlib.sha256(b"1,2\n").hexdigest()}]
     assert doc["digest"].startswith("sha256:")
+
+
+@pytest.mark.parametrize("target", ["missing-capsule", "127.0.0.1:9/x@sha256:" + "a" * 64, "nothing.replay"])
+def test_a_target_that_cannot_be_opened_still_gives_one_json_report(tmp_path: Path, target: str) -> None:
+    """--json promises a document on stdout: a folder that is not there, a registry that does not answer and
+    a bundle that does not exist each give the verify report of an error, with the one error line."""
+    result = replay(tmp_path, "verify", target, "--json")
+    assert result.returncode in (2, 3), result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "replay.verify-report" and doc["verdict"] == "error"
+    assert doc["exit_code"] == result.returncode and doc["error"] in one_error_line(result)
