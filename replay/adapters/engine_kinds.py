@@ -3,7 +3,8 @@
 - ``engine_kind``: which engine answers (Podman names itself in the version's components), and whether it
   runs rootless (Podman's own info endpoint says so).
 - ``adjust_host_config``: on rootless Podman the reviewer's uid is kept as itself inside the container
-  (``keep-id``), so output files belong to the reviewer, never to a subordinate uid they cannot remove; and a
+  (``keep-id``), so output files belong to the reviewer, never to a subordinate uid they cannot remove; a
+  tmpfs starts empty, as on Docker (``notmpcopyup``), not as a copy of the image's folder; and a
   guarantee the engine cannot give (CPU/memory limits on rootless cgroup v1, GPUs) is refused, never dropped.
 - ``is_link``: Docker's stat of a path in a container names a link target only for a link; Podman names the
   resolved path for every path, so there a target other than the path itself is what marks a link.
@@ -62,12 +63,14 @@ def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, A
     if spec.limits.gpus:
         raise EnvironmentProblem("replay does not pass GPUs to Podman", "verify with --engine docker, or without --gpus")
     unenforced: list[str] = []
-    # Podman refuses the kernel's uid=/gid= tmpfs options: a tmpfs lent to the container's user is made
-    # writable to it by its mode instead (it is the container's own, seen by nothing else).
+    # A tmpfs as Docker mounts one: empty (Podman copies the image's folder in unless ``notmpcopyup``), and
+    # not with the mode of the image's folder beneath it (root's 0755, where Podman takes it from). Podman
+    # refuses the kernel's uid=/gid= options: a tmpfs lent to the container's user is chowned to that user by
+    # Podman's ``U`` instead (0755, as the options asked); any other gets Docker's mode, 1777.
     for target, options in list((host_config.get("Tmpfs") or {}).items()):
         kept = [o for o in options.split(",") if not o.startswith(("uid=", "gid=", "mode="))]
-        if len(kept) != len(options.split(",")):
-            host_config["Tmpfs"][target] = ",".join([*kept, "mode=1777"])
+        lent = any(o.startswith("uid=") for o in options.split(","))
+        host_config["Tmpfs"][target] = ",".join([*kept, "mode=0755,U" if lent else "mode=1777", "notmpcopyup"])
     if kind.rootless:
         # docker-py refuses any UsernsMode but "host", so the key is set on its finished dict.
         host_config["UsernsMode"] = "keep-id"

@@ -47,6 +47,19 @@ def test_limits_rootless_cgroup_v1_cannot_enforce_are_named_for_the_report() -> 
     assert adjust_host_config(ROOTLESS_V1, spec(), {"ReadonlyRootfs": True}) == []  # none asked: none missing
 
 
+def test_a_podman_tmpfs_is_mounted_as_dockers_empty_and_one_lent_to_the_user_is_its_own() -> None:
+    tmpfs = {"/tmp": "rw,exec,nosuid,nodev,size=1024",
+             "/workspace": "rw,exec,nosuid,nodev,size=1024,uid=10001,gid=10001,mode=0755"}
+    for kind in (ROOTFUL, ROOTLESS_V2):
+        config: dict[str, object] = {"Tmpfs": dict(tmpfs)}
+        adjust_host_config(kind, spec(), config)
+        assert config["Tmpfs"] == {"/tmp": "rw,exec,nosuid,nodev,size=1024,mode=1777,notmpcopyup",
+                                   "/workspace": "rw,exec,nosuid,nodev,size=1024,mode=0755,U,notmpcopyup"}
+    docker: dict[str, object] = {"Tmpfs": dict(tmpfs)}
+    adjust_host_config(DOCKER, spec(), docker)
+    assert docker == {"Tmpfs": tmpfs}  # Docker mounts a tmpfs empty and takes uid=/gid= as they are
+
+
 def test_gpus_on_podman_are_refused() -> None:
     with pytest.raises(EnvironmentProblem, match="GPUs"):
         adjust_host_config(ROOTFUL, spec(gpus=1), {})
