@@ -238,3 +238,15 @@ def make_torch_project(tmp_path: Path, engine: Any, torch_venv: Path) -> Any:
 @pytest.fixture
 def make_replay_api_project(tmp_path: Path, engine: Any, replay_api_venv: Path) -> Any:
     return lambda scenario: new_project(tmp_path, scenario, replay_api_venv)
+
+
+@pytest.fixture(scope="module", params=["docker", pytest.param("podman-rootless", marks=pytest.mark.podman)])
+def verifier(request: pytest.FixtureRequest, engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Who verifies, once per module and engine: root on Docker, or an ordinary user on rootless Podman (its
+    Podman service started once for the module). Capsules are captured on Docker and handed to it."""
+    from tests.e2e import rootless
+
+    if request.param != "docker":
+        rootless.require()
+    with rootless.verifier(request.param, engine, tmp_path_factory.mktemp("verifier")) as made:
+        yield made

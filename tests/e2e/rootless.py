@@ -13,12 +13,15 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -46,8 +49,14 @@ class Reviewer:
                                *(f"{k}={v}" for k, v in self.env(**extra).items()), *argv],
                               cwd=cwd or self.home, capture_output=True, text=True, timeout=timeout)
 
-    def replay(self, *args: str, cwd: Path | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-        return self.run(SYSTEM_PYTHON, "-m", "replay", *args, cwd=cwd, **extra)
+    def replay(self, *args: str, cwd: Path | None = None, timeout: float = 900,
+               **extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run(SYSTEM_PYTHON, "-m", "replay", *args, cwd=cwd, timeout=timeout, **extra)
+
+    def argv(self, *argv: str, **extra: str) -> list[str]:
+        """The command line that runs ``argv`` as this user, for a caller that runs it itself."""
+        return ["runuser", "-u", self.name, "--", "env", "-i", *(f"{k}={v}" for k, v in self.env(**extra).items()),
+                *argv]
 
     def podman(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.run("podman", *args)
@@ -59,7 +68,13 @@ class Reviewer:
 
 def create() -> Reviewer:
     name = f"rv{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True, capture_output=True)
+    for attempt in range(10):  # another test session on this machine may hold /etc/passwd's lock a moment
+        made = subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], capture_output=True, text=True)
+        if made.returncode == 0:
+            break
+        if attempt == 9 or "lock" not in made.stderr:
+            raise RuntimeError(f"useradd {name}: {made.stderr.strip()}")
+        time.sleep(1)
     entry = pwd.getpwnam(name)
     for table, flag in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
         if not any(line.split(":", 1)[0] == name for line in Path(table).read_text().splitlines()):
@@ -171,3 +186,142 @@ def gone(reviewer: Reviewer, tries: int = 20) -> bool:
         subprocess.run(["userdel", reviewer.name], capture_output=True)
         time.sleep(0.5)
     return False
+
+
+@contextlib.contextmanager
+def podman_service(reviewer: Reviewer) -> Iterator[str]:
+    """The reviewer's own ``podman system service`` on its rootless socket (where replay looks first), for a
+    module's tests: started once, stopped by its process group (runuser and the podman it re-executes)."""
+    sock = reviewer.runtime / "podman" / "podman.sock"
+    sock.parent.mkdir(exist_ok=True)
+    os.chown(sock.parent, reviewer.uid, reviewer.gid)
+    log = reviewer.runtime / "service.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(reviewer.argv("podman", "system", "service", "--time=0", f"unix://{sock}"),
+                                cwd=reviewer.home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-500:]
+                raise RuntimeError(f"the reviewer's podman service did not start (status {proc.poll()}): {tail}")
+            time.sleep(0.1)
+        yield f"unix://{sock}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+
+
+def load_image(reviewer: Reviewer, image_id: str) -> None:
+    """Docker's image ``image_id`` into the reviewer's Podman storage (the same ID there)."""
+    if reviewer.podman("image", "exists", image_id).returncode == 0:
+        return
+    save = subprocess.Popen(["docker", "save", image_id], stdout=subprocess.PIPE)
+    assert save.stdout is not None
+    env = [f"{k}={v}" for k, v in reviewer.env().items()]
+    loaded = subprocess.run(["runuser", "-u", reviewer.name, "--", "env", "-i", *env, "podman", "load", "--quiet"],
+                            cwd=reviewer.home, stdin=save.stdout, capture_output=True, text=True, timeout=900)
+    save.stdout.close()
+    assert save.wait() == 0 and loaded.returncode == 0, loaded.stderr
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+# --- the engine a probe runs against: Docker as root, or rootless Podman as the reviewer ---------------------
+
+
+@dataclass
+class Verifier:
+    """Who verifies, on which engine: ``docker`` (root, the normal engine) or ``podman-rootless`` (the
+    reviewer, through its own Podman service). Capsules are captured on Docker and handed over (``hand``)."""
+
+    name: str
+    uid: int
+    gid: int
+    pid1: tuple[str, ...]  # the init the engine runs as PID 1 (as /proc/1/comm names it)
+    engine: Any  # the session's DockerEngine (captures, the Docker side's containers and volumes)
+    reviewer: Reviewer | None = None
+    folders: Path | None = None
+
+    @property
+    def rootless(self) -> bool:
+        return self.reviewer is not None
+
+    @property
+    def unenforced_limits(self) -> bool:
+        """Whether this engine cannot enforce run limits (rootless Podman on a cgroup v1 host)."""
+        return self.rootless and not Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+    def folder(self, name: str) -> Path:
+        """A fresh folder this verifier can reach (a reviewer cannot traverse root's temporary folders)."""
+        assert self.folders is not None
+        path = self.folders / f"{name}-{uuid.uuid4().hex[:6]}"
+        path.mkdir(parents=True)
+        return path
+
+    def hand(self, path: Path, image_id: str = "") -> None:
+        """``path`` (a tree the test made) and the image ``image_id`` (where Docker has it) to the verifier."""
+        if self.reviewer is None:
+            return
+        self.reviewer.give(path)
+        if image_id and subprocess.run(["docker", "image", "inspect", image_id], capture_output=True).returncode == 0:
+            load_image(self.reviewer, image_id)
+
+    def command(self, *args: str, **env: str) -> tuple[list[str], dict[str, str]]:
+        """``replay ARGS`` as this verifier: the command line and its environment."""
+        from tests.e2e.conftest import clean_env
+
+        if self.reviewer is None:
+            return [sys.executable, "-m", "replay", *args], clean_env(**env)
+        return self.reviewer.argv(SYSTEM_PYTHON, "-m", "replay", *args, REPLAY_ENGINE="podman", **env), {}
+
+    def replay(self, cwd: Path, *args: str, timeout: float = 600, **env: str) -> Any:
+        from tests.e2e.conftest import Result
+
+        argv, environ = self.command(*args, **env)
+        proc = subprocess.run(argv, cwd=cwd, env=environ or None, capture_output=True, text=True, timeout=timeout)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def containers(self, label: str) -> list[str]:
+        if self.reviewer is None:
+            return [c["Id"] for c in self.engine.api.containers(all=True, filters={"label": label})]
+        return self.reviewer.podman("ps", "--all", "--quiet", "--filter", f"label={label}").stdout.split()
+
+    def volumes(self) -> set[str]:
+        if self.reviewer is None:
+            return {v["Name"] for v in self.engine.api.volumes().get("Volumes") or []}
+        return set(self.reviewer.podman("volume", "ls", "--quiet").stdout.split())
+
+
+@contextlib.contextmanager
+def verifier(kind: str, engine: Any, folders: Path) -> Iterator[Verifier]:
+    """A ``Verifier`` of ``kind``; for ``podman-rootless`` a fresh reviewer whose Podman service runs for the
+    whole block (replay finds it on the reviewer's rootless socket) and who is removed after it."""
+    if kind == "docker":
+        yield Verifier("docker", os.geteuid(), os.getegid(), ("docker-init", "tini"), engine, folders=folders)
+        return
+    with reviewer_user() as reviewer, podman_service(reviewer):
+        yield Verifier(kind, reviewer.uid, reviewer.gid, ("podman-init", "catatonit"), engine, reviewer,
+                       reviewer.home / "work")
+
+
+def require() -> None:
+    """Skip (fail under CI) where the rootless tests cannot run: they need root, podman and uidmap."""
+    import pytest
+
+    if os.geteuid() != 0 or not shutil.which("podman") or not shutil.which("newuidmap"):
+        message = "the rootless Podman tests run as root with podman and uidmap installed (`make podman`)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

@@ -5,18 +5,15 @@ the end. The capsule is captured on the Docker engine; the reviewer has nothing 
 reference) and the data, and no Podman service running: replay starts one for the command and stops it.
 What is proven: the same verdict (identical) under the same image ID, no container and no process of the
 reviewer's left, output files that belong to the reviewer (who removes them), and no file outside the
-output folder changed (a sentinel checksum of the reviewer's work folder).
+output folder changed (a sentinel checksum of the reviewer's work folder). The isolation probes and the
+hostile suite run on both engines through conftest's ``verifier`` fixture (test_verify.py, test_hostile.py).
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +29,7 @@ pytestmark = pytest.mark.podman
 
 @pytest.fixture(scope="module")
 def reviewer() -> Iterator[rootless.Reviewer]:
-    if os.geteuid() != 0 or not shutil.which("podman") or not shutil.which("newuidmap"):
-        message = "the rootless Podman tests run as root with podman and uidmap installed (`make podman`)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    rootless.require()
     with rootless.reviewer_user() as user:
         yield user
 
@@ -117,66 +110,6 @@ def test_engine_flag_names_an_engine_replay_knows(reviewer) -> None:
     result = reviewer.replay("--engine", "lxc", "verify", "nowhere.replay")
     assert result.returncode == 2
     assert "--engine lxc is not an engine replay knows" in result.stderr and "Traceback" not in result.stderr
-
-
-# The isolation probe of test_verify.py, plus one fact a rootless reviewer needs: as the reviewer's own uid
-# (keep-id) no file of the image is its own, so a read-only root is read from the mount table.
-ROOT_READ_ONLY = """
-facts["root_ro"] = "ro" in next(ln.split()[3].split(",") for ln in open("/proc/mounts") if ln.split()[1] == "/")
-open("out/result.txt", "w").write(json.dumps(facts))
-"""
-
-
-def test_the_isolation_holds_on_rootless_podman(make_project, engine, reviewer) -> None:
-    """test_verify.py's isolation probe, captured on Docker and replayed by the reviewer on rootless Podman:
-    read-only root and data, /tmp a tmpfs, an init as PID 1, the pinned thread variables, no network (a
-    server on this host unreachable on 127.0.0.1 and on Docker's gateway), no capabilities, no new privileges."""
-    from tests.e2e.test_verify import ISOLATION_PROBE, _accept_all, _host_address
-
-    project = make_project("failing")
-    (project.root / "probe.py").write_text(ISOLATION_PROBE + ROOT_READ_ONLY)
-    subprocess.run(["git", "add", "probe.py"], cwd=project.root, check=True)
-    os.chmod(project.root / "data", 0o777)
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", 0))
-    server.listen(8)
-    port = server.getsockname()[1]
-    accepted: list[object] = []
-    threading.Thread(target=lambda: _accept_all(server, accepted), daemon=True).start()
-    gateway = _host_address(engine)
-    threads = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
-    work = work_folder(reviewer, "isolation")
-    try:
-        socket.create_connection((gateway, port), timeout=3).close()
-        argv = ["--", "python", "probe.py", json.dumps(threads), str(port), gateway]
-        captured = project.replay("capture", "--name", project.name, "--base", BASE, "--data", "data",
-                                  "--output", "out/result.txt", *argv)
-        assert captured.code == 0, captured.stderr
-        packed = project.replay("pack", str(project.capsule), "-o", str(work / "probe.replay"), "--with-data")
-        assert packed.code == 0, packed.stderr
-        reviewer.give(work)
-        result = reviewer.replay("verify", "probe.replay", "--keep", "kept", cwd=work)
-        accepted_before = len(accepted)
-    finally:
-        server.close()
-
-    assert result.returncode == 1, result.stderr  # the probe's facts differ from Docker's, of course
-    facts = json.loads((work / "kept" / "out" / "result.txt").read_text())
-    manifest = json.loads((project.capsule / "replay.json").read_text())
-    assert facts["uid"] == reviewer.uid  # keep-id: the reviewer itself, no root, no subordinate uid
-    assert facts["root_ro"] is True and facts["home_write"] in (errno.EROFS, errno.EACCES)
-    assert facts["data_write"] == errno.EROFS
-    assert facts["tmp_fs"] == "tmpfs" and facts["tmp_write"] == 0
-    assert facts["pid1"] in ("podman-init", "catatonit")  # catatonit, mounted as podman-init
-    assert facts["threads"] == {k: manifest["command"]["numerics_env"][k] for k in threads}
-    assert facts["ifaces"] == ["lo"]
-    assert facts["loopback_server"] == errno.ECONNREFUSED
-    assert facts["gateway_server"] in (errno.ENETUNREACH, errno.EHOSTUNREACH)
-    assert accepted_before == 1
-    assert facts["cap_eff"] == facts["cap_bnd"] == "0000000000000000"
-    assert facts["no_new_privs"] == "1"
-    assert reviewer.podman("ps", "--all", "--quiet").stdout.strip() == ""
 
 
 def podman_image_id(ref: str) -> str:

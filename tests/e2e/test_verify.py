@@ -201,15 +201,30 @@ def connect(host, port):
     with socket.create_connection((host, port), timeout=3):
         pass
 
+def first(*paths):
+    for path in paths:
+        try:
+            return open(path).read().strip()
+        except OSError:
+            pass
+    return None
+
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
-mounts = {line.split()[1]: line.split()[2] for line in open("/proc/mounts")}
+table = [line.split() for line in open("/proc/mounts")]
+mounts = {fields[1]: fields[2] for fields in table}
 facts = {
     "uid": os.getuid(),
     "home_owner": os.stat("/home/replay").st_uid,
     "home_write": attempt(lambda: write("/home/replay/probe")),
+    "root_ro": "ro" in next(f[3].split(",") for f in table if f[1] == "/"),
     "data_write": attempt(lambda: write("/workspace/data/probe")),
+    "out_write": attempt(lambda: write("/workspace/out/probe")),
     "tmp_fs": mounts.get("/tmp"),
     "tmp_write": attempt(lambda: write("/tmp/probe")),
+    "workspace_fs": mounts.get("/workspace"),
+    "workspace_write": attempt(lambda: write("/workspace/probe")),
+    "binds": {f[1]: "ro" if "ro" in f[3].split(",") else "rw" for f in table
+              if f[2] not in VIRTUAL and not f[1].startswith(("/proc", "/sys", "/dev"))},
     "pid1": open("/proc/1/comm").read().strip(),
     "threads": {k: os.environ.get(k) for k in json.loads(sys.argv[1])},
     "ifaces": sorted(n for _, n in socket.if_nameindex()),
@@ -218,21 +233,28 @@ facts = {
     "cap_eff": status["CapEff"].strip(),
     "cap_bnd": status["CapBnd"].strip(),
     "no_new_privs": status["NoNewPrivs"].strip(),
+    "pids_max": first("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"),
+    "memory_max": first("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
 }
 os.makedirs("out", exist_ok=True)
 open("out/result.txt", "w").write(json.dumps(facts))
-"""
+""".replace("VIRTUAL", repr({"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "overlay", "shm"}))
+# Files every engine lays over the root for its own purposes (names, resolver, Podman's marker, the init).
+ENGINE_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv", "/usr/sbin/docker-init",
+                "/run/podman-init", "/etc/passwd", "/etc/group"}  # the last two: Podman's keep-id user, read-only
+# The only mounts verify declares: the data (read-only), the outputs, and the image's working tree to unpack.
+DECLARED = {"/workspace/data": "ro", "/workspace/out": "rw", "/.replay-tree.tar": "ro"}
+PIDS, MEMORY = 96, 512 << 20
 
 
-def test_replayed_container_is_isolated(make_project, engine) -> None:
-    """Each property by a probe that only it can stop: a read-only root (a write to the user's own home),
-    read-only data (a write into a data folder the user may write on the host), /tmp a tmpfs, an init as
-    PID 1, the pinned thread variables, no network (a server on the host is unreachable, on 127.0.0.1
-    and on the bridge's gateway), no capabilities at all (the bounding set too), no new privileges."""
+@pytest.fixture(scope="module")
+def isolation_capsule(tmp_path_factory, engine, train_venv):
+    """The probe, captured once on Docker, with a server on this host that it must not reach: (project,
+    port, the address it tries, the connections the server accepted)."""
     import socket
     import threading
 
-    project = make_project("failing")
+    project = new_project(tmp_path_factory.mktemp("isolation"), "failing", train_venv)
     (project.root / "probe.py").write_text(ISOLATION_PROBE)
     subprocess.run(["git", "add", "probe.py"], cwd=project.root, check=True)
     os.chmod(project.root / "data", 0o777)  # on the host the container's user may write here: only the mount stops it
@@ -242,43 +264,74 @@ def test_replayed_container_is_isolated(make_project, engine) -> None:
     server.listen(8)
     port = server.getsockname()[1]
     accepted: list[object] = []
-    acceptor = threading.Thread(target=lambda: _accept_all(server, accepted), daemon=True)
-    acceptor.start()
+    threading.Thread(target=lambda: _accept_all(server, accepted), daemon=True).start()
     gateway = _host_address(engine)
-    threads = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
     try:
         # Sanity: the host's server does answer, so a refusal inside can only come from the sandbox.
         socket.create_connection((gateway, port), timeout=3).close()
-        argv = ["--", "python", "probe.py", json.dumps(threads), str(port), gateway]
+        argv = ["--", "python", "probe.py", json.dumps(THREADS), str(port), gateway]
         captured = project.replay("capture", "--name", project.name, "--base", BASE, "--data", "data",
                                   "--output", "out/result.txt", *argv)
         assert captured.code == 0, captured.stderr
-        keep = project.root / "kept"
-        result = project.replay("verify", str(project.capsule), "--keep", str(keep))
-        accepted_before = len(accepted)
+        yield project, accepted
     finally:
         server.close()
 
+
+THREADS = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
+
+
+def test_replayed_container_is_isolated(isolation_capsule, verifier) -> None:
+    """Each property by a probe that only it can stop, on Docker (as root) and on rootless Podman (as an
+    ordinary user): a read-only root (a write to the image user's own home), read-only data (a write into a
+    data folder the user may write on the host), a writable output folder, /tmp and /workspace tmpfs, no
+    mount but the declared ones, an init as PID 1, the pinned thread variables, no network (a server on the host is
+    unreachable, on 127.0.0.1 and on the bridge's gateway), no capabilities at all (the bounding set too), no
+    new privileges, the process and memory limits; a limit the engine cannot enforce is named in the report."""
+    source, accepted = isolation_capsule
+    work = verifier.folder("isolation")
+    project = work / "project"
+    shutil.copytree(source.root, project, symlinks=True)
+    capsule = project / ".replay" / source.name
+    manifest = json.loads((capsule / "replay.json").read_text())
+    verifier.hand(work, manifest["image"]["id"])
+    keep = work / "kept"
+    accepted_before = len(accepted)
+
+    result = verifier.replay(project, "verify", str(capsule), "--keep", str(keep), "--json", "--pids", str(PIDS),
+                             "--memory", str(MEMORY))
+
     assert result.code == 1, result.stderr  # the probe's output differs from the captured one, of course
+    report = result.json()
     facts = json.loads((keep / "out" / "result.txt").read_text())
-    manifest = json.loads((project.capsule / "replay.json").read_text())
     assert facts["uid"] != 0
-    if os.geteuid() == 0:  # the image's user runs the replay, and owns its home: only a read-only root stops it
+    if verifier.rootless:  # keep-id: the reviewer itself, no root, no subordinate uid
+        assert facts["uid"] == verifier.uid and facts["home_write"] in (errno.EROFS, errno.EACCES)
+    elif os.geteuid() == 0:  # the image's user runs the replay, and owns its home: only a read-only root stops it
         assert facts["home_owner"] == facts["uid"] and facts["home_write"] == errno.EROFS
-    assert facts["data_write"] == errno.EROFS
+    assert facts["root_ro"] is True
+    assert facts["data_write"] == errno.EROFS and facts["out_write"] == 0
     assert facts["tmp_fs"] == "tmpfs" and facts["tmp_write"] == 0
-    assert facts["pid1"] in ("docker-init", "tini")
-    assert facts["threads"] == {k: manifest["command"]["numerics_env"][k] for k in threads}
+    assert facts["workspace_fs"] == "tmpfs" and facts["workspace_write"] == 0  # a throw-away copy of the tree
+    assert {k: v for k, v in facts["binds"].items() if k not in ENGINE_FILES} == DECLARED, facts["binds"]
+    assert facts["pid1"] in verifier.pid1
+    assert facts["threads"] == {k: manifest["command"]["numerics_env"][k] for k in THREADS}
     assert facts["ifaces"] == ["lo"]
     assert facts["loopback_server"] == errno.ECONNREFUSED  # its own loopback, not the host's
     assert facts["gateway_server"] in (errno.ENETUNREACH, errno.EHOSTUNREACH)
-    assert accepted_before == 1  # only the sanity connection above reached the server
+    assert len(accepted) == accepted_before  # the probe never reached the host's server
     assert facts["cap_eff"] == facts["cap_bnd"] == "0000000000000000"
     assert facts["no_new_privs"] == "1"
+    if verifier.unenforced_limits:  # rootless Podman on cgroup v1: not enforced, and the report says so
+        assert {"pids", "memory"} <= set(report["run"]["unenforced"]), report["run"]
+    else:
+        assert facts["pids_max"] == str(PIDS) and facts["memory_max"] == str(MEMORY)
+        assert not report["run"].get("unenforced")
+    assert verifier.containers(f"{CAPSULE_LABEL}={source.name}") == []
     # Everything the container wrote came back to the verifier, and nothing was made world-writable.
     for path in [keep, *keep.rglob("*")]:
         st = path.lstat()
-        assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()), path
+        assert (st.st_uid, st.st_gid) == (verifier.uid, verifier.gid), path
         assert stat.S_IMODE(st.st_mode) & 0o002 == 0, path
 
 
