@@ -85,20 +85,30 @@ def _load_attack(case: Path) -> Callable[[Path, Path, Path], None] | None:
 
 
 @pytest.mark.parametrize("case_name", CASES)
-def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> None:
+def test_hostile_capsule(case_name: str, captured, verifier, tmp_path: Path) -> None:
+    """On Docker as root and on rootless Podman as an ordinary user (conftest's ``verifier``): the capsule
+    is captured once on Docker, attacked in a copy, and handed to the verifier with its image."""
     case = HOSTILE / case_name
     spec = json.loads((case / "case.json").read_text())
-    project = tmp_path / "project"
+    if verifier.rootless and spec.get("not_rootless"):
+        pytest.skip(spec["not_rootless"])
+    if verifier.unenforced_limits and spec.get("needs_limits"):
+        pytest.skip(f"rootless Podman on cgroup v1 cannot enforce {spec['needs_limits']}: the case is not run "
+                    "unbounded on a shared host (test_verify's isolation probe proves the report names it)")
+    work = verifier.folder(case_name)
+    project = work / "project"
     shutil.copytree(captured.root, project, symlinks=True)
     capsule = project / ".replay" / captured.name
-    sentinel = make_sentinel(tmp_path / "sentinel")
+    sentinel = make_sentinel(work / "sentinel")
     attack = _load_attack(case)
     if attack is not None:
         attack(capsule, project, sentinel)
+    verifier.hand(work, _image_of(captured.capsule))
+    verifier.hand(work, _image_of(capsule))  # an attack may have built another (image-volume)
     before = tree_checksum(sentinel)
-    volumes = _volumes(engine)
+    volumes = verifier.volumes()
 
-    reports = tmp_path / "reports"
+    reports = work / "reports"
 
     def fill(text: str) -> str:
         return text.format(capsule=capsule, project=project, sentinel=sentinel, reports=reports)
@@ -109,10 +119,11 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
     for args in runs:
         shutil.rmtree(reports, ignore_errors=True)
         reports.mkdir()
+        verifier.hand(reports)
         if "max_rss_mb" in spec:
-            result = _verify_measured(captured, project, [str(capsule), *args], spec, tmp_path / "rss")
+            result = _verify_measured(verifier, project, [str(capsule), *args], spec, tmp_path / "rss")
         else:
-            result = captured.replay_in(project, "verify", str(capsule), *args, timeout=spec.get("timeout", 600))
+            result = verifier.replay(project, "verify", str(capsule), *args, timeout=spec.get("timeout", 600))
 
         assert result.code == spec["exit"], f"{spec['why']}\n{result.stderr}"
         assert "Traceback" not in result.stderr, result.stderr
@@ -143,8 +154,21 @@ def test_hostile_capsule(case_name: str, captured, engine, tmp_path: Path) -> No
         assert tree_checksum(sentinel) == before, "the sentinel folder changed"
         for path in spec.get("must_not_exist", []):
             assert not os.path.lexists(fill(path)), f"{fill(path)} was created"
-        assert not engine.api.containers(all=True, filters={"label": f"{CAPSULE_LABEL}={captured.name}"})
-        assert not _volumes(engine) - volumes, "a volume was left in the engine"
+        assert not verifier.containers(f"{CAPSULE_LABEL}={captured.name}")
+        assert not verifier.volumes() - volumes, "a volume was left in the engine"
+
+
+def _image_of(capsule: Path) -> str:
+    """The image a capsule names, when its replay.json is a plain file holding one (a hostile one may not)."""
+    path = capsule / "replay.json"
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > 1 << 20:
+        return ""
+    try:
+        image = json.loads(path.read_text()).get("image") or {}
+    except (ValueError, RecursionError, AttributeError):
+        return ""
+    found = image.get("id") if isinstance(image, dict) else ""
+    return found if isinstance(found, str) and found.startswith("sha256:") else ""
 
 
 # Run in a fresh process, so RUSAGE_CHILDREN's maximum is the verifier's own peak (ru_maxrss: KiB on Linux).
@@ -156,18 +180,15 @@ sys.exit(code)
 """
 
 
-def _verify_measured(captured: Any, project: Path, args: list[str], spec: dict[str, Any], out: Path) -> Result:
-    """``replay verify`` with its peak resident memory checked against the case's ``max_rss_mb``."""
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(out), sys.executable, "-m", "replay", "verify", *args],
-                          cwd=project, env=captured.env(), capture_output=True, text=True,
-                          timeout=spec.get("timeout", 600))
+def _verify_measured(verifier: Any, project: Path, args: list[str], spec: dict[str, Any], out: Path) -> Result:
+    """``replay verify`` with its peak resident memory checked against the case's ``max_rss_mb`` (as the
+    reviewer: runuser waits for it, so its peak is among the children's)."""
+    argv, env = verifier.command("verify", *args)
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(out), *argv], cwd=project, env=env or None,
+                          capture_output=True, text=True, timeout=spec.get("timeout", 600))
     peak_mb = int(out.read_text()) / 1024
     assert peak_mb < spec["max_rss_mb"], f"the verifier peaked at {peak_mb:.0f} MB"
     return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def _volumes(engine: Any) -> set[str]:
-    return {v["Name"] for v in engine.api.volumes().get("Volumes") or []}
 
 
 def _refuse_constant(name: str) -> Any:

@@ -303,6 +303,7 @@ def test_replayed_container_is_isolated(isolation_capsule, verifier) -> None:
 
     assert result.code == 1, result.stderr  # the probe's output differs from the captured one, of course
     report = result.json()
+    assert report["hosts"]["verify"]["engine"] == ("podman (rootless)" if verifier.rootless else "docker")
     facts = json.loads((keep / "out" / "result.txt").read_text())
     assert facts["uid"] != 0
     if verifier.rootless:  # keep-id: the reviewer itself, no root, no subordinate uid
