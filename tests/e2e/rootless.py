@@ -298,6 +298,21 @@ class Verifier:
             return [c["Id"] for c in self.engine.api.containers(all=True, filters={"label": label})]
         return self.reviewer.podman("ps", "--all", "--quiet", "--filter", f"label={label}").stdout.split()
 
+    def images(self) -> set[str]:
+        """The reviewer's Podman images (on Docker, shared with other sessions, use its load events instead)."""
+        assert self.reviewer is not None
+        return set(self.reviewer.podman("images", "--all", "--quiet", "--no-trunc").stdout.split())
+
+    def trust_registry(self, registry: str) -> None:
+        """A registry on 127.0.0.1 speaks plain HTTP: the reviewer says so in its own Podman configuration
+        (Docker's engine trusts 127.0.0.0/8 already)."""
+        if self.reviewer is None:
+            return
+        conf = self.reviewer.home / ".config" / "containers"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "registries.conf").write_text(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
+        self.reviewer.give(self.reviewer.home / ".config")
+
     def volumes(self) -> set[str]:
         if self.reviewer is None:
             return {v["Name"] for v in self.engine.api.volumes().get("Volumes") or []}

@@ -1,5 +1,7 @@
 """Hostile images against the real engine: what `replay pull` (and so registry verify) reads from an image,
-what a task's image archive and a bundle may load, and what is left in the engine afterwards.
+what a task's image archive and a bundle may load, and what is left in the engine afterwards. The pulls and
+the bundles run on Docker and on rootless Podman (conftest's ``verifier``); the task archive (a batch node's
+`docker load`) and the adapter's own containers are Docker's, tested as root.
 
 Every image here is made by the test (``FROM scratch`` plus one file, a few KB) and removed by it; the victim
 tag is the test's own, on an image the test made; the registry is test_share's, started for this module.
@@ -56,7 +58,7 @@ def replay(cwd: Path, *args: str, timeout: float = 180, **env: str) -> subproces
                           text=True, timeout=timeout)
 
 
-def one_error(proc: subprocess.CompletedProcess[str]) -> str:
+def one_error(proc: Any) -> str:
     assert "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
@@ -96,20 +98,24 @@ PULLS = [
 
 
 @pytest.mark.parametrize(("files", "extra", "code", "needle"), [p[1:] for p in PULLS], ids=[p[0] for p in PULLS])
-def test_a_hostile_image_is_pulled_to_one_line_and_leaves_nothing(engine: Any, registry: str, tmp_path: Path,  # noqa: F811
+def test_a_hostile_image_is_pulled_to_one_line_and_leaves_nothing(engine: Any, registry: str, verifier: Any,  # noqa: F811
                                                                   files: dict[str, bytes], extra: str, code: int,
                                                                   needle: str) -> None:
+    """On Docker as root and on rootless Podman as an ordinary user (conftest's ``verifier``)."""
     image_id = build(engine, files, extra)
     ref = push(engine, registry, image_id)
     remove(engine, image_id)
-    before = volumes(engine)
+    verifier.trust_registry(registry)
+    work = verifier.folder("pull")
+    verifier.hand(work)
+    before = verifier.volumes()
     try:
-        proc = replay(tmp_path, "pull", ref, "-o", str(tmp_path / "out"), timeout=120)
-        assert proc.returncode == code, proc.stderr
+        proc = verifier.replay(work, "pull", ref, "-o", str(work / "out"), timeout=120)
+        assert proc.code == code, proc.stderr
         assert needle in one_error(proc)
-        assert not (tmp_path / "out").exists()
-        assert not volumes(engine) - before, "the pull left a volume"
-        assert not engine.api.containers(all=True, filters={"label": "io.replay.owner=read"})
+        assert not (work / "out").exists()
+        assert not verifier.volumes() - before, "the pull left a volume"
+        assert not verifier.containers("io.replay.owner=read")
     finally:
         remove(engine, image_id)
 
@@ -186,33 +192,41 @@ def test_a_task_file_others_can_write_is_refused(engine: Any, tmp_path: Path) ->
 # --- bundles: sizes and the signature before anything is loaded ------------------------------------------
 
 
-def test_a_bundle_image_declared_too_large_is_refused_before_a_byte_is_loaded(engine: Any, tmp_path: Path) -> None:
+def test_a_bundle_image_declared_too_large_is_refused_before_a_byte_is_loaded(engine: Any, verifier: Any) -> None:
     from tests.unit.test_bundle import make_bundle, members_of, raw_bundle
 
-    path, index = make_bundle(tmp_path)  # a capsule whose image (a fake one) this engine does not have
+    work = verifier.folder("bomb")
+    path, index = make_bundle(work)  # a capsule whose image (a fake one) this engine does not have
     members = members_of(path)
     doc = json.loads(members[0][1])
     layer = index.images[0].layers[0][7:]
     for member in doc["members"]:
         if member["raw_sha256"] == layer:
             member["raw_size"] = 1 << 50  # a 1 PiB layer, declared by a bundle of a few KB
-    bomb = raw_bundle(tmp_path / "bomb.replay", [("index.json", json.dumps(doc).encode()), *members[1:]])
+    bomb = raw_bundle(work / "bomb.replay", [("index.json", json.dumps(doc).encode()), *members[1:]])
+    verifier.hand(work)
+    images = verifier.images() if verifier.rootless else set()
     since = time.time()
 
-    proc = replay(tmp_path, "verify", str(bomb), HF_TOKEN="not-a-secret")
+    proc = verifier.replay(work, "verify", str(bomb), HF_TOKEN="not-a-secret")
 
-    assert proc.returncode == 2 and "over the 256 GiB an image may have" in one_error(proc)
-    assert not loads_during(engine, since)
+    assert proc.code == 2 and "over the 256 GiB an image may have" in one_error(proc)
+    if verifier.rootless:
+        assert verifier.images() == images
+    else:
+        assert not loads_during(engine, since)
 
 
-def test_with_allowed_signers_a_forged_bundle_is_refused_before_its_index_is_read(engine: Any, tmp_path: Path) -> None:
+def test_with_allowed_signers_a_forged_bundle_is_refused_before_its_index_is_read(verifier: Any) -> None:
     from tests.unit.test_bundle import raw_bundle
 
-    _, allowed = signing_key(tmp_path)
+    work = verifier.folder("forged")
+    _, allowed = signing_key(work)
     bomb = b"[" * 100_000 + b"]" * 100_000
-    forged = raw_bundle(tmp_path / "forged.replay", [("index.json", bomb), ("index.sig", b"-----BEGIN SSH SIGNATURE-----")])
-    proc = replay(tmp_path, "verify", str(forged), "--allowed-signers", str(allowed))
-    assert proc.returncode == 2 and "index.sig" in one_error(proc)
+    forged = raw_bundle(work / "forged.replay", [("index.json", bomb), ("index.sig", b"-----BEGIN SSH SIGNATURE-----")])
+    verifier.hand(work)
+    proc = verifier.replay(work, "verify", str(forged), "--allowed-signers", str(allowed))
+    assert proc.code == 2 and "index.sig" in one_error(proc)
 
 
 # --- the adapter: every container it creates goes with its anonymous volumes ------------------------------
