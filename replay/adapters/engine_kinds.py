@@ -4,7 +4,8 @@
   runs rootless (Podman's own info endpoint says so).
 - ``adjust_host_config``: on rootless Podman the reviewer's uid is kept as itself inside the container
   (``keep-id``), so output files belong to the reviewer, never to a subordinate uid they cannot remove; a
-  tmpfs starts empty, as on Docker (``notmpcopyup``), not as a copy of the image's folder; and a
+  tmpfs is as on Docker (empty; the user's own where lent to it); /run and /var/tmp stay unwritable under a
+  read-only root, as on Docker; and a
   guarantee the engine cannot give (CPU/memory limits on rootless cgroup v1, GPUs) is refused, never dropped.
 - ``is_link``: Docker's stat of a path in a container names a link target only for a link; Podman names the
   resolved path for every path, so there a target other than the path itself is what marks a link.
@@ -50,6 +51,9 @@ def engine_kind(api: Any) -> EngineKind:
     return EngineKind(podman=True, rootless=rootless, cgroup_version=str(api.info().get("CgroupVersion") or ""))
 
 
+# What Podman makes writable under a read-only root (besides /tmp, which replay mounts itself).
+_PODMAN_WRITABLE = ("/run", "/var/tmp")
+
 # The host config's limit keys, and how a report names each.
 _LIMITS = {"NanoCpus": "cpus", "CpusetCpus": "cpuset", "Memory": "memory", "MemorySwap": "memory",
            "PidsLimit": "pids"}
@@ -71,6 +75,12 @@ def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, A
         kept = [o for o in options.split(",") if not o.startswith(("uid=", "gid=", "mode="))]
         lent = any(o.startswith("uid=") for o in options.split(","))
         host_config["Tmpfs"][target] = ",".join([*kept, "mode=0755,U" if lent else "mode=1777", "notmpcopyup"])
+    if host_config.get("ReadonlyRootfs"):
+        # Under a read-only root Podman mounts writable tmpfs at /run and /var/tmp (its read_only_tmpfs), where
+        # Docker's stay read-only: each gets an empty, read-only one instead (a mode would not hold: Podman
+        # gives a tmpfs the mode of the image's folder beneath it, 1777 for /var/tmp).
+        for target in _PODMAN_WRITABLE:
+            host_config.setdefault("Tmpfs", {}).setdefault(target, "ro,noexec,nosuid,nodev,size=1048576,notmpcopyup")
     if kind.rootless:
         # docker-py refuses any UsernsMode but "host", so the key is set on its finished dict.
         host_config["UsernsMode"] = "keep-id"

@@ -217,6 +217,9 @@ facts = {
     "home_owner": os.stat("/home/replay").st_uid,
     "home_write": attempt(lambda: write("/home/replay/probe")),
     "root_ro": "ro" in next(f[3].split(",") for f in table if f[1] == "/"),
+    "run_write": attempt(lambda: write("/run/probe")),
+    "var_tmp_write": attempt(lambda: write("/var/tmp/probe")),
+    "run_lock_write": attempt(lambda: write("/run/lock/probe")),
     "data_write": attempt(lambda: write("/workspace/data/probe")),
     "out_write": attempt(lambda: write("/workspace/out/probe")),
     "tmp_fs": mounts.get("/tmp"),
@@ -311,6 +314,8 @@ def test_replayed_container_is_isolated(isolation_capsule, verifier) -> None:
     elif os.geteuid() == 0:  # the image's user runs the replay, and owns its home: only a read-only root stops it
         assert facts["home_owner"] == facts["uid"] and facts["home_write"] == errno.EROFS
     assert facts["root_ro"] is True
+    for name in ("run_write", "var_tmp_write", "run_lock_write"):  # Podman's writable tmpfs there are not
+        assert facts[name] in (errno.EROFS, errno.EACCES, errno.ENOENT), (name, facts[name])
     assert facts["data_write"] == errno.EROFS and facts["out_write"] == 0
     assert facts["tmp_fs"] == "tmpfs" and facts["tmp_write"] == 0
     assert facts["workspace_fs"] == "tmpfs" and facts["workspace_write"] == 0  # a throw-away copy of the tree

@@ -43,7 +43,7 @@ def test_limits_rootless_cgroup_v1_cannot_enforce_are_named_for_the_report() -> 
     config: dict[str, object] = {**LIMITED, "ReadonlyRootfs": True}
     unenforced = adjust_host_config(ROOTLESS_V1, spec(), config)
     assert unenforced == ["cpus", "cpuset", "memory", "pids"]
-    assert config == {"ReadonlyRootfs": True, "UsernsMode": "keep-id"}
+    assert config == {"ReadonlyRootfs": True, "UsernsMode": "keep-id", "Tmpfs": UNWRITABLE}
     assert adjust_host_config(ROOTLESS_V1, spec(), {"ReadonlyRootfs": True}) == []  # none asked: none missing
 
 
@@ -58,6 +58,22 @@ def test_a_podman_tmpfs_is_mounted_as_dockers_empty_and_one_lent_to_the_user_is_
     docker: dict[str, object] = {"Tmpfs": dict(tmpfs)}
     adjust_host_config(DOCKER, spec(), docker)
     assert docker == {"Tmpfs": tmpfs}  # Docker mounts a tmpfs empty and takes uid=/gid= as they are
+
+
+UNWRITABLE = {t: "ro,noexec,nosuid,nodev,size=1048576,notmpcopyup" for t in ("/run", "/var/tmp")}
+
+
+def test_under_a_read_only_root_podmans_writable_run_and_var_tmp_become_roots_own() -> None:
+    for kind in (ROOTFUL, ROOTLESS_V2):
+        config: dict[str, object] = {"ReadonlyRootfs": True}
+        adjust_host_config(kind, spec(), config)
+        assert config["Tmpfs"] == UNWRITABLE
+        writable: dict[str, object] = {"ReadonlyRootfs": False}
+        adjust_host_config(kind, spec(), writable)
+        assert "Tmpfs" not in writable  # a writable root (capture's own runs) is left as it is
+    docker: dict[str, object] = {"ReadonlyRootfs": True}
+    adjust_host_config(DOCKER, spec(), docker)
+    assert docker == {"ReadonlyRootfs": True}
 
 
 def test_gpus_on_podman_are_refused() -> None:
