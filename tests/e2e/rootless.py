@@ -96,7 +96,11 @@ def remove(reviewer: Reviewer) -> None:
         pid = int((reviewer.runtime / "libpod" / "tmp" / "pause.pid").read_text().strip())
         if pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name == reviewer.name:
             os.kill(pid, signal.SIGKILL)
-    subprocess.run(["userdel", "--remove", reviewer.name], capture_output=True)
+    for _ in range(20):  # the service's processes in the user's namespace may take a moment to end
+        gone = subprocess.run(["userdel", "--remove", reviewer.name], capture_output=True, text=True)
+        if gone.returncode == 0 or "currently used by process" not in gone.stderr:
+            break
+        time.sleep(0.5)
     shutil.rmtree(reviewer.home, ignore_errors=True)
     shutil.rmtree(reviewer.runtime, ignore_errors=True)
 
