@@ -67,10 +67,10 @@ def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, A
     if spec.limits.gpus:
         raise EnvironmentProblem("replay does not pass GPUs to Podman", "verify with --engine docker, or without --gpus")
     unenforced: list[str] = []
-    # A tmpfs as Docker mounts one: empty (Podman copies the image's folder in unless ``notmpcopyup``), and
-    # not with the mode of the image's folder beneath it (root's 0755, where Podman takes it from). Podman
-    # refuses the kernel's uid=/gid= options: a tmpfs lent to the container's user is chowned to that user by
-    # Podman's ``U`` instead (0755, as the options asked); any other gets Docker's mode, 1777.
+    # A tmpfs as Docker mounts one: empty (Podman copies the image's folder in unless ``notmpcopyup``). Podman
+    # refuses the kernel's uid=/gid= options, and gives a tmpfs the owner and mode of the image's folder
+    # beneath it whatever ``mode=`` says (root's 0755 for a working tree): a tmpfs lent to the container's
+    # user is chowned to that user by Podman's ``U`` instead; any other asks for Docker's mode, 1777.
     for target, options in list((host_config.get("Tmpfs") or {}).items()):
         kept = [o for o in options.split(",") if not o.startswith(("uid=", "gid=", "mode="))]
         lent = any(o.startswith("uid=") for o in options.split(","))
