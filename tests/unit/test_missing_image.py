@@ -12,8 +12,22 @@ DIGEST = "127.0.0.1:5000/team/digits@sha256:" + "a" * 64
 
 
 class Empty:  # an engine that holds no image
+    def __init__(self, kind: str = "docker") -> None:
+        self.kind = kind
+
+    def name(self) -> str:
+        return self.kind
+
     def image(self, ref: str) -> None:
         return None
+
+
+@pytest.mark.parametrize(("kind", "where"), [("docker", "this Docker engine"),
+                                             ("podman (rootless)", "this engine (podman (rootless))")])
+def test_the_missing_image_names_the_engine_that_lacks_it(kind: str, where: str) -> None:
+    with pytest.raises(ImageProblem) as caught:
+        check_image(Empty(kind), full_manifest())  # type: ignore[arg-type]
+    assert f"is not in {where}" in caught.value.one_line()
 
 
 def test_a_pushed_capsule_names_its_recorded_digest() -> None:

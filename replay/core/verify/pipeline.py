@@ -222,7 +222,8 @@ def check_image(engine: Engine, m: Manifest) -> None:
     """The image, by ID; a tag that now names another image is refused."""
     image = engine.image(m.image.id)
     if image is None:
-        raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this Docker engine", _image_way_out(m))
+        where = "Docker engine" if engine.name() == "docker" else f"engine ({engine.name()})"
+        raise ImageProblem(f"image {m.image.id[:19]} ({m.image.tag}) is not in this {where}", _image_way_out(m))
     if image.volumes:  # an anonymous volume is writable host disk beside the read-only root, kept after the run
         raise BadInput(f"image {m.image.id[:19]} declares VOLUME {', '.join(image.volumes)[:200]}: a replay could "
                        "write outside its output folder there", "do not trust this capsule's image; `replay "
