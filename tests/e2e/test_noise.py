@@ -65,13 +65,19 @@ def test_timings_only_log_is_diagnosed_as_timings_and_equivalent_under_a_numeric
     assert strict.code == 1, strict.stderr
     report = strict.json()
     log = next(o for o in report["outputs"] if o["path"] == "out/stdout.txt")
-    assert log["status"] == "differs" and log["explanation"]["numeric"]["classes"] == {"timing": 5}
+    # Which of the 5 timings differ is up to the clock (printed to the nanosecond, two equal ones are a
+    # coincidence, not a rule): what matters is that every line that differs is a timing.
+    classes = log["explanation"]["numeric"]["classes"]
+    assert log["status"] == "differs" and set(classes) == {"timing"} and 1 <= classes["timing"] <= 5
     likely = [d for d in report["diagnosis"] if d["likely"]]
-    assert any(d["kind"] == "noise" and "only timing-like numbers differ in out/stdout.txt (5 lines)" in d["message"]
-               for d in likely)
+    lines = f"{classes['timing']} line{'s' * (classes['timing'] != 1)}"
+    assert any(d["kind"] == "noise" and f"only timing-like numbers differ in out/stdout.txt ({lines})" in d["message"]
+               for d in likely), likely
     assert not any(d["kind"] == "seed" for d in likely)  # no seed, but a seed would not change a timing
 
-    lenient = project.replay("verify", str(project.capsule), "--json", "--tolerance", "out/stdout.txt=rel:1")
+    # A 50 ms sleep timed on a loaded machine may take several times as long: the tolerance is wide enough that
+    # only a timing, never the sums, can fall within it.
+    lenient = project.replay("verify", str(project.capsule), "--json", "--tolerance", "out/stdout.txt=rel:1000")
 
     assert lenient.code == 0, lenient.stderr
     report = lenient.json()
@@ -79,7 +85,8 @@ def test_timings_only_log_is_diagnosed_as_timings_and_equivalent_under_a_numeric
     log = next(o for o in report["outputs"] if o["path"] == "out/stdout.txt")
     assert log["status"] == "within_tolerance"
     numeric = log["explanation"]["numeric"]
-    assert numeric["numbers_moved"] == 5 and numeric["structure_equal"] is True and 0 < numeric["max_rel_move"] < 1
+    assert 1 <= numeric["numbers_moved"] <= 5 and numeric["structure_equal"] is True
+    assert 0 < numeric["max_rel_move"] < 1000
 
 
 def test_capture_runs_records_what_varied_and_verify_calls_it_noise(make_project) -> None:

@@ -10,6 +10,6 @@ with open("out/stdout.txt", "w") as log:
         started = time.perf_counter()
         time.sleep(0.05)
         total += step * step
-        log.write(f"step {step}: sum of squares {total} in {time.perf_counter() - started:.6f} sec\n")
+        log.write(f"step {step}: sum of squares {total} in {time.perf_counter() - started:.9f} sec\n")
     log.write("done\n")
 Path("out/result.txt").write_text(f"{total}\n")
