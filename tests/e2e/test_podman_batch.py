@@ -12,7 +12,6 @@ user's work folder the user's own, removable by the user.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -35,11 +34,7 @@ CGROUP_V1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
 
 @pytest.fixture(scope="module")
 def reviewer() -> Iterator[rootless.Reviewer]:
-    if os.geteuid() != 0 or not shutil.which("podman") or not shutil.which("newuidmap"):
-        message = "the rootless Podman tests run as root with podman and uidmap installed (`make podman`)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    rootless.require()
     with rootless.reviewer_user() as user:
         yield user
     assert rootless.gone(user), f"user {user.name} is still in /etc/passwd"

@@ -31,11 +31,7 @@ pytestmark = pytest.mark.podman
 
 @pytest.fixture(scope="module")
 def reviewer() -> Iterator[rootless.Reviewer]:
-    if os.geteuid() != 0 or not shutil.which("podman") or not shutil.which("newuidmap"):
-        message = "the rootless Podman tests run as root with podman and uidmap installed (`make podman`)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    rootless.require()
     with rootless.reviewer_user() as user:
         yield user
     assert rootless.gone(user), f"user {user.name} is still in /etc/passwd"
