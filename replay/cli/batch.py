@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from replay.core.events import NullReporter
+
 if TYPE_CHECKING:
     from replay.core.batch.plan import Plan
     from replay.core.batch.report import BatchReport
@@ -117,7 +119,7 @@ def _render_plan(plan: Plan) -> None:
                  f"sets to check, {counts['experiments']} replays to run, {plan.jobs} at a time")
 
 
-class _LiveTable:
+class _LiveTable(NullReporter):
     """One row per experiment on stderr (queued, checking, running on NODE with elapsed time, verdicts; the
     backend's state and words for a task it ended, e.g. Slurm's TIMEOUT), and a summary line with the rate."""
 
@@ -155,15 +157,6 @@ class _LiveTable:
 
     def stage(self, name: str) -> None:
         self._bytes = None
-
-    def status(self, task: str, detail: str) -> None:
-        pass
-
-    def log(self, line: str, source: str = "tool") -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        pass
 
     def _table(self) -> Any:
         from rich.table import Table
