@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from replay.core.batch.plan import short_id
 from replay.core.batch.report import BatchReport, CapsuleLine, Outcome
 from replay.core.verify.diagnose import UNKNOWN, host_facts, host_table
 from replay.core.verify.report import VerifyReport
@@ -89,11 +90,6 @@ class MachinesView:
     differs: list[bool]  # per field: the columns disagree (an unknown value never counts)
 
 
-def short(digest: str | None, n: int = 12) -> str:
-    """A digest as the terminal prints it (``replay.ui.short``): 12 hex characters, no algorithm."""
-    return digest.split(":")[-1][:n] if digest else "-"
-
-
 def details(report: BatchReport, styles: dict[Outcome, str]) -> list[DetailView]:
     """One view per capsule that is not identical, in the report's order."""
     return [_detail(line, styles[line.outcome]) for line in report.capsules if line.outcome is not Outcome.IDENTICAL]
@@ -127,7 +123,7 @@ def _detail(line: CapsuleLine, style: str) -> DetailView:
     r = line.report
     view = DetailView(neutral(r.capsule if r is not None and r.capsule else line.name), line.outcome.value,
                       line.outcome.label, style, "-" if line.exit_code is None else str(line.exit_code),
-                      short(line.image_id), when(line.captured), _text(_summary(line)))
+                      short_id(line.image_id), when(line.captured), _text(_summary(line)))
     if r is None:
         return view
     if line.outcome is Outcome.COMMAND_FAILED and r.run is not None and r.run.log_tail:

@@ -168,7 +168,7 @@ def make_plan(capsules: list[PlannedCapsule], cwd: Path, cli_data_map: dict[str,
         m = c.manifest
         assert m is not None
         c.data_map = {**c.data_map, **scoped_data_map(m, cli_data_map)}
-        image = _join(images, environment_key(m), "I", c.index, _short(environment_key(m)))
+        image = _join(images, environment_key(m), "I", c.index, short_id(environment_key(m)))
         data = _join(data_sets, data_key(m, c.data_map, cwd), "D", c.index, ", ".join(m.data.roots) or "(no data)")
         key = (experiment_key(m), data.key)
         experiment = _join(experiments, key, "E", c.index, shlex.join(m.command.argv))
@@ -189,5 +189,6 @@ def _join(groups: dict[Any, Group], key: Any, prefix: str, index: int, label: st
     return group
 
 
-def _short(image_id: str) -> str:
+def short_id(image_id: str) -> str:
+    """An image ID as the terminal prints it (``replay.ui.short``): 12 hex characters; "-" when none."""
     return image_id.split(":")[-1][:12] if image_id else "-"
