@@ -282,13 +282,11 @@ def _render_investigation(found: dict[str, object]) -> None:
     from rich.markup import escape
 
     from replay import ui
+    from replay.core.verify.investigate import experiment_lines
 
     ui.out.print(f"[bold]investigation[/] ({found.get('extra_replays')} extra replays, {found.get('seconds')} s)")
-    for exp in found.get("experiments") or []:  # type: ignore[attr-defined]
-        outcome = "failed: " + str(exp.get("error")) if exp.get("agree") is None else \
-            "agreed" if exp.get("agree") else f"differed in {', '.join(str(m['name']) for m in exp.get('moved', []))}"
-        ui.out.print(f"  {escape(', '.join(exp.get('runs', [])))}: changed {escape(str(exp.get('changed')))}: "
-                     f"{escape(outcome)}", soft_wrap=True)
+    for line in experiment_lines(found):
+        ui.out.print(f"  {escape(line)}", soft_wrap=True)
 
 
 def _render_data_problems(problems: list[dict[str, object]]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from replay.core.batch.plan import short_id
 from replay.core.batch.report import BatchReport, CapsuleLine, Outcome
 from replay.core.verify.diagnose import UNKNOWN, host_facts, host_table
+from replay.core.verify.investigate import experiment_lines
 from replay.core.verify.report import VerifyReport
 from replay.manifest import HostInfo
 from replay.textsafe import neutral
@@ -185,19 +186,9 @@ def _investigation(found: dict[str, Any] | None) -> list[str]:
     if not found:
         return []
     cause = "confirmed" if found.get("confirmed") else "suspected"
-    lines = [f"cause {cause}: {found.get('cause')} ({found.get('extra_replays')} extra replays, "
-             f"{found.get('seconds')} s)"]
-    for exp in found.get("experiments") or []:
-        if not isinstance(exp, dict):
-            continue
-        if exp.get("agree") is None:
-            outcome = f"failed: {exp.get('error')}"
-        elif exp.get("agree"):
-            outcome = "agreed"
-        else:
-            outcome = "differed in " + ", ".join(str(m.get("name")) for m in exp.get("moved") or [] if isinstance(m, dict))
-        lines.append(f"{', '.join(str(x) for x in exp.get('runs') or [])}: changed {exp.get('changed')}: {outcome}")
-    return [_text(line) for line in lines]
+    head = (f"cause {cause}: {found.get('cause')} ({found.get('extra_replays')} extra replays, "
+            f"{found.get('seconds')} s)")
+    return [_text(line) for line in (head, *experiment_lines(found))]
 
 
 def _text(text: str) -> str:

@@ -105,6 +105,24 @@ class Investigation:
         return self
 
 
+def experiment_lines(found: dict[str, Any]) -> list[str]:
+    """Each experiment of a written investigation (``Investigation.to_dict``) as one line: "runs: changed
+    WHAT: agreed | differed in NAMES | failed: ERROR". The document may come from a node: read defensively."""
+    lines = []
+    for exp in found.get("experiments") or []:
+        if not isinstance(exp, dict):
+            continue
+        if exp.get("agree") is None:
+            outcome = f"failed: {exp.get('error')}"
+        elif exp.get("agree"):
+            outcome = "agreed"
+        else:
+            outcome = "differed in " + ", ".join(str(m.get("name")) for m in exp.get("moved") or []
+                                                 if isinstance(m, dict))
+        lines.append(f"{', '.join(str(x) for x in exp.get('runs') or [])}: changed {exp.get('changed')}: {outcome}")
+    return lines
+
+
 def check_budget(budget: int) -> int:
     if not 0 <= budget <= MAX_BUDGET:
         raise BadInput(f"--investigate-runs {budget} is out of range", f"pass 0 to {MAX_BUDGET} extra replays")
