@@ -54,8 +54,7 @@ def _root(
     if engine is not None:
         from replay import factory
 
-        factory.chosen_engine = engine
-        os.environ["REPLAY_ENGINE"] = engine  # a Slurm batch's tasks (sbatch exports it) use the same engine
+        factory.chosen_engine = engine  # a Slurm batch's tasks carry it to their nodes (replay.task version 2)
 
 
 def _register() -> None:
