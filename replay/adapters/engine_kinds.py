@@ -72,8 +72,9 @@ def adjust_host_config(kind: EngineKind, spec: RunSpec, host_config: dict[str, A
     # beneath it whatever ``mode=`` says (root's 0755 for a working tree): a tmpfs lent to the container's
     # user is chowned to that user by Podman's ``U`` instead; any other asks for Docker's mode, 1777.
     for target, options in list((host_config.get("Tmpfs") or {}).items()):
-        kept = [o for o in options.split(",") if not o.startswith(("uid=", "gid=", "mode="))]
-        lent = any(o.startswith("uid=") for o in options.split(","))
+        parts = options.split(",")
+        kept = [o for o in parts if not o.startswith(("uid=", "gid=", "mode="))]
+        lent = any(o.startswith("uid=") for o in parts)
         host_config["Tmpfs"][target] = ",".join([*kept, "mode=0755,U" if lent else "mode=1777", "notmpcopyup"])
     if host_config.get("ReadonlyRootfs"):
         # Under a read-only root Podman mounts writable tmpfs at /run and /var/tmp (its read_only_tmpfs), where
