@@ -25,6 +25,8 @@ from rich.progress import (
 from rich.text import Text
 
 from replay import jsonio
+from replay.display import number as number  # how every view writes a metric
+from replay.display import short as short  # and a digest
 from replay.textsafe import neutral
 
 
@@ -124,12 +126,6 @@ def error_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def warn(line: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
-
-
-def short(digest: str | None, n: int = 12) -> str:
-    if not digest:
-        return "-"
-    return digest.split(":")[-1][:n]
 
 
 def count(n: int, noun: str) -> str:

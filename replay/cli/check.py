@@ -104,8 +104,8 @@ def render(result: CheckReport) -> None:
                           justify="right" if col in ("min", "max", "largest diff") else "left")
         for x in result.metrics:
             hint = f"{ui.escape(x.suggestion.argument)} (suggested)" if x.suggestion else ""
-            mt.add_row(ui.escape(x.name), f"[{colour.get(x.status, 'white')}]{x.status}[/]", _num(x.min), _num(x.max),
-                       _num(x.largest_diff), hint)
+            mt.add_row(ui.escape(x.name), f"[{colour.get(x.status, 'white')}]{x.status}[/]", ui.number(x.min),
+                       ui.number(x.max), ui.number(x.largest_diff), hint)
         out.print(mt)
     for v in result.variations:
         if v.error:
@@ -123,6 +123,3 @@ def render(result: CheckReport) -> None:
         out.print("[dim]suggestions would make these runs verify; they are not a diagnosis[/]")
     out.print("[dim]" + "  ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()) + "[/]")
 
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"

@@ -246,7 +246,8 @@ def render(result: VerifyReport) -> None:
             )
         for r in result.metrics:
             st = status_style.get(r.status, "white")
-            mt.add_row(escape(r.name), _num(r.reference), _num(r.replayed), _num(r.abs_diff), _num(r.rel_diff),
+            mt.add_row(escape(r.name), ui.number(r.reference), ui.number(r.replayed), ui.number(r.abs_diff),
+                       ui.number(r.rel_diff),
                        escape(r.tolerance),
                        f"[{st}]{r.status}[/]")
         out.print(mt)
@@ -304,8 +305,3 @@ def _render_data_problems(problems: list[dict[str, object]]) -> None:
         table.add_row(escape(str(p.get("path"))), str(p.get("problem")), expected, found)
     ui.err.print(table)
 
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.6g}"

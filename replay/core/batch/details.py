@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from replay.core.batch.plan import short_id
 from replay.core.batch.report import BatchReport, CapsuleLine, Outcome
 from replay.core.verify.diagnose import UNKNOWN, host_facts, host_table
 from replay.core.verify.investigate import experiment_lines
 from replay.core.verify.report import VerifyReport
+from replay.display import number, short
 from replay.manifest import HostInfo
 from replay.textsafe import neutral
 
@@ -124,7 +124,7 @@ def _detail(line: CapsuleLine, style: str) -> DetailView:
     r = line.report
     view = DetailView(neutral(r.capsule if r is not None and r.capsule else line.name), line.outcome.value,
                       line.outcome.label, style, "-" if line.exit_code is None else str(line.exit_code),
-                      short_id(line.image_id), when(line.captured), _text(_summary(line)))
+                      short(line.image_id), when(line.captured), _text(_summary(line)))
     if r is None:
         return view
     if line.outcome is Outcome.COMMAND_FAILED and r.run is not None and r.run.log_tail:
@@ -132,7 +132,7 @@ def _detail(line: CapsuleLine, style: str) -> DetailView:
     view.outputs = [OutputView(neutral(o.path), o.status.value + (" (ignored)" if o.ignored else ""),
                                _text(o.explanation.summary() if o.explanation else ""))
                     for o in r.outputs if o.status != "identical"]
-    view.metrics = [MetricView(neutral(m.name), _num(m.reference), _num(m.replayed), _num(m.abs_diff),
+    view.metrics = [MetricView(neutral(m.name), number(m.reference), number(m.replayed), number(m.abs_diff),
                                neutral(m.tolerance), m.status.value)
                     for m in r.metrics if m.status != "identical"]
     seen: set[tuple[str, str]] = set()
@@ -196,8 +196,3 @@ def _text(text: str) -> str:
     shows them as they are, in a pre-wrapped block)."""
     return neutral(text, keep_newlines=True)
 
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.6g}"

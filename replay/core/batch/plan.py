@@ -26,6 +26,7 @@ from replay.core import layout
 from replay.core.batch.task import experiment_key
 from replay.core.limits import usable_cores
 from replay.core.ports import ImageSource
+from replay.display import short
 from replay.errors import BadInput, ReplayError
 from replay.manifest import Manifest
 from replay.manifest_rules import THREAD_VARS
@@ -168,7 +169,7 @@ def make_plan(capsules: list[PlannedCapsule], cwd: Path, cli_data_map: dict[str,
         m = c.manifest
         assert m is not None
         c.data_map = {**c.data_map, **scoped_data_map(m, cli_data_map)}
-        image = _join(images, environment_key(m), "I", c.index, short_id(environment_key(m)))
+        image = _join(images, environment_key(m), "I", c.index, short(environment_key(m)))
         data = _join(data_sets, data_key(m, c.data_map, cwd), "D", c.index, ", ".join(m.data.roots) or "(no data)")
         key = (experiment_key(m), data.key)
         experiment = _join(experiments, key, "E", c.index, shlex.join(m.command.argv))
@@ -188,7 +189,3 @@ def _join(groups: dict[Any, Group], key: Any, prefix: str, index: int, label: st
     group.members.append(index)
     return group
 
-
-def short_id(image_id: str) -> str:
-    """An image ID as the terminal prints it (``replay.ui.short``): 12 hex characters; "-" when none."""
-    return image_id.split(":")[-1][:12] if image_id else "-"

@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from replay.core.batch.details import DetailView, MachinesView, details, machines, when
-from replay.core.batch.plan import short_id
 from replay.core.batch.report import OUTCOMES, BatchReport, CapsuleLine, Outcome
 from replay.core.verify.report import junit_suite
+from replay.display import short
 from replay.textsafe import md_code, md_text, neutral, xml_text
 
 # Colours shared by the HTML page (and named after rich's, which the CLI uses).
@@ -90,7 +90,7 @@ def view(report: BatchReport) -> View:
     counts = [CountView(o.value, o.label, report.counts[o], report.percent(o), STYLE[o]) for o in OUTCOMES]
     # Capsule strings neutralized once here (control characters shown escaped), for the page and the Markdown.
     rows = [RowView(neutral(_name(c)), c.outcome.value, c.outcome.label, STYLE[c.outcome],
-                    "-" if c.exit_code is None else str(c.exit_code), neutral(c.experiment), short_id(c.image_id),
+                    "-" if c.exit_code is None else str(c.exit_code), neutral(c.experiment), short(c.image_id),
                     neutral(c.data), neutral(c.commit), neutral(c.explanation), OUTCOMES.index(c.outcome),
                     neutral(c.node), neutral(c.image)) for c in report.capsules]
     groups = [GroupView(kind, g.id, neutral(g.label), g.total, g.reproduced, f"{100 * g.rate:.0f}%",

@@ -56,6 +56,7 @@ from replay import __version__, jsonio
 from replay.core.verify.compare import MetricResult, MetricStatus, OutputResult, OutputStatus, Verdict
 from replay.core.verify.diagnose import Finding
 from replay.core.verify.explanation import from_dict as explanation_from_dict
+from replay.display import number, short
 from replay.errors import ManifestError
 from replay.manifest import HostInfo
 from replay.textsafe import md_code, md_text, xml_text
@@ -460,8 +461,8 @@ def _few(names: list[str], limit: int = 10) -> str:
 
 
 def _hash(sha: str | None) -> str:
-    return f"`{sha.removeprefix('sha256:')[:12]}`" if sha else "-"
+    return f"`{short(sha)}`" if sha else "-"
 
 
 def _num(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, (int, float)) else "-" if value is None else md_text(str(value))
+    return number(value) if value is None or isinstance(value, (int, float)) else md_text(str(value))
